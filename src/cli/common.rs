@@ -1,0 +1,50 @@
+//! Flags shared by several commands.
+
+use crate::engine::SamplingParams;
+
+/// Which model to run.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ModelArgs {
+    /// A model directory (Hugging Face layout) or a hub id such as bigscience/bloom-560m.
+    /// Default: the embedded tiny-bloom-gsm8k.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Compute dtype: f32 (default on CPU), f16 or bf16.
+    #[arg(long)]
+    pub dtype: Option<String>,
+}
+
+/// How to sample.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Number of reasoning paths sampled from the prompt in one batch.
+    #[arg(long, default_value_t = 1)]
+    pub paths: usize,
+    /// Maximum generated tokens per path.
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 means greedy.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f64,
+    /// Keep only the k most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Nucleus sampling: keep the most likely tokens up to this total probability.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Random seed (path i uses a stream derived from the seed and i).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+            max_new_tokens: self.max_new_tokens,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! cotscope: a terminal workbench for designing chain-of-thought prompts on local BLOOM models.
+//!
+//! Data flows one way: the `model` module runs BLOOM on candle; the `engine` module turns a prompt and
+//! sampling parameters into token events (the one seam every front end uses); the `lab` module reads
+//! what came out (answers, failures, votes); `tui` and `cli` are the front ends.
+
+pub mod cli;
+pub mod engine;
+pub mod fsutil;
+pub mod lab;
+pub mod model;
+pub mod tui;
