@@ -23,6 +23,7 @@ fn load_err(dir: &Path) -> String {
         Ok(_) => panic!("loading {} should fail", dir.display()),
         Err(e) => e.to_string(),
     };
+    eprintln!("error: {e}");
     assert!(!e.contains('\n'), "error is one line: {e}");
     e
 }
