@@ -42,6 +42,9 @@ pub struct DecodeRun {
     /// Tokens of all paths together per second.
     pub decode_tok_s: f64,
     pub step_ms: f64,
+    /// CPU seconds used per wall second while decoding: about the thread count when the cores were
+    /// ours, less when other processes competed for them (then the figures understate the engine).
+    pub decode_cpu_util: Option<f64>,
     /// Steps per second against the bandwidth bound on steps per second (filled in by the caller).
     pub fraction_of_bound: Option<f64>,
 }
@@ -56,17 +59,20 @@ pub fn run_decode(m: &mut dyn DecoderModel, prompt: &[u32], new_tokens: usize, p
         m.fork(paths)?;
     }
     let mut next = vec![first; paths];
+    let cpu0 = cpu_seconds();
     let t1 = Instant::now();
     for _ in 0..new_tokens {
         let rows = m.step(&next)?;
         next = rows.iter().map(|r| argmax(r)).collect();
     }
     let decode_s = t1.elapsed().as_secs_f64().max(1e-9);
+    let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| (b - a) / decode_s);
     Ok(DecodeRun {
         paths,
         prefill_s,
         decode_tok_s: (paths * new_tokens) as f64 / decode_s,
         step_ms: 1e3 * decode_s / new_tokens.max(1) as f64,
+        decode_cpu_util: cpu,
         fraction_of_bound: None,
     })
 }
@@ -103,6 +109,16 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// The process's current resident set (`VmRSS`), in bytes.
 pub fn rss_bytes() -> Option<u64> {
     proc_status_kib("VmRSS:").map(|k| k * 1024)
+}
+
+/// User plus system CPU time of this process so far (`/proc/self/stat`, clock ticks of 1/100 s).
+pub fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn proc_status_kib(key: &str) -> Option<u64> {

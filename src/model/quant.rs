@@ -9,7 +9,7 @@
 use std::fmt;
 
 use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ8_0, GgmlType, QK8_0, QK_K};
-use candle_core::{DType, Result, Tensor};
+use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 
 /// A block format for `--quantize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +85,16 @@ impl QMatrix {
             return Ok(None);
         };
         let w = w.to_dtype(DType::F32)?.contiguous()?;
-        let data = w.flatten_all()?.to_vec1::<f32>()?;
+        // Quantize straight from the tensor's storage: a `to_vec1` copy of a 250880×4096 embedding
+        // would be 4 GB more at the peak of a bloom-7b1 load.
+        let (storage, layout) = w.storage_and_layout();
+        let data = match &*storage {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[layout.start_offset()..layout.start_offset() + rows * cols],
+            _ => candle_core::bail!("quantize: expected f32 weights on the CPU"),
+        };
         let blocks = match kind {
-            QuantKind::Q8_0 => Blocks::Q8_0(quantize_rows::<BlockQ8_0>(&data, cols)),
-            QuantKind::Q4K => Blocks::Q4K(quantize_rows::<BlockQ4K>(&data, cols)),
+            QuantKind::Q8_0 => Blocks::Q8_0(quantize_rows::<BlockQ8_0>(data, cols)),
+            QuantKind::Q4K => Blocks::Q4K(quantize_rows::<BlockQ4K>(data, cols)),
         };
         Ok(Some(Self { rows, cols, blocks }))
     }
