@@ -265,3 +265,261 @@ impl Engine for LocalEngine {
         Ok(stats)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::{fake_info, FakeModel};
+    use crate::engine::SamplingParams;
+
+    fn tokenizer() -> Tokenizer {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bloom/tokenizer.json");
+        Tokenizer::from_file(path).unwrap()
+    }
+
+    const EOS: u32 = 2;
+
+    fn request(prompt: &str, paths: usize, temperature: f64, max_new_tokens: usize) -> GenerateRequest {
+        GenerateRequest {
+            prompt: prompt.into(),
+            paths,
+            sampling: SamplingParams { temperature, top_k: None, top_p: None, seed: 7, max_new_tokens },
+            stop: vec![],
+        }
+    }
+
+    fn run(engine: &LocalEngine, req: &GenerateRequest) -> Vec<EngineEvent> {
+        let mut events = Vec::new();
+        engine.generate(req, &CancelFlag::new(), &mut |e| events.push(e)).unwrap();
+        events
+    }
+
+    fn done(events: &[EngineEvent]) -> Vec<PathResult> {
+        let mut out: Vec<PathResult> = events
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::Done(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        out.sort_by_key(|r| r.path);
+        out
+    }
+
+    fn token_texts(events: &[EngineEvent], path: usize) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::Token { path: p, text, .. } if *p == path => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The hash-logits fake: no end token, so every path runs to max tokens.
+    fn hash_engine() -> (LocalEngine, std::sync::Arc<std::sync::Mutex<crate::engine::fake::FakeCalls>>) {
+        let tok = tokenizer();
+        let model = FakeModel::new(tok.get_vocab_size(true));
+        let calls = model.calls();
+        (LocalEngine::new(Box::new(model), tok, None, fake_info(4096)), calls)
+    }
+
+    #[test]
+    fn events_come_in_contract_order_and_add_up() {
+        let (engine, _) = hash_engine();
+        let events = run(&engine, &request("Q: 2 + 2?\nA:", 3, 0.9, 12));
+        assert!(matches!(events[0], EngineEvent::Prefilled { prompt_tokens, .. } if prompt_tokens > 0));
+        let EngineEvent::Stats(stats) = events.last().unwrap() else { panic!("stats must come last") };
+        let results = done(&events);
+        assert_eq!(results.iter().map(|r| r.path).collect::<Vec<_>>(), vec![0, 1, 2]);
+        for r in &results {
+            assert_eq!(r.token_ids.len(), 12);
+            assert_eq!(r.stop_reason, StopReason::MaxTokens);
+            assert_eq!(token_texts(&events, r.path).concat(), r.text);
+            assert_eq!(r.text, crate::engine::text_stream::decode(engine.tokenizer(), &r.token_ids).unwrap());
+            // A path's Done comes after all its tokens.
+            let done_at = events.iter().position(|e| matches!(e, EngineEvent::Done(d) if d.path == r.path));
+            let last_tok = events.iter().rposition(|e| matches!(e, EngineEvent::Token { path, .. } if *path == r.path));
+            assert!(done_at > last_tok);
+        }
+        assert_eq!(stats.generated_tokens, 36);
+    }
+
+    #[test]
+    fn prompt_is_prefilled_once_and_paths_decode_as_one_batch() {
+        let tok = tokenizer();
+        let texts = ["A: 1 2 3 4 5", "A: 1", "A: 1 2 3"];
+        let scripts: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(*t, false).unwrap().get_ids().to_vec()).collect();
+        let lens: Vec<usize> = scripts.iter().map(|s| s.len() + 1).collect(); // + </s>
+        let model = FakeModel::scripted(4096, scripts.clone(), Some(EOS));
+        let calls = model.calls();
+        let engine = LocalEngine::new(Box::new(model), tok, Some(EOS), fake_info(4096));
+        let events = run(&engine, &request("Q: count", 3, 0.0, 50));
+        let results = done(&events);
+        for (r, t) in results.iter().zip(texts) {
+            assert_eq!(r.stop_reason, StopReason::Eos);
+            assert_eq!(r.text, t);
+            assert_eq!(r.token_ids.last(), Some(&EOS));
+        }
+        let c = calls.lock().unwrap();
+        assert_eq!(c.prefills.len(), 1);
+        assert_eq!(c.forks, vec![3]);
+        // Steps run for the longest path only, in batches that shrink as paths end.
+        assert_eq!(c.steps.len(), lens.iter().max().unwrap() - 1);
+        let widths: Vec<usize> = c.steps.iter().map(|s| s.len()).collect();
+        assert_eq!(widths[0], 3);
+        assert!(widths.windows(2).all(|w| w[0] >= w[1]));
+        assert_eq!(*widths.last().unwrap(), 1);
+        assert!(!c.retains.is_empty());
+    }
+
+    #[test]
+    fn batched_paths_equal_single_runs() {
+        let (engine, _) = hash_engine();
+        let greedy = done(&run(&engine, &request("Q: x", 4, 0.0, 20)));
+        let single = done(&run(&engine, &request("Q: x", 1, 0.0, 20)));
+        for r in &greedy {
+            assert_eq!(r.token_ids, single[0].token_ids);
+        }
+        // Path 0 of a sampled batch is the single-path run with the same seed; other paths differ.
+        let sampled = done(&run(&engine, &request("Q: x", 4, 1.0, 20)));
+        let sampled_single = done(&run(&engine, &request("Q: x", 1, 1.0, 20)));
+        assert_eq!(sampled[0].token_ids, sampled_single[0].token_ids);
+        assert!(sampled[1..].iter().any(|r| r.token_ids != sampled[0].token_ids));
+        // And the same seed reproduces every path.
+        assert_eq!(sampled, done(&run(&engine, &request("Q: x", 4, 1.0, 20))));
+    }
+
+    #[test]
+    fn stop_string_ends_the_path_and_is_not_returned() {
+        let tok = tokenizer();
+        let script = "A: 3 + 3 = 6. The answer is 6.\nQ: What is 2 + 2?\nA: 4";
+        let engine = LocalEngine::fake(tok, &[script], Some(EOS)).unwrap();
+        let mut req = request("Q: 3 + 3?\n", 2, 0.0, 100);
+        req.stop = vec!["\nQ:".into(), "never".into()];
+        let events = run(&engine, &req);
+        for r in done(&events) {
+            assert_eq!(r.stop_reason, StopReason::StopString("\nQ:".into()));
+            assert_eq!(r.text, "A: 3 + 3 = 6. The answer is 6.");
+            let texts = token_texts(&events, r.path);
+            assert_eq!(texts.concat(), r.text);
+            assert!(texts.iter().all(|t| !t.contains('\n')), "held-back newline leaked: {texts:?}");
+            // The token that completed the stop string is the last id, and it is part of the ids.
+            assert_eq!(texts.len(), r.token_ids.len());
+        }
+    }
+
+    #[test]
+    fn hold_back_spans_token_boundaries_and_is_released_when_ruled_out() {
+        let tok = tokenizer();
+        let script = "6.\nQuick\nQ: next";
+        let ids = tok.encode(script, false).unwrap().get_ids().to_vec();
+        let engine = LocalEngine::fake(tok, &[script], Some(EOS)).unwrap();
+        let mut req = request("Q", 1, 0.0, 100);
+        req.stop = vec!["\nQ:".into()];
+        let events = run(&engine, &req);
+        let r = &done(&events)[0];
+        assert_eq!(r.text, "6.\nQuick");
+        let texts = token_texts(&events, 0);
+        // The first "\n" is held back until "uick" rules the stop string out.
+        assert!(ids.len() >= 5, "{ids:?}");
+        assert!(texts.iter().any(|t| t.is_empty()));
+        assert!(texts.iter().any(|t| t.starts_with("\nQ")), "{texts:?}");
+    }
+
+    #[test]
+    fn utf8_characters_stream_intact_through_the_engine() {
+        let tok = tokenizer();
+        let script = "She sells them for €2 — she’s happy 😀 🧑‍🚀.";
+        let engine = LocalEngine::fake(tok, &[script], Some(EOS)).unwrap();
+        let events = run(&engine, &request("Q", 2, 0.0, 200));
+        for r in done(&events) {
+            assert_eq!(r.text, script);
+            let texts = token_texts(&events, r.path);
+            assert!(texts.iter().all(|t| !t.contains('\u{FFFD}')), "{texts:?}");
+            assert_eq!(texts.concat(), script);
+        }
+    }
+
+    #[test]
+    fn cancel_stops_before_the_next_step() {
+        for k in [1, 3] {
+            let (engine, calls) = hash_engine();
+            let cancel = CancelFlag::new();
+            let mut events = Vec::new();
+            let flag = cancel.clone();
+            let mut seen = 0;
+            engine
+                .generate(&request("Q: x", 3, 0.8, 50), &cancel, &mut |e| {
+                    if let EngineEvent::Token { path: 0, .. } = e {
+                        seen += 1;
+                        if seen == k {
+                            flag.cancel();
+                        }
+                    }
+                    events.push(e);
+                })
+                .unwrap();
+            let results = done(&events);
+            assert_eq!(results.len(), 3);
+            for r in &results {
+                assert_eq!(r.token_ids.len(), k, "path {} after cancel at {k}", r.path);
+                assert_eq!(r.stop_reason, StopReason::Cancelled);
+            }
+            assert_eq!(calls.lock().unwrap().steps.len(), k - 1);
+            assert!(matches!(events.last(), Some(EngineEvent::Stats(_))));
+        }
+    }
+
+    #[test]
+    fn cancelled_before_start_gives_empty_cancelled_paths() {
+        let (engine, _) = hash_engine();
+        let cancel = CancelFlag::new();
+        cancel.cancel();
+        let mut events = Vec::new();
+        engine.generate(&request("Q", 2, 0.8, 10), &cancel, &mut |e| events.push(e)).unwrap();
+        let results = done(&events);
+        assert_eq!(results.len(), 2);
+        assert!(results.iter().all(|r| r.token_ids.is_empty() && r.stop_reason == StopReason::Cancelled));
+    }
+
+    #[test]
+    fn max_new_tokens_zero_generates_nothing() {
+        let (engine, _) = hash_engine();
+        let results = done(&run(&engine, &request("Q", 2, 0.8, 0)));
+        assert!(results.iter().all(|r| r.token_ids.is_empty() && r.stop_reason == StopReason::MaxTokens));
+    }
+
+    #[test]
+    fn bad_requests_are_rejected_with_clear_messages() {
+        let (engine, _) = hash_engine();
+        let cases: Vec<(GenerateRequest, &str)> = vec![
+            (request("", 1, 0.0, 5), "prompt is empty"),
+            (request("Q", 0, 0.0, 5), "paths must be between 1 and 64, got 0"),
+            (request("Q", 65, 0.0, 5), "paths must be between 1 and 64, got 65"),
+            (request("Q", 1, -1.0, 5), "temperature"),
+            (request("Q", 1, f64::NAN, 5), "temperature"),
+            (GenerateRequest { stop: vec!["".into()], ..request("Q", 1, 0.0, 5) }, "stop string is empty"),
+            (
+                GenerateRequest {
+                    sampling: SamplingParams { top_p: Some(0.0), ..request("Q", 1, 1.0, 5).sampling },
+                    ..request("Q", 1, 1.0, 5)
+                },
+                "top-p",
+            ),
+        ];
+        for (req, want) in cases {
+            let mut n = 0;
+            let err = engine.generate(&req, &CancelFlag::new(), &mut |_| n += 1).unwrap_err();
+            assert!(matches!(err, EngineError::Invalid(_)));
+            assert!(err.to_string().contains(want), "{err} should say {want}");
+            assert_eq!(n, 0, "no events for a rejected request");
+        }
+    }
+
+    #[test]
+    fn count_tokens_matches_the_tokenizer() {
+        let (engine, _) = hash_engine();
+        assert_eq!(engine.count_tokens("Q: There are 15 trees in the grove.").unwrap(), 10);
+    }
+}
