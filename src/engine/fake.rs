@@ -176,12 +176,10 @@ impl DecoderModel for FakeModel {
     }
 }
 
-impl LocalEngine {
-    /// An engine over a [`FakeModel`] whose path `i` writes `texts[i % texts.len()]` (as this
-    /// tokenizer encodes it) and then ends with `eos_token_id` (if given). Greedy decoding
-    /// reproduces the texts exactly; sampling mostly does (the script has a margin of 20 logits).
-    pub fn fake(tokenizer: Tokenizer, texts: &[&str], eos_token_id: Option<u32>) -> Result<Self, EngineError> {
-        let vocab = tokenizer.get_vocab_size(true);
+impl FakeModel {
+    /// [`FakeModel::scripted`] with the scripts given as texts, encoded by `tokenizer`; then
+    /// `eos_token_id` (if given) ends each path.
+    pub fn from_texts(tokenizer: &Tokenizer, texts: &[&str], eos_token_id: Option<u32>) -> Result<Self, EngineError> {
         let scripts = texts
             .iter()
             .map(|t| {
@@ -191,7 +189,19 @@ impl LocalEngine {
                     .map_err(|e| EngineError::Tokenizer(format!("cannot encode fake text: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let model = FakeModel::scripted(vocab, scripts, eos_token_id);
+        Ok(Self::scripted(tokenizer.get_vocab_size(true), scripts, eos_token_id))
+    }
+}
+
+impl LocalEngine {
+    /// An engine over a [`FakeModel`] whose path `i` writes `texts[i % texts.len()]` (as this
+    /// tokenizer encodes it) and then ends with `eos_token_id` (if given). Greedy decoding
+    /// reproduces the texts exactly; sampling mostly does (the script has a margin of 20 logits).
+    /// For a slower stream (screen tests), build the model with [`FakeModel::from_texts`] and
+    /// [`FakeModel::with_step_delay`] and pass it to [`LocalEngine::new`] with [`fake_info`].
+    pub fn fake(tokenizer: Tokenizer, texts: &[&str], eos_token_id: Option<u32>) -> Result<Self, EngineError> {
+        let model = FakeModel::from_texts(&tokenizer, texts, eos_token_id)?;
+        let vocab = model.vocab;
         Ok(Self::new(Box::new(model), tokenizer, eos_token_id, fake_info(vocab)))
     }
 }

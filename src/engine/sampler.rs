@@ -72,7 +72,8 @@ impl Sampler {
 
     /// Whether this sampler always takes the most likely token.
     pub fn is_greedy(&self) -> bool {
-        self.temperature <= 0.0 || self.top_k == Some(1)
+        // A temperature so small that 1/t overflows is greedy in effect (and would give NaN weights).
+        self.temperature <= 0.0 || !(1.0 / self.temperature).is_finite() || self.top_k == Some(1)
     }
 
     /// The next token for these logits.
@@ -218,6 +219,8 @@ mod tests {
         assert!(s.sample(&[f32::NAN, f32::NEG_INFINITY]).is_err());
         let mut g = Sampler::new(&params(0.0, None, None, 1), 0);
         assert!(g.sample(&[f32::NAN]).is_err());
+        let mut tiny = Sampler::new(&params(f64::MIN_POSITIVE / 1e10, None, Some(0.5), 1), 0);
+        assert_eq!(tiny.sample(&[0.0, 1.0, 0.5]).unwrap(), 1);
     }
 
     fn draw(p: &SamplingParams, path: usize, logits: &[f32], n: usize) -> Vec<u32> {
