@@ -1,1 +1,196 @@
-//! (being built)
+//! BLOOM on candle and everything needed to load it: configs, weights (safetensors, shards, PyTorch),
+//! tokenizers, the hub cache, and the embedded default model.
+
+pub mod alibi;
+pub mod bloom;
+pub mod config;
+pub mod embedded;
+pub mod error;
+pub mod hub;
+pub mod kv_cache;
+pub mod linear;
+pub mod weights;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use sha2::{Digest, Sha256};
+use tokenizers::Tokenizer;
+
+use crate::engine::{DecoderModel, EngineError, ModelInfo};
+pub use bloom::Bloom;
+pub use config::Config;
+pub use error::LoadError;
+use weights::WeightFiles;
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Compute dtype; `None` means f32 (the CPU default).
+    pub dtype: Option<DType>,
+}
+
+/// `f32`, `f16` or `bf16`.
+pub fn parse_dtype(s: &str) -> Result<DType, LoadError> {
+    match s.to_ascii_lowercase().as_str() {
+        "f32" | "float32" => Ok(DType::F32),
+        "f16" | "float16" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        other => Err(LoadError::Invalid(format!("unknown dtype '{other}' (expected f32, f16 or bf16)"))),
+    }
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "f32",
+    }
+}
+
+/// A model ready for the local engine.
+pub struct LoadedModel {
+    pub model: Box<dyn DecoderModel>,
+    pub tokenizer: Tokenizer,
+    pub info: ModelInfo,
+    pub eos_token_id: Option<u32>,
+}
+
+/// Loads `spec`: `None` for the embedded default model, else a model directory or a hub id
+/// (resolved from the local Hugging Face cache, downloaded only if absent).
+pub fn load(spec: Option<&str>, opts: &LoadOptions) -> Result<LoadedModel, LoadError> {
+    let Some(spec) = spec else {
+        return load_embedded(opts);
+    };
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return load_dir(path, spec, opts);
+    }
+    if path.exists() {
+        return Err(LoadError::file(path, "is not a model directory"));
+    }
+    if !hub::looks_like_hub_id(spec) {
+        return Err(LoadError::file(path, "model directory does not exist"));
+    }
+    let dir = match hub::resolve_cached(spec, &hub::cache_dir()) {
+        Some(dir) => dir,
+        None => hub::download(spec)?,
+    };
+    load_dir(&dir, spec, opts)
+}
+
+/// Loads a model directory in Hugging Face layout; `id` is how the user named it.
+pub fn load_dir(dir: &Path, id: &str, opts: &LoadOptions) -> Result<LoadedModel, LoadError> {
+    let config_path = dir.join("config.json");
+    let config_bytes = std::fs::read(&config_path).map_err(|e| LoadError::file(&config_path, io_msg(&e)))?;
+    let tok_path = dir.join("tokenizer.json");
+    if !tok_path.is_file() {
+        return Err(LoadError::file(&tok_path, "not found"));
+    }
+    let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| LoadError::file(&tok_path, format!("invalid tokenizer: {e}")))?;
+    let cfg = parse_config(&config_bytes).map_err(|m| LoadError::file(&config_path, m))?;
+    let files = WeightFiles::find(dir)?;
+    let dtype = opts.dtype.unwrap_or(DType::F32);
+    let vb = files.var_builder(dtype, &Device::Cpu)?;
+    let model = build(&cfg, vb).map_err(|e| LoadError::file(&files.describe(), e))?;
+    Ok(finish(model, tokenizer, id, &config_bytes, dtype))
+}
+
+/// Loads the embedded tiny-bloom-gsm8k.
+pub fn load_embedded(opts: &LoadOptions) -> Result<LoadedModel, LoadError> {
+    let name = Path::new(embedded::ID);
+    let cfg = parse_config(embedded::CONFIG).map_err(|m| LoadError::file(name, m))?;
+    let tokenizer = Tokenizer::from_bytes(embedded::TOKENIZER).map_err(|e| LoadError::file(name, format!("invalid tokenizer: {e}")))?;
+    let dtype = opts.dtype.unwrap_or(DType::F32);
+    let vb = VarBuilder::from_slice_safetensors(embedded::WEIGHTS, dtype, &Device::Cpu).map_err(|e| LoadError::file(name, e))?;
+    let model = build(&cfg, vb).map_err(|e| LoadError::file(name, e))?;
+    Ok(finish(model, tokenizer, "default", embedded::CONFIG, dtype))
+}
+
+/// Parses and validates `config.json`.
+pub fn parse_config(bytes: &[u8]) -> Result<Config, String> {
+    let cfg: Config = serde_json::from_slice(bytes).map_err(|e| format!("invalid config: {e}"))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Builds BLOOM from a checkpoint whose tensor names may or may not carry the `transformer.` prefix.
+pub fn build(cfg: &Config, vb: VarBuilder) -> candle_core::Result<Bloom> {
+    let root = if vb.contains_tensor("transformer.word_embeddings.weight") { vb.pp("transformer") } else { vb.clone() };
+    let lm_head = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
+        Some(vb.get((cfg.vocab_size, cfg.hidden_size), "lm_head.weight")?)
+    } else {
+        None
+    };
+    Bloom::new(cfg, root, lm_head)
+}
+
+fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], dtype: DType) -> LoadedModel {
+    let cfg = model.config().clone();
+    let eos_token_id = cfg.eos_token_id.or_else(|| tokenizer.token_to_id("</s>"));
+    let info = ModelInfo {
+        id: id.to_string(),
+        config_hash: hex(&Sha256::digest(config_bytes)),
+        n_params: cfg.n_params(),
+        vocab_size: cfg.vocab_size,
+        dtype: dtype_name(dtype).to_string(),
+    };
+    LoadedModel { model: Box::new(BloomDecoder::new(model)), tokenizer, info, eos_token_id }
+}
+
+fn io_msg(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "not found".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// BLOOM behind the engine's [`DecoderModel`] interface.
+pub struct BloomDecoder {
+    model: Bloom,
+    device: Device,
+}
+
+impl BloomDecoder {
+    pub fn new(model: Bloom) -> Self {
+        Self { model, device: Device::Cpu }
+    }
+
+    pub fn bloom_mut(&mut self) -> &mut Bloom {
+        &mut self.model
+    }
+}
+
+impl DecoderModel for BloomDecoder {
+    fn vocab_size(&self) -> usize {
+        self.model.config().vocab_size
+    }
+
+    fn prefill(&mut self, prompt: &[u32]) -> Result<Vec<f32>, EngineError> {
+        if prompt.is_empty() {
+            return Err(EngineError::Invalid("the prompt encodes to no tokens".into()));
+        }
+        self.model.clear_kv_cache();
+        let ids = Tensor::new(prompt, &self.device)?.unsqueeze(0)?; // 1, s
+        Ok(self.model.forward(&ids)?.squeeze(0)?.to_vec1()?)
+    }
+
+    fn fork(&mut self, n: usize) -> Result<(), EngineError> {
+        Ok(self.model.select_cache_rows(&vec![0; n])?)
+    }
+
+    fn step(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
+        let ids = Tensor::new(tokens, &self.device)?.unsqueeze(1)?; // b, 1
+        Ok(self.model.forward(&ids)?.to_vec2()?)
+    }
+
+    fn retain(&mut self, rows: &[usize]) -> Result<(), EngineError> {
+        let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        Ok(self.model.select_cache_rows(&rows)?)
+    }
+}
