@@ -34,10 +34,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let templates_dir = args.templates_dir.unwrap_or_else(|| default_dir("templates"));
     let sessions_dir = args.sessions_dir.unwrap_or_else(|| default_dir("sessions"));
     let model = args.model;
-    let loader: crate::tui::worker::Loader = Box::new(move || open_engine(&model));
+    let loader: crate::tui::worker::Loader = Box::new(move || model.open_engine().map_err(|e| format!("{e:#}")));
     crate::tui::run(crate::tui::Options { templates_dir, sessions_dir, loader }).context("tui")
-}
-
-fn open_engine(_model: &ModelArgs) -> Result<std::sync::Arc<dyn crate::engine::Engine>, String> {
-    Err("the engine is not merged yet".to_string())
 }

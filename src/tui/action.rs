@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::engine::{EngineEvent, ModelInfo};
 
 use super::clipboard::ClipboardOutcome;
-use super::lab::template::Template;
+use crate::lab::template::Template;
 use super::session::{Session, SessionEntry};
 
 #[derive(Clone, Debug)]

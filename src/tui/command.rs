@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::engine::GenerateRequest;
 
-use super::lab::template::Template;
+use crate::lab::template::Template;
 use super::session::Session;
 
 #[derive(Clone, Debug)]

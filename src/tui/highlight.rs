@@ -4,7 +4,7 @@
 
 use ratatui::style::Style;
 
-use super::lab::detect::{Failure, FailureKind};
+use crate::lab::detect::{Failure, FailureKind};
 use super::labels::Label;
 use super::theme::Theme;
 
@@ -39,8 +39,10 @@ pub fn highlight(text: &str, failures: &[Failure], theme: &Theme, base: Style) -
     let mut points: Vec<(usize, bool, usize)> = Vec::new();
     let mut badges: Vec<(usize, usize)> = Vec::new();
     for (i, f) in failures.iter().enumerate() {
-        let start = floor_boundary(text, f.start);
         let end = floor_boundary(text, f.end.max(f.start));
+        // "No answer" is about the whole path; colouring all of it would drown the other findings, so it
+        // is a badge where the answer should have been.
+        let start = if f.kind == FailureKind::NoAnswer { end } else { floor_boundary(text, f.start) };
         if start == end {
             badges.push((start, i));
         } else {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lab::detect::FailureKind;
+use crate::lab::detect::FailureKind;
 
 /// One annotation label. Serialized names are the failure kinds' names plus three human-only ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

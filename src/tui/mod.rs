@@ -25,9 +25,6 @@ pub mod worker;
 pub mod wrap;
 mod widgets;
 
-mod labstub;
-use labstub as lab;
-
 pub use runner::{run, Options};
 
 #[derive(Debug, thiserror::Error)]

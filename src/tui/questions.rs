@@ -1,6 +1,6 @@
 //! The question list: selection, `/` text filter, and jumping by typed index.
 
-use super::lab::gsm8k::Problem;
+use crate::lab::gsm8k::Problem;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuestionList {

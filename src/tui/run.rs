@@ -8,10 +8,10 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{EngineEvent, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason};
 
-use super::lab;
-use super::lab::answer::AnswerRule;
-use super::lab::detect::{DetectContext, Failure, StreamDetector};
-use super::lab::vote::Vote;
+use crate::lab;
+use crate::lab::answer::AnswerRule;
+use crate::lab::detect::{DetectContext, Failure, FailureKind, StreamDetector};
+use crate::lab::vote::Vote;
 use super::labels::Labels;
 
 /// Which comparison a generation makes.
@@ -158,10 +158,18 @@ impl Pane {
                 d
             }
         };
+        let mut f = det.finish();
+        // A stop string that opens a new question means the model was inventing one; the cut text no
+        // longer shows it, so the lab reports it as a zero-width runaway_question at the end.
+        if !f.iter().any(|x| x.kind == FailureKind::RunawayQuestion) {
+            if let Some(r) = lab::analysis::stop_failure(&text, stop.stop_string()) {
+                f.push(r);
+                f.sort_by(|a, b| (a.start, a.end, a.kind).cmp(&(b.start, b.end, b.kind)));
+            }
+        }
         self.text = text;
         self.token_ids = token_ids;
         self.stop = Some(stop);
-        let f = det.finish();
         self.refresh_findings(f);
     }
 }

@@ -18,7 +18,7 @@ use super::action::Action;
 use super::app::{App, AppConfig};
 use super::clipboard::Clipboard;
 use super::command::Command;
-use super::lab;
+use crate::lab;
 use super::theme::Theme;
 use super::worker::{Loader, Sink, Worker};
 use super::{draw, keymap, session, terminal, TuiError};

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{ModelInfo, SamplingParams, StopReason};
 
-use super::lab::answer::AnswerRule;
-use super::lab::detect::Failure;
+use crate::lab::answer::AnswerRule;
+use crate::lab::detect::Failure;
 use super::labels::{Label, LabelState, Labels};
 use super::run::{CompareMode, Pane, PromptSpec, Run};
 
@@ -142,7 +142,7 @@ impl Session {
             paths,
             vote: SessionVote {
                 counts: vote.counts.iter().map(|(a, c)| VoteCount { answer: a.clone(), count: *c }).collect(),
-                correct: vote.majority.as_deref().map(|m| super::lab::answer::matches_gold(m, &run.gold)),
+                correct: vote.majority.as_deref().map(|m| crate::lab::answer::matches_gold(m, &run.gold)),
                 majority: vote.majority,
                 tie: vote.tie,
                 agreement: vote.agreement,

@@ -4,7 +4,7 @@
 use ratatui::style::{Color, Modifier, Style};
 
 use super::labels::Label;
-use super::lab::detect::FailureKind;
+use crate::lab::detect::FailureKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Theme {

@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::*;
 use crate::engine::{EngineEvent, PathResult, StopReason};
 use crate::tui::keymap::action_for;
-use crate::tui::lab;
+use crate::lab;
 
 pub fn model_info() -> ModelInfo {
     ModelInfo { id: "test-model".into(), config_hash: "c0ffee".into(), n_params: 1000, vocab_size: 4096, dtype: "f32".into() }
@@ -79,7 +79,7 @@ pub fn stream(app: &mut App, run: u64, texts: &[&str], finish: bool) {
     if finish {
         for (path, text) in texts.iter().enumerate() {
             let n = text.split_inclusive(' ').count();
-            let done = PathResult { path, text: text.to_string(), token_ids: (0..n as u32).map(|i| i + 10).collect(), stop_reason: StopReason::StopString("\nQ:".into()) };
+            let done = PathResult { path, text: text.to_string(), token_ids: (0..n as u32).map(|i| i + 10).collect(), stop_reason: StopReason::StopString(if path == 0 { "\n\n" } else { "\nQ:" }.into()) };
             app.update(Action::Engine { run, request: 0, event: EngineEvent::Done(done), at_ms: 500.0 });
         }
         app.update(Action::GenerationFinished { run });
@@ -161,9 +161,9 @@ fn label_toggle_undo_and_quit_confirmation() {
     assert_eq!(a.focused_pane().unwrap().labels.get(Label::NoAnswer), LabelState { detected: true, human: Some(false) });
     press(&mut a, KeyCode::Char('5'));
     assert_eq!(a.focused_pane().unwrap().labels.get(Label::NoAnswer), LabelState { detected: true, human: Some(true) });
-    // 1 = repetition, added by the human.
-    press(&mut a, KeyCode::Char('1'));
-    assert!(a.focused_pane().unwrap().labels.get(Label::Repetition).effective());
+    // 7 = wrong_step, a human-only label.
+    press(&mut a, KeyCode::Char('7'));
+    assert_eq!(a.focused_pane().unwrap().labels.get(Label::WrongStep), LabelState { detected: false, human: Some(true) });
     assert!(a.unsaved());
     // q asks; n stays.
     let cmds = press(&mut a, KeyCode::Char('q'));
@@ -173,7 +173,7 @@ fn label_toggle_undo_and_quit_confirmation() {
     assert!(a.overlay.is_none());
     // Undo walks back one change at a time.
     press(&mut a, KeyCode::Char('u'));
-    assert!(!a.focused_pane().unwrap().labels.get(Label::Repetition).effective());
+    assert!(!a.focused_pane().unwrap().labels.get(Label::WrongStep).effective());
     press(&mut a, KeyCode::Char('u'));
     press(&mut a, KeyCode::Char('u'));
     assert_eq!(a.focused_pane().unwrap().labels.get(Label::NoAnswer), LabelState { detected: true, human: None });

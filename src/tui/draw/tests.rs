@@ -10,7 +10,7 @@ use crate::engine::EngineEvent;
 use crate::tui::action::Action;
 use crate::tui::app::tests::{app, finished_app, ready_app, TWO_PATHS};
 use crate::tui::app::App;
-use crate::tui::lab::detect::{Failure, FailureKind};
+use crate::lab::detect::{Failure, FailureKind};
 use crate::tui::theme::Theme;
 
 fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {

@@ -129,7 +129,7 @@ fn header_line(app: &App, run: &Run, p: &Pane) -> Line<'static> {
             let ok = run.correct(Some(a)) == Some(true);
             spans.push(Span::raw(format!("ans {a} ")));
             spans.push(if ok { Span::styled("✓", t.right()) } else { Span::styled("✗", t.wrong()) });
-            if p.answer_rule == crate::tui::lab::answer::AnswerRule::Flexible {
+            if p.answer_rule == crate::lab::answer::AnswerRule::Flexible {
                 spans.push(Span::raw(" (flexible)"));
             }
         }

@@ -4,7 +4,7 @@ use ratatui::text::{Line, Span};
 
 use crate::tui::app::App;
 use crate::tui::highlight::badge;
-use crate::tui::lab::detect::FailureKind;
+use crate::lab::detect::FailureKind;
 use crate::tui::run::CompareMode;
 use crate::tui::wrap::truncate;
 
@@ -40,7 +40,7 @@ pub fn vote_line(app: &App, width: u16) -> Line<'static> {
         if i > 0 {
             spans.push(Span::raw(" · "));
         }
-        let style = if crate::tui::lab::answer::matches_gold(ans, &run.gold) { t.right() } else { t.base() };
+        let style = if crate::lab::answer::matches_gold(ans, &run.gold) { t.right() } else { t.base() };
         spans.push(Span::styled(format!("{ans}×{n}"), style));
     }
     let silent = run.panes.iter().filter(|p| p.finished() && p.answer.is_none()).count();
@@ -50,7 +50,7 @@ pub fn vote_line(app: &App, width: u16) -> Line<'static> {
     if let Some(m) = &v.majority {
         let tie = if v.tie { " (tie)" } else { "" };
         spans.push(Span::raw(format!(" │ majority {m}{tie} · agreement {:.0}% ({}/{} voting) · ", v.agreement * 100.0, (v.agreement * v.voters as f64).round(), v.voters)));
-        if crate::tui::lab::answer::matches_gold(m, &run.gold) {
+        if crate::lab::answer::matches_gold(m, &run.gold) {
             spans.push(Span::styled("✓ right", t.right()));
         } else {
             spans.push(Span::styled("✗ wrong", t.wrong()));
