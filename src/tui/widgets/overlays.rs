@@ -53,14 +53,33 @@ fn help_overlay(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     let t = &app.theme;
     let r = centered(area, 100, area.height.saturating_sub(2));
     let inner_w = r.width.saturating_sub(2) as usize;
+    // Keys in a column, descriptions wrapped beside them (under them when the window is narrow).
+    let key_w = if inner_w >= 60 { 24 } else { 0 };
     let mut lines: Vec<Line> = Vec::new();
     for (section, keys) in help() {
         lines.push(Line::from(Span::styled(section, t.title())));
         for h in keys {
-            let k = format!("  {:<22}", h.keys);
-            let k = truncate(&k, inner_w.min(24));
-            let what = truncate(h.what, inner_w.saturating_sub(k.chars().count()));
-            lines.push(Line::from(vec![Span::styled(k, t.key()), Span::raw(what)]));
+            let mut what = wrap(&[(h.what.to_string(), t.base())], inner_w.saturating_sub(key_w.max(4)).max(1)).into_iter();
+            if key_w == 0 {
+                if !h.keys.is_empty() {
+                    lines.push(Line::from(Span::styled(format!("  {}", h.keys), t.key())));
+                }
+                for l in what {
+                    let mut spans = vec![Span::raw("    ")];
+                    spans.extend(l.spans);
+                    lines.push(Line::from(spans));
+                }
+            } else {
+                let first = what.next().unwrap_or_default();
+                let mut spans = vec![Span::styled(format!("  {:<w$}", h.keys, w = key_w - 2), t.key())];
+                spans.extend(first.spans);
+                lines.push(Line::from(spans));
+                for l in what {
+                    let mut spans = vec![Span::raw(" ".repeat(key_w))];
+                    spans.extend(l.spans);
+                    lines.push(Line::from(spans));
+                }
+            }
         }
     }
     let scroll = scroll.min(lines.len().saturating_sub(1));

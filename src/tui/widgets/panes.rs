@@ -65,8 +65,7 @@ fn draw_pane(app: &App, run: &Run, i: usize, paged: bool, frame: &mut Frame, are
             format!(" {} {}", (b'A' + (i % 26) as u8) as char, name)
         }
     };
-    let mut title = header_line(app, run, p);
-    title.spans.insert(0, Span::styled(name, t.title()));
+    let title = title_line(app, run, p, name, area.width.saturating_sub(2) as usize);
     // The focused pane is thick; coloured too while the paths panel has the keys.
     let block = Block::default()
         .borders(Borders::ALL)
@@ -116,32 +115,56 @@ fn prompt_tail(prompt: &str) -> String {
     }
 }
 
-/// Tokens, tokens/s, answer with ✓/✗ and the stop reason.
-fn header_line(app: &App, run: &Run, p: &Pane) -> Line<'static> {
+/// The pane's title: path (or template), tokens, tokens/s, answer with ✓/✗ and the stop reason, in the
+/// longest form that fits `width` (narrow panes get abbreviations, then lose the rate and count).
+fn title_line(app: &App, run: &Run, p: &Pane, name: String, width: usize) -> Line<'static> {
+    for level in 0..5 {
+        let line = title_at(app, run, p, &name, level);
+        if line.width() <= width || level == 4 {
+            return line;
+        }
+    }
+    Line::default()
+}
+
+fn title_at(app: &App, run: &Run, p: &Pane, name: &str, level: u8) -> Line<'static> {
     let t = &app.theme;
-    let mut spans = vec![Span::raw(format!(" · {} tok", p.token_ids.len()))];
-    if let Some(r) = p.tokens_per_s() {
-        spans.push(Span::raw(format!(" · {r:.1} tok/s")));
+    let full = level == 0;
+    let mut spans = vec![Span::styled(name.to_string(), t.title())];
+    if level <= 2 {
+        spans.push(Span::raw(if full { format!(" · {} tok", p.token_ids.len()) } else { format!(" · {}t", p.token_ids.len()) }));
+    }
+    if level <= 1 {
+        if let Some(r) = p.tokens_per_s() {
+            spans.push(Span::raw(if full { format!(" · {r:.1} tok/s") } else { format!(" · {r:.0}t/s") }));
+        }
     }
     spans.push(Span::raw(" · "));
     match &p.answer {
         Some(a) => {
             let ok = run.correct(Some(a)) == Some(true);
-            spans.push(Span::raw(format!("ans {a} ")));
+            spans.push(Span::raw(if full { format!("ans {a} ") } else { a.clone() }));
             spans.push(if ok { Span::styled("✓", t.right()) } else { Span::styled("✗", t.wrong()) });
             if p.answer_rule == crate::lab::answer::AnswerRule::Flexible {
-                spans.push(Span::raw(" (flexible)"));
+                spans.push(Span::raw(if full { " (flexible)" } else { "~" }));
             }
         }
-        None => spans.push(Span::styled("no answer", t.dim())),
+        None => spans.push(Span::styled(if full { "no answer" } else { "—" }, t.dim())),
     }
-    let stop = match &p.stop {
-        None if p.started_ms.is_none() => "waiting".to_string(),
-        None => "streaming".to_string(),
-        Some(StopReason::StopString(s)) => format!("stop {}", s.escape_default()),
-        Some(s) => s.as_str().to_string(),
-    };
-    spans.push(Span::raw(format!(" · {stop} ")));
+    if level <= 3 {
+        let stop = match (&p.stop, full) {
+            (None, true) if p.started_ms.is_none() => "waiting".to_string(),
+            (None, true) => "streaming".to_string(),
+            (None, false) => "…".to_string(),
+            (Some(StopReason::StopString(s)), true) => format!("stop {}", s.escape_default()),
+            (Some(StopReason::StopString(s)), false) => s.escape_default().to_string(),
+            (Some(StopReason::MaxTokens), false) => "max".to_string(),
+            (Some(StopReason::Cancelled), false) => "cancel".to_string(),
+            (Some(s), _) => s.as_str().to_string(),
+        };
+        spans.push(Span::raw(format!(" · {stop}")));
+    }
+    spans.push(Span::raw(" "));
     Line::from(spans)
 }
 
