@@ -12,7 +12,7 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
-pub use arith::check_segment as check_arithmetic;
+pub use repetition::clip as excerpt;
 
 use text::{is_marker, SegmentScanner, WordScanner};
 
