@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod answer;
 pub mod detect;
+pub mod evalfile;
 pub mod gsm8k;
 pub mod number;
 pub mod prompt_parse;
