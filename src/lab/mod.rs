@@ -4,8 +4,10 @@
 pub mod analysis;
 pub mod answer;
 pub mod detect;
+pub mod evalfile;
 pub mod gsm8k;
 pub mod number;
+pub mod prompt_parse;
 pub mod template;
 pub mod vote;
 
@@ -13,6 +15,7 @@ pub use analysis::{analyze, PathAnalysis};
 pub use answer::{extract, matches_gold, AnswerRule, Extracted};
 pub use detect::{detect_all, DetectContext, Failure, FailureKind, StreamDetector};
 pub use gsm8k::{test_set, train_set, Problem};
+pub use prompt_parse::context_from_prompt;
 pub use template::{default_dir, load_dir, Exemplar, Layout, Template, TemplateError, TemplateSet};
 pub use vote::{vote, Vote};
 

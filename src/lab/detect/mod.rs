@@ -12,7 +12,7 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
-pub use arith::check_segment as check_arithmetic;
+pub use repetition::clip as excerpt;
 
 use text::{is_marker, SegmentScanner, WordScanner};
 
@@ -107,6 +107,9 @@ pub struct StreamDetector {
     text: String,
     words: WordScanner,
     segments: SegmentScanner,
+    /// Start of the current (unfinished) line, and where the search for its end resumes.
+    line_start: usize,
+    line_scan: usize,
     repetition: repetition::Repetition,
     echoes: Vec<echo::Echo>,
     marker: markers::AnswerMarker,
@@ -117,14 +120,16 @@ pub struct StreamDetector {
 
 impl StreamDetector {
     pub fn new(ctx: DetectContext) -> Self {
-        let mut echoes = vec![echo::Echo::new("question", &ctx.question)];
-        if let Some(i) = &ctx.instruction {
-            echoes.push(echo::Echo::new("instruction", i));
+        let mut echoes = vec![echo::Echo::new(echo::Source::Question, &ctx.question)];
+        if let Some(i) = ctx.instruction.as_deref().filter(|i| !i.trim().is_empty()) {
+            echoes.push(echo::Echo::new(echo::Source::Instruction, i));
         }
         Self {
             text: String::new(),
             words: WordScanner::default(),
             segments: SegmentScanner::default(),
+            line_start: 0,
+            line_scan: 0,
             repetition: repetition::Repetition::new(),
             echoes,
             marker: markers::AnswerMarker::new(ctx.prompt_ends_with_answer_marker),
@@ -151,7 +156,7 @@ impl StreamDetector {
                 return;
             }
             for e in echoes.iter_mut() {
-                e.add_word(&w);
+                e.add_word(text, &w);
             }
             rep.add_word(text, w);
         });
@@ -164,6 +169,16 @@ impl StreamDetector {
                 detail: e.detail,
             }));
         });
+        let from = self.line_scan;
+        for (p, _) in text[from..].match_indices('\n') {
+            rep.add_line(text, self.line_start, from + p);
+            self.line_start = from + p + 1;
+        }
+        self.line_scan = text.len();
+        if at_end && self.line_start < text.len() {
+            rep.add_line(text, self.line_start, text.len());
+            self.line_start = text.len();
+        }
         self.marker.update(text, at_end);
         self.runaway.update(text);
     }
@@ -183,12 +198,17 @@ impl StreamDetector {
         let mut arith = self.arithmetic.clone();
         let tail = self.segments.tail(text);
         if tail.end > tail.start {
-            arith.extend(arith::check_segment(&text[tail.start..tail.end], tail.start).into_iter().map(|e| {
-                RawSpan { start: e.start, end: e.end, detail: e.detail }
+            let errors = arith::check_segment(&text[tail.start..tail.end], tail.start);
+            arith.extend(errors.into_iter().filter(|e| value_is_settled(&text[e.end..])).map(|e| RawSpan {
+                start: e.start,
+                end: e.end,
+                detail: e.detail,
             }));
         }
-        let echo: Vec<RawSpan> = self.echoes.iter().flat_map(|e| e.spans()).collect();
-        self.collect(self.repetition.spans(text), echo, arith, None)
+        let echo: Vec<RawSpan> = self.echoes.iter().flat_map(|e| e.spans(text)).collect();
+        let mut rep = self.repetition.spans(text);
+        rep.extend(self.repetition.cut_off_span(text, tail.start, tail.end));
+        self.collect(rep, echo, arith, None)
     }
 
     /// Final findings, `no_answer` included; equals [`detect_all`] on the whole text. Later pushes are
@@ -197,13 +217,17 @@ impl StreamDetector {
         if let Some(f) = &self.finished {
             return f.clone();
         }
+        // The last sentence, if unfinished, may be an earlier one said again and cut off.
+        let tail = self.segments.tail(&self.text);
+        let cut_off = self.repetition.cut_off_span(&self.text, tail.start, tail.end);
         self.advance(true);
         self.repetition.finish(&self.text);
+        self.repetition.push_closed_opt(cut_off);
         for e in self.echoes.iter_mut() {
-            e.finish();
+            e.finish(&self.text);
         }
         let no_answer = no_answer_span(&self.text);
-        let echo: Vec<RawSpan> = self.echoes.iter().flat_map(|e| e.spans()).collect();
+        let echo: Vec<RawSpan> = self.echoes.iter().flat_map(|e| e.spans(&self.text)).collect();
         let all = self.collect(self.repetition.spans(&self.text), echo, self.arithmetic.clone(), no_answer);
         self.finished = Some(all.clone());
         all
@@ -227,6 +251,13 @@ impl StreamDetector {
         out.sort_by(|a, b| (a.start, a.end, a.kind).cmp(&(b.start, b.end, b.kind)));
         out
     }
+}
+
+/// Whether the text after an equation's value shows the value and the equation are complete (a space
+/// then something other than an operator), so a still-growing `= 5` is not reported before `= 50`.
+fn value_is_settled(rest: &str) -> bool {
+    let after = rest.trim_start();
+    after.len() < rest.len() && after.chars().next().is_some_and(|c| !"+-*/×÷−–(=x".contains(c))
 }
 
 fn failure(kind: FailureKind, s: RawSpan) -> Failure {

@@ -1,9 +1,10 @@
-//! Repetition: text that loops. Three signals, merged into stretches by the caller:
-//! - a short unit of words repeated back to back (`the the the the`, `2 bolts and 2 bolts and 2 bolts and`);
-//! - a run of [`NGRAM`] words that already appeared earlier in the continuation (a sentence or an `A:`
-//!   block said again, even when cut off midway);
-//! - a whole sentence of at least [`MIN_SENTENCE_WORDS`] words said again.
-//! Numbers and operators alone do not make a loop (`5 + 5 + 5 + 5` is arithmetic, not repetition).
+//! Repetition: text that loops. Four signals, merged into stretches by the caller:
+//! - a short unit of words said back to back (`the the the the`, `2 bolts and 2 bolts and 2 bolts and`);
+//! - a sentence of at least [`MIN_SENTENCE_WORDS`] words said again;
+//! - an `A:` line said again;
+//! - text cut off (by the token limit) in the middle of saying an earlier sentence again.
+//! Numbers and operators alone do not make a loop (`5 + 5 + 5 + 5` is arithmetic), and reusing a phrase
+//! in a new sentence is not a loop either (gold reasoning does that all the time).
 
 use std::collections::HashMap;
 
@@ -12,24 +13,37 @@ use super::RawSpan;
 
 /// Longest back-to-back unit looked for, in words.
 const MAX_PERIOD: usize = 24;
-/// Length of the word runs compared for a repeated stretch.
-pub const NGRAM: usize = 8;
-/// Letters-bearing words a repeated run needs (so lists of numbers do not count).
-const NGRAM_MIN_ALPHA: usize = 3;
 /// A repeated sentence must be at least this long.
 pub const MIN_SENTENCE_WORDS: usize = 5;
+/// A repeated `A:` line must have at least this many words after the marker.
+const MIN_LINE_WORDS: usize = 4;
 
 #[derive(Clone, Debug, Default)]
 pub struct Repetition {
     words: Vec<Word>,
     /// Per period p (index p), how many consecutive words equal the word p before them.
     runs: Vec<usize>,
-    /// First occurrence (index of its last word) of each n-gram.
-    seen: HashMap<String, usize>,
-    /// The repeated stretch being extended: first word, last word, detail.
-    open: Option<(usize, usize, String)>,
-    sentences: HashMap<String, usize>,
+    /// Earlier sentences: normalized words and start byte.
+    sentences: Vec<(Vec<String>, usize)>,
+    sentence_index: HashMap<String, usize>,
+    answer_lines: HashMap<String, usize>,
     closed: Vec<RawSpan>,
+}
+
+fn content_words(s: &str) -> Vec<String> {
+    let body = s.trim();
+    let body = body.strip_prefix("A:").or_else(|| body.strip_prefix("Q:")).unwrap_or(body);
+    body.split_whitespace().map(normalize_word).collect()
+}
+
+fn alpha_count(words: &[String]) -> usize {
+    words.iter().filter(|w| w.chars().any(char::is_alphabetic)).count()
+}
+
+fn trimmed(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let seg = &text[start..end];
+    let s = start + (seg.len() - seg.trim_start().len());
+    (s, s + seg.trim().len())
 }
 
 impl Repetition {
@@ -50,7 +64,6 @@ impl Repetition {
                 self.runs[p] = 0;
             }
         }
-        self.add_ngram(text, i);
     }
 
     /// The back-to-back loop of period `p` whose run ends at word `e`, if it is long enough.
@@ -60,13 +73,15 @@ impl Repetition {
             return None;
         }
         let total = run + p;
-        let min_copies = if p == 1 { 4 } else { 3 };
-        if total < min_copies * p {
-            return None;
-        }
         let first = e + 1 - total;
         let unit = &self.words[first..first + p];
-        if !unit.iter().any(|w| w.alpha) {
+        // `5 cars + 5 cars + 5 cars` and `1 plus 1 plus 1` are sums, not loops.
+        if !unit.iter().any(|w| w.alpha) || unit.iter().any(|w| super::arith::is_operator_word(&w.norm)) {
+            return None;
+        }
+        let has_number = unit.iter().any(|w| w.norm.chars().any(|c| c.is_ascii_digit()));
+        let min_copies = if p == 1 || (p == 2 && has_number) { 4 } else { 3 };
+        if total < min_copies * p {
             return None;
         }
         let unit_text = &text[unit[0].start..unit[p - 1].end];
@@ -77,68 +92,69 @@ impl Repetition {
         })
     }
 
-    fn add_ngram(&mut self, text: &str, i: usize) {
-        if i + 1 < NGRAM {
-            return;
-        }
-        let gram = &self.words[i + 1 - NGRAM..=i];
-        let repeated = if gram.iter().filter(|w| w.alpha).count() >= NGRAM_MIN_ALPHA {
-            let key: Vec<&str> = gram.iter().map(|w| w.norm.as_str()).collect();
-            let key = key.join("\u{1}");
-            match self.seen.get(&key) {
-                Some(&j) => Some(j),
-                None => {
-                    self.seen.insert(key, i);
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        match (repeated, self.open.take()) {
-            (Some(_), Some((a, b, d))) if b + 1 >= i => self.open = Some((a, i, d)),
-            (Some(j), prev) => {
-                if let Some(prev) = prev {
-                    self.closed.push(self.stretch_span(prev));
-                }
-                let first = &self.words[j + 1 - NGRAM];
-                let _ = text;
-                self.open = Some((i + 1 - NGRAM, i, format!("repeats the text at byte {}", first.start)));
-            }
-            (None, Some(prev)) => self.closed.push(self.stretch_span(prev)),
-            (None, None) => {}
-        }
-    }
-
-    fn stretch_span(&self, (a, b, detail): (usize, usize, String)) -> RawSpan {
-        RawSpan { start: self.words[a].start, end: self.words[b].end, detail }
-    }
-
     /// A completed sentence (`start..end` of `text`).
     pub fn add_sentence(&mut self, text: &str, start: usize, end: usize) {
-        let seg = &text[start..end];
-        let lead = seg.len() - seg.trim_start().len();
-        let body = seg.trim();
-        let content = body.strip_prefix("A:").or_else(|| body.strip_prefix("Q:")).unwrap_or(body);
-        let words: Vec<String> = content.split_whitespace().map(normalize_word).collect();
-        if words.len() < MIN_SENTENCE_WORDS || words.iter().filter(|w| w.chars().any(char::is_alphabetic)).count() < 2 {
+        let words = content_words(&text[start..end]);
+        if words.len() < MIN_SENTENCE_WORDS || alpha_count(&words) < 2 {
             return;
         }
         let key = words.join(" ");
-        let s = start + lead;
-        match self.sentences.get(&key) {
+        let (s, e) = trimmed(text, start, end);
+        match self.sentence_index.get(&key) {
             Some(&first) => self.closed.push(RawSpan {
                 start: s,
-                end: s + body.len(),
+                end: e,
                 detail: format!("repeats the sentence at byte {first}"),
             }),
             None => {
-                self.sentences.insert(key, s);
+                self.sentence_index.insert(key, s);
+                self.sentences.push((words, s));
             }
         }
     }
 
-    /// Closes everything still open (the text is complete).
+    /// A completed line (`start..end` of `text`, without its newline).
+    pub fn add_line(&mut self, text: &str, start: usize, end: usize) {
+        if !text[start..end].trim_start().starts_with("A:") {
+            return;
+        }
+        let words = content_words(&text[start..end]);
+        if words.len() < MIN_LINE_WORDS || alpha_count(&words) < 1 {
+            return;
+        }
+        let (s, e) = trimmed(text, start, end);
+        let key = words.join(" ");
+        match self.answer_lines.get(&key) {
+            Some(&first) => self.closed.push(RawSpan {
+                start: s,
+                end: e,
+                detail: format!("repeats the A: block at byte {first}"),
+            }),
+            None => {
+                self.answer_lines.insert(key, s);
+            }
+        }
+    }
+
+    /// The last, unfinished sentence `start..end` when it is an earlier sentence said again and cut off.
+    pub fn cut_off_span(&self, text: &str, start: usize, end: usize) -> Option<RawSpan> {
+        let seg = &text[start..end];
+        if seg.trim_end().ends_with(['.', '!', '?', ';']) {
+            return None;
+        }
+        let t = content_words(seg);
+        let n = t.len();
+        if n < MIN_SENTENCE_WORDS || alpha_count(&t) < 2 {
+            return None;
+        }
+        let (_, at) = self.sentences.iter().find(|(s, _)| {
+            s.len() >= n && s[..n - 1] == t[..n - 1] && s[n - 1].starts_with(t[n - 1].as_str())
+        })?;
+        let (s, e) = trimmed(text, start, end);
+        Some(RawSpan { start: s, end: e, detail: format!("starts the sentence at byte {at} over again") })
+    }
+
+    /// Closes the back-to-back loops still open (the text is complete).
     pub fn finish(&mut self, text: &str) {
         if let Some(e) = self.words.len().checked_sub(1) {
             for p in 1..=MAX_PERIOD {
@@ -148,9 +164,11 @@ impl Repetition {
                 self.runs[p] = 0;
             }
         }
-        if let Some(prev) = self.open.take() {
-            self.closed.push(self.stretch_span(prev));
-        }
+    }
+
+    /// Adds a final span (the cut-off repeat) found by the caller.
+    pub fn push_closed_opt(&mut self, s: Option<RawSpan>) {
+        self.closed.extend(s);
     }
 
     /// Spans found so far, including loops still growing.
@@ -161,14 +179,11 @@ impl Repetition {
                 out.extend(self.loop_span(text, p, e));
             }
         }
-        if let Some(prev) = self.open.clone() {
-            out.push(self.stretch_span(prev));
-        }
         out
     }
 }
 
-/// At most `n` characters of `s`, with an ellipsis when cut.
+/// At most `n` characters of `s` on one line, with an ellipsis when cut.
 pub fn clip(s: &str, n: usize) -> String {
     let one_line = s.replace('\n', " ");
     if one_line.chars().count() <= n {
