@@ -149,3 +149,41 @@ fn hub_id_resolves_from_a_laid_out_cache() {
     assert_eq!(m.info.id, "bigscience/tiny-bloom");
     assert_eq!(m.info.vocab_size, 4096);
 }
+
+/// Runs `cotscope generate` with a private, empty hub cache and an endpoint that refuses connections.
+fn generate_offline(model: &str, cache: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cotscope"))
+        .args(["generate", "--model", model, "--prompt", "Q: 1 + 1?", "--max-new-tokens", "2", "--temperature", "0"])
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_unknown_hub_id_fails_with_one_line_naming_the_id() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = generate_offline("nosuch-org/nosuch-bloom", cache.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].contains("nosuch-org/nosuch-bloom") && lines[0].contains("not in the Hugging Face cache"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn cli_hub_id_in_the_cache_runs_without_network() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("models--bigscience--tiny-bloom");
+    let snap = repo.join("snapshots").join("rev1");
+    std::fs::create_dir_all(&snap).unwrap();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(fixture().join(f), snap.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "rev1").unwrap();
+    let out = generate_offline("bigscience/tiny-bloom", cache.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

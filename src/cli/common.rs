@@ -1,6 +1,11 @@
 //! Flags shared by several commands.
 
-use crate::engine::SamplingParams;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::engine::{Engine, LocalEngine, SamplingParams};
+use crate::model::{self, LoadOptions};
 
 /// Which model to run.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -12,6 +17,15 @@ pub struct ModelArgs {
     /// Compute dtype: f32 (default on CPU), f16 or bf16.
     #[arg(long)]
     pub dtype: Option<String>,
+}
+
+impl ModelArgs {
+    /// Loads the model (the embedded default when `--model` is absent) into a local engine.
+    pub fn open_engine(&self) -> anyhow::Result<Arc<dyn Engine>> {
+        let dtype = self.dtype.as_deref().map(model::parse_dtype).transpose().context("--dtype")?;
+        let loaded = model::load(self.model.as_deref(), &LoadOptions { dtype })?;
+        Ok(Arc::new(LocalEngine::new(loaded.model, loaded.tokenizer, loaded.eos_token_id, loaded.info)))
+    }
 }
 
 /// How to sample.

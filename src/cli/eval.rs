@@ -1,9 +1,336 @@
-//! `cotscope eval`.
+//! `cotscope eval`: runs a template over GSM8K test questions, one JSON line per question, and sums up.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::common::{ModelArgs, SamplingArgs};
+use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, SamplingParams};
+use crate::lab::detect::{DetectContext, FailureKind};
+use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
+use crate::lab::template::Template;
+use crate::lab::{analysis, answer, gsm8k, vote};
+
+const AFTER_HELP: &str = "\
+Each question is generated with the template's stop strings. With --out FILE.jsonl, one JSON line per
+question is appended as soon as it finishes:
+  {\"index\", \"template\", \"prompt_hash\" (sha256 of the prompt), \"paths\": [{\"text\", \"answer\",
+   \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\"}], \"vote\", \"gold\",
+   \"correct\" (majority vote right), \"first_correct\", \"generation_ms\"}
+Rerunning with the same --out skips the questions already there (a line cut short by a crash is run
+again), so an interrupted run loses no finished question.
+
+Example:
+  cotscope eval --template wei-8shot --questions 0..20 --paths 3 --out wei.jsonl";
 
 /// Flags of `cotscope eval`.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct Args {}
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Template name (its `name:` field or file stem), e.g. wei-8shot.
+    #[arg(long)]
+    pub template: String,
+    /// GSM8K test questions: `A..B` (B excluded), `A..=B`, `A`, or a comma list of those.
+    #[arg(long, default_value = "0..100")]
+    pub questions: String,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Append one JSON line per question here; rerunning with the same file resumes.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: Option<PathBuf>,
+    /// Directory of template YAML files. Default: ./templates, else the project's templates.
+    #[arg(long)]
+    pub templates_dir: Option<PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cotscope eval` is not built yet")
+/// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
+pub fn parse_questions(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
+    let bad = |why: &str| anyhow::anyhow!("--questions {spec:?}: {why}");
+    let num = |s: &str| s.trim().parse::<usize>().map_err(|_| bad(&format!("{:?} is not a question number", s.trim())));
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+        let range = if let Some((a, b)) = part.split_once("..=") {
+            num(a)?..num(b)?.saturating_add(1)
+        } else if let Some((a, b)) = part.split_once("..") {
+            num(a)?..num(b)?
+        } else {
+            let i = num(part)?;
+            i..i + 1
+        };
+        if range.end > len {
+            anyhow::bail!("--questions {spec:?}: GSM8K test has questions 0..{}", len - 1);
+        }
+        for i in range {
+            if seen.insert(i) {
+                out.push(i);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("no questions"));
+    }
+    Ok(out)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (_, template) = super::prompt::load_template(&args.template, args.templates_dir.as_deref())?;
+    let questions = parse_questions(&args.questions, gsm8k::test_set().len())?;
+    if args.sampling.paths == 0 {
+        anyhow::bail!("--paths must be at least 1");
+    }
+    let mut results = match &args.out {
+        Some(p) => Some(ResultsFile::open(p, &template.name)?),
+        None => None,
+    };
+    let wanted: HashSet<usize> = questions.iter().copied().collect();
+    let mut records: Vec<EvalRecord> = results
+        .as_ref()
+        .map(|r| r.existing.iter().filter(|r| wanted.contains(&r.index)).cloned().collect())
+        .unwrap_or_default();
+    let done: HashSet<usize> = results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
+    let todo: Vec<usize> = questions.iter().copied().filter(|i| !done.contains(i)).collect();
+    if let (Some(r), Some(p)) = (&results, &args.out) {
+        if !r.existing.is_empty() || r.dropped_partial_line {
+            eprintln!(
+                "resuming {}: {} of {} questions already done{}",
+                p.display(),
+                questions.len() - todo.len(),
+                questions.len(),
+                if r.dropped_partial_line { " (dropped a line cut short by an interrupted run)" } else { "" }
+            );
+        }
+    }
+    let mut generation_ms_this_run = 0.0;
+    let mut tokens_this_run = 0usize;
+    if !todo.is_empty() {
+        let engine = args.model.open_engine()?;
+        let bar = progress_bar(questions.len(), questions.len() - todo.len());
+        update_message(&bar, &evalfile::summarize(&records));
+        for &i in &todo {
+            let r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), args.sampling.paths)?;
+            if let Some(f) = results.as_mut() {
+                f.append(&r)?;
+            }
+            generation_ms_this_run += r.generation_ms;
+            tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
+            records.push(r);
+            bar.inc(1);
+            update_message(&bar, &evalfile::summarize(&records));
+        }
+        bar.finish_and_clear();
+    }
+    records.sort_by_key(|r| r.index);
+    let summary = evalfile::summarize(&records);
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        let this_run = (tokens_this_run, generation_ms_this_run);
+        print!("{}", summary_text(&template.name, &args, &summary, this_run));
+    }
+    Ok(())
+}
+
+fn progress_bar(len: usize, done: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} questions · ETA {eta} · {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_position(done as u64);
+    bar.reset_eta();
+    bar.enable_steady_tick(Duration::from_millis(500));
+    bar
+}
+
+fn update_message(bar: &ProgressBar, s: &Summary) {
+    bar.set_message(format!(
+        "first path {}/{} · vote {}/{}",
+        s.first_correct, s.questions, s.majority_correct, s.questions
+    ));
+}
+
+/// Generates `paths` paths for question `index` and reads them.
+pub fn evaluate_question(
+    engine: &dyn Engine,
+    template: &Template,
+    index: usize,
+    params: &SamplingParams,
+    paths: usize,
+) -> anyhow::Result<EvalRecord> {
+    let problem = gsm8k::test_problem(index)?;
+    let prompt = template.render(&problem.question);
+    let req = GenerateRequest {
+        prompt: prompt.clone(),
+        paths,
+        sampling: params.clone(),
+        stop: template.stop_strings().to_vec(),
+    };
+    let mut done: Vec<Option<PathResult>> = vec![None; paths];
+    let stats = engine
+        .generate(&req, &CancelFlag::new(), &mut |ev| {
+            if let EngineEvent::Done(r) = ev {
+                if let Some(slot) = done.get_mut(r.path) {
+                    *slot = Some(r);
+                }
+            }
+        })
+        .with_context(|| format!("question {index}"))?;
+    let ctx = DetectContext::for_template(template, &problem.question);
+    let paths: Vec<EvalPath> = done
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish path {i}"))?;
+            let stop = r.stop_reason.stop_string().map(str::to_string);
+            let a = analysis::analyze_stopped(&ctx, &r.text, stop.as_deref(), Some(&problem.gold));
+            Ok(EvalPath {
+                text: r.text,
+                answer: a.answer,
+                answer_rule: a.answer_rule,
+                failures: a.failures,
+                stop_reason: r.stop_reason.as_str().to_string(),
+                stop_string: stop,
+                tokens: r.token_ids.len(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let answers: Vec<Option<String>> = paths.iter().map(|p| p.answer.clone()).collect();
+    let v = vote::vote(&answers);
+    let is_right = |a: &Option<String>| a.as_deref().is_some_and(|a| answer::matches_gold(a, &problem.gold));
+    Ok(EvalRecord {
+        index,
+        template: template.name.clone(),
+        prompt_hash: evalfile::prompt_hash(&prompt),
+        correct: is_right(&v.majority),
+        first_correct: paths.first().is_some_and(|p| is_right(&p.answer)),
+        paths,
+        vote: v,
+        gold: problem.gold.clone(),
+        generation_ms: stats.prefill_ms + stats.decode_ms,
+    })
+}
+
+fn pct(a: usize, b: usize) -> String {
+    if b == 0 {
+        "n/a".to_string()
+    } else {
+        format!("{:.1}%", 100.0 * a as f64 / b as f64)
+    }
+}
+
+/// The summary for people.
+fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, f64)) -> String {
+    let mut t = String::new();
+    let model = args.model.model.as_deref().unwrap_or("default (tiny-bloom-gsm8k)");
+    t.push_str(&format!(
+        "eval {template} on GSM8K test {}: {} questions, {} paths each (model {model}, temperature {}, seed {})\n",
+        args.questions,
+        s.questions,
+        args.sampling.paths,
+        args.sampling.temperature,
+        args.sampling.seed
+    ));
+    t.push_str(&format!(
+        "first-path accuracy:    {}/{} = {}\n",
+        s.first_correct,
+        s.questions,
+        pct(s.first_correct, s.questions)
+    ));
+    t.push_str(&format!(
+        "majority-vote accuracy: {}/{} = {} (ties: {})\n",
+        s.majority_correct,
+        s.questions,
+        pct(s.majority_correct, s.questions),
+        s.ties
+    ));
+    t.push_str(&format!("answers by rule:        strict {}, flexible {}, none {}\n", s.strict, s.flexible, s.none));
+    t.push_str(&format!("failures by kind (paths with it, of {}):\n", s.paths));
+    for k in FailureKind::ALL {
+        let n = s.failures.iter().find(|(f, _)| *f == k).map_or(0, |(_, n)| *n);
+        t.push_str(&format!("  {:<22} {n:>5}  {}\n", k.name(), pct(n, s.paths)));
+    }
+    match s.tokens_per_second() {
+        Some(all) => {
+            t.push_str(&format!("tokens/s:               {all:.1} ({} tokens generated in all)", s.tokens));
+            if ms > 0.0 {
+                t.push_str(&format!("; this run {:.1} ({tokens} tokens in {:.1} s)", tokens as f64 / (ms / 1000.0), ms / 1000.0));
+            }
+            t.push('\n');
+        }
+        None => t.push_str("tokens/s:               n/a\n"),
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::LocalEngine;
+
+    #[test]
+    fn question_specs() {
+        assert_eq!(parse_questions("0..3", 1319).unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_questions("5..=6", 1319).unwrap(), vec![5, 6]);
+        assert_eq!(parse_questions("7", 1319).unwrap(), vec![7]);
+        assert_eq!(parse_questions("3,1,2..4", 1319).unwrap(), vec![3, 1, 2]);
+        assert!(parse_questions("0..2000", 1319).unwrap_err().to_string().contains("questions 0..1318"));
+        assert!(parse_questions("a..b", 1319).is_err());
+        assert!(parse_questions("3..3", 1319).is_err());
+    }
+
+    fn fake_engine(texts: &[&str]) -> LocalEngine {
+        let tok = tokenizers::Tokenizer::from_bytes(crate::model::embedded::TOKENIZER).unwrap();
+        LocalEngine::fake(tok, texts, Some(2)).unwrap()
+    }
+
+    fn wei() -> Template {
+        let set = crate::lab::load_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"));
+        set.get("wei-8shot").unwrap().1.clone()
+    }
+
+    #[test]
+    fn one_question_with_a_fake_engine() {
+        // Question 1's gold is 3. Path 0 is right, path 1 wrong with an arithmetic error, path 2 right.
+        // (Greedy paths share their first token: it comes from the one prefill.)
+        let texts = [
+            " It takes 2 / 2 = 1 bolt of white fiber. 2 + 1 = 3. The answer is 3.",
+            " It takes 2 x 2 = 5 bolts. The answer is 5.",
+            " It is 2 + 1 = 3 bolts in total. The answer is 3.",
+        ];
+        let engine = fake_engine(&texts);
+        let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
+        let r = evaluate_question(&engine, &wei(), 1, &params, 3).unwrap();
+        assert_eq!(r.index, 1);
+        assert_eq!(r.gold, "3");
+        assert_eq!(r.prompt_hash, evalfile::prompt_hash(&wei().render(&gsm8k::test_set()[1].question)));
+        let got: Vec<&str> = r.paths.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(got, texts);
+        assert_eq!(r.paths[1].failures.len(), 1);
+        assert_eq!(r.paths[1].failures[0].kind, FailureKind::ArithmeticError);
+        assert_eq!(r.vote.majority.as_deref(), Some("3"));
+        assert!((r.vote.agreement - 2.0 / 3.0).abs() < 1e-9);
+        assert!(r.correct && r.first_correct);
+        assert!(r.paths.iter().all(|p| p.stop_reason == "eos" && p.tokens > 0));
+    }
+
+    #[test]
+    fn stop_string_cut_marks_a_runaway_question() {
+        // The template stops at "\nQ:": the invented question is cut off but still reported.
+        let engine = fake_engine(&[" 2 + 1 = 3. The answer is 3.\nQ: Tom has 4 cats."]);
+        let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
+        let r = evaluate_question(&engine, &wei(), 1, &params, 1).unwrap();
+        let p = &r.paths[0];
+        assert_eq!(p.text, " 2 + 1 = 3. The answer is 3.");
+        assert_eq!((p.stop_reason.as_str(), p.stop_string.as_deref()), ("stop_string", Some("\nQ:")));
+        assert_eq!(p.failures.iter().map(|f| f.kind).collect::<Vec<_>>(), vec![FailureKind::RunawayQuestion]);
+        assert!(r.correct);
+    }
 }

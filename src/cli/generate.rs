@@ -1,9 +1,302 @@
-//! `cotscope generate`.
+//! `cotscope generate`: one prompt in, streamed text (or JSON Lines events) out.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::common::{ModelArgs, SamplingArgs};
+use crate::engine::{EngineEvent, GenerateRequest, Generation, GenerationStats, PathResult};
+
+const AFTER_HELP: &str = "\
+Output:
+  Plain: the generated text (not the prompt) streams to stdout as it is produced. With several
+  paths, path 0 streams under a `--- path 0 ---` header and every other path follows, in order,
+  under its own header once it has finished. Stop reasons and speed go to stderr.
+
+  --json: one JSON object per line:
+    {\"event\":\"token\",\"path\":0,\"id\":123,\"text\":\"...\"}        per token (text may be empty
+        while a character or a possible stop string is incomplete)
+    {\"event\":\"done\",\"path\":0,\"token_ids\":[...],\"text\":\"...\",\"stop_reason\":\"max_tokens|eos|stop_string|cancelled\"}
+        per path when it ends (generated ids only; with \"stop_string\":\"...\" when it stopped on one)
+    {\"event\":\"stats\",\"prefill_ms\":...,\"decode_tok_s\":...,...}   last (decode rate of all paths together)
+
+Examples:
+  cotscope generate --prompt $'Q: What is 3 + 4?\\nA:' --max-new-tokens 48 --stop '\\nQ:'
+  cotscope generate --prompt-file prompt.txt --paths 4 --temperature 0.8 --seed 1 --json";
 
 /// Flags of `cotscope generate`.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct Args {}
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt to continue.
+    #[arg(long, required_unless_present = "prompt_file", conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from this file, used byte for byte (no trimming).
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Stop a path when its text reaches STR (repeatable; the string itself is not output).
+    /// Escapes \n, \t, \r and \\ are understood, so --stop '\nQ:' works from a shell.
+    #[arg(long = "stop", value_name = "STR")]
+    pub stop: Vec<String>,
+    /// Print JSON Lines events instead of plain text (see below).
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cotscope generate` is not built yet")
+/// Turns `\n`, `\t`, `\r` and `\\` into the characters they name; other text is kept as is.
+pub fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn read_prompt(args: &Args) -> anyhow::Result<String> {
+    match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).with_context(|| format!("prompt file {}", path.display()))?;
+            String::from_utf8(bytes)
+                .map_err(|e| anyhow::anyhow!("prompt file {}: not valid UTF-8 ({e})", path.display()))
+        }
+        (None, None) => anyhow::bail!("give the prompt with --prompt TEXT or --prompt-file FILE"),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let prompt = read_prompt(&args)?;
+    let req = GenerateRequest {
+        prompt,
+        paths: args.sampling.paths,
+        sampling: args.sampling.params(),
+        stop: args.stop.iter().map(|s| unescape(s)).collect(),
+    };
+    // Reject a bad request before spending time on loading the model.
+    crate::engine::local::validate(&req)?;
+    let engine = args.model.open_engine()?;
+    let generation = Generation::spawn(engine, req.clone());
+    let mut out: Box<dyn Output> = if args.json { Box::new(JsonOutput) } else { Box::new(PlainOutput::new(req.paths)) };
+    let stdout = io::stdout();
+    let mut w = stdout.lock();
+    for msg in generation.events.iter() {
+        let ev = msg?;
+        match out.event(&mut w, &ev).and_then(|_| w.flush()) {
+            Ok(()) => {}
+            // The reader went away (e.g. `| head`): stop generating and end quietly.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                generation.cancel();
+                return Ok(());
+            }
+            Err(e) => return Err(e).context("writing to stdout"),
+        }
+    }
+    generation.join()?;
+    Ok(())
+}
+
+/// How one output format writes events.
+trait Output {
+    fn event(&mut self, w: &mut dyn Write, ev: &EngineEvent) -> io::Result<()>;
+}
+
+/// `--json`: one line per token, per finished path, and the stats. Field order is the contract's.
+struct JsonOutput;
+
+#[derive(Serialize)]
+struct TokenLine<'a> {
+    event: &'static str,
+    path: usize,
+    id: u32,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct DoneLine<'a> {
+    event: &'static str,
+    path: usize,
+    token_ids: &'a [u32],
+    text: &'a str,
+    stop_reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_string: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct StatsLine {
+    event: &'static str,
+    prefill_ms: f64,
+    decode_tok_s: f64,
+    prompt_tokens: usize,
+    generated_tokens: usize,
+    decode_ms: f64,
+}
+
+fn json_line(w: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, value)?;
+    w.write_all(b"\n")
+}
+
+impl Output for JsonOutput {
+    fn event(&mut self, w: &mut dyn Write, ev: &EngineEvent) -> io::Result<()> {
+        match ev {
+            EngineEvent::Prefilled { .. } => Ok(()),
+            EngineEvent::Token { path, id, text } => {
+                json_line(w, &TokenLine { event: "token", path: *path, id: *id, text })
+            }
+            EngineEvent::Done(r) => json_line(
+                w,
+                &DoneLine {
+                    event: "done",
+                    path: r.path,
+                    token_ids: &r.token_ids,
+                    text: &r.text,
+                    stop_reason: r.stop_reason.as_str(),
+                    stop_string: r.stop_reason.stop_string(),
+                },
+            ),
+            EngineEvent::Stats(s) => json_line(
+                w,
+                &StatsLine {
+                    event: "stats",
+                    prefill_ms: s.prefill_ms,
+                    decode_tok_s: s.decode_tok_s,
+                    prompt_tokens: s.prompt_tokens,
+                    generated_tokens: s.generated_tokens,
+                    decode_ms: s.decode_ms,
+                },
+            ),
+        }
+    }
+}
+
+/// Plain text: path 0 streams; other paths print in order once finished.
+struct PlainOutput {
+    paths: usize,
+    /// Finished paths not printed yet (waiting for a lower path to finish).
+    finished: Vec<Option<PathResult>>,
+    /// The next path to print (path 0 is printed as it streams).
+    next: usize,
+    ends_with_newline: bool,
+    /// Bytes of path 0's text streamed so far.
+    streamed: usize,
+    reasons: Vec<String>,
+}
+
+impl PlainOutput {
+    fn new(paths: usize) -> Self {
+        Self { paths, finished: vec![None; paths], next: 0, ends_with_newline: true, streamed: 0, reasons: Vec::new() }
+    }
+
+    fn write_text(&mut self, w: &mut dyn Write, text: &str) -> io::Result<()> {
+        if !text.is_empty() {
+            w.write_all(text.as_bytes())?;
+            self.ends_with_newline = text.ends_with('\n');
+        }
+        Ok(())
+    }
+
+    fn end_path(&mut self, w: &mut dyn Write) -> io::Result<()> {
+        if !self.ends_with_newline {
+            w.write_all(b"\n")?;
+            self.ends_with_newline = true;
+        }
+        Ok(())
+    }
+
+    fn header(&self, w: &mut dyn Write, path: usize) -> io::Result<()> {
+        if self.paths > 1 {
+            writeln!(w, "--- path {path} ---")?;
+        }
+        Ok(())
+    }
+
+    fn summary(&self, s: &GenerationStats) {
+        eprintln!(
+            "[{}; prompt {} tokens, prefill {:.0} ms; {} tokens at {:.1} tok/s]",
+            self.reasons.join(", "),
+            s.prompt_tokens,
+            s.prefill_ms,
+            s.generated_tokens,
+            s.decode_tok_s
+        );
+    }
+}
+
+fn describe(r: &PathResult) -> String {
+    match r.stop_reason.stop_string() {
+        Some(s) => format!("path {}: stop_string {s:?}", r.path),
+        None => format!("path {}: {}", r.path, r.stop_reason.as_str()),
+    }
+}
+
+impl Output for PlainOutput {
+    fn event(&mut self, w: &mut dyn Write, ev: &EngineEvent) -> io::Result<()> {
+        match ev {
+            EngineEvent::Prefilled { .. } => self.header(w, 0),
+            EngineEvent::Token { path: 0, text, .. } => {
+                self.streamed += text.len();
+                self.write_text(w, text)
+            }
+            EngineEvent::Token { .. } => Ok(()),
+            EngineEvent::Done(r) => {
+                self.reasons.push(describe(r));
+                if let Some(slot) = self.finished.get_mut(r.path) {
+                    *slot = Some(r.clone());
+                }
+                // Print every path that is now next in line.
+                while let Some(Some(done)) = self.finished.get(self.next).cloned() {
+                    if done.path == 0 {
+                        // Streamed already, but a cancel may have released held-back text at the end.
+                        let rest = done.text.get(self.streamed..).unwrap_or("").to_string();
+                        self.write_text(w, &rest)?;
+                    } else {
+                        self.header(w, done.path)?;
+                        self.write_text(w, &done.text)?;
+                    }
+                    self.end_path(w)?;
+                    self.next += 1;
+                }
+                Ok(())
+            }
+            EngineEvent::Stats(s) => {
+                self.summary(s);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescape_understands_the_usual_escapes() {
+        assert_eq!(unescape(r"\nQ:"), "\nQ:");
+        assert_eq!(unescape(r"a\tb\\n\r"), "a\tb\\n\r");
+        assert_eq!(unescape(r"\x and \"), r"\x and \");
+        assert_eq!(unescape("\nQ:"), "\nQ:");
+    }
 }

@@ -191,3 +191,14 @@ pub trait DecoderModel: Send {
     /// Keeps only the given rows (indices into the current rows, increasing), dropping the rest.
     fn retain(&mut self, rows: &[usize]) -> Result<(), EngineError>;
 }
+
+pub mod fake;
+pub mod local;
+mod rng;
+pub mod sampler;
+pub mod spawn;
+pub mod stop;
+pub mod text_stream;
+
+pub use local::LocalEngine;
+pub use spawn::Generation;
