@@ -1,9 +1,39 @@
-//! `cotscope tui`.
+//! `cotscope tui` (and `cotscope` with no command): the interactive workbench.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::common::ModelArgs;
 
 /// Flags of `cotscope tui`.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where sessions are saved and opened from. Default: ./sessions, else the repository's sessions/.
+    #[arg(long)]
+    pub sessions_dir: Option<PathBuf>,
+    /// Where templates are read from (and exemplars written to). Default: ./templates, else the repository's.
+    #[arg(long)]
+    pub templates_dir: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cotscope tui` is not built yet")
+/// `./<name>` when it exists (or when we are not in a checkout), else the repository's own folder.
+fn default_dir(name: &str) -> PathBuf {
+    let local = PathBuf::from(name);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    if local.is_dir() || !repo.is_dir() {
+        local
+    } else {
+        repo
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let templates_dir = args.templates_dir.unwrap_or_else(|| default_dir("templates"));
+    let sessions_dir = args.sessions_dir.unwrap_or_else(|| default_dir("sessions"));
+    let model = args.model;
+    let loader: crate::tui::worker::Loader = Box::new(move || model.open_engine().map_err(|e| format!("{e:#}")));
+    crate::tui::run(crate::tui::Options { templates_dir, sessions_dir, loader }).context("tui")
 }

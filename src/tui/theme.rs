@@ -1,0 +1,177 @@
+//! Styles. With `NO_COLOR` set the theme uses only modifiers (bold, underline, reverse, …) and the
+//! failure highlights also carry text markers (`⟦rep …⟧`), so every kind stays distinguishable.
+
+use ratatui::style::{Color, Modifier, Style};
+
+use super::labels::Label;
+use crate::lab::detect::FailureKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    /// Colour unless `NO_COLOR` is set to a non-empty value (<https://no-color.org>).
+    pub fn from_env() -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self { color: !no_color }
+    }
+
+    pub fn color() -> Self {
+        Self { color: true }
+    }
+
+    pub fn no_color() -> Self {
+        Self { color: false }
+    }
+
+    /// Whether failure spans are wrapped in `⟦tag …⟧` markers.
+    pub fn markers(&self) -> bool {
+        !self.color
+    }
+
+    fn pick(&self, color: Style, plain: Style) -> Style {
+        if self.color {
+            color
+        } else {
+            plain
+        }
+    }
+
+    pub fn base(&self) -> Style {
+        Style::default()
+    }
+
+    /// The end of the prompt shown above a path's text.
+    pub fn prompt_text(&self) -> Style {
+        self.pick(
+            Style::default().fg(Color::DarkGray).add_modifier(Modifier::ITALIC),
+            Style::default().add_modifier(Modifier::DIM | Modifier::ITALIC),
+        )
+    }
+
+    pub fn generated(&self) -> Style {
+        Style::default()
+    }
+
+    pub fn failure(&self, kind: FailureKind) -> Style {
+        match kind {
+            FailureKind::Repetition => self.pick(
+                Style::default().fg(Color::Black).bg(Color::Magenta),
+                Style::default().add_modifier(Modifier::REVERSED),
+            ),
+            FailureKind::QuestionEcho => self.pick(
+                Style::default().fg(Color::White).bg(Color::Blue),
+                Style::default().add_modifier(Modifier::UNDERLINED),
+            ),
+            FailureKind::MissingAnswerMarker => self.pick(
+                Style::default().fg(Color::Black).bg(Color::Yellow),
+                Style::default().add_modifier(Modifier::BOLD | Modifier::ITALIC),
+            ),
+            FailureKind::RunawayQuestion => self.pick(
+                Style::default().fg(Color::LightYellow).bg(Color::DarkGray).add_modifier(Modifier::ITALIC),
+                Style::default().add_modifier(Modifier::CROSSED_OUT),
+            ),
+            FailureKind::NoAnswer => self.pick(
+                Style::default().fg(Color::Black).bg(Color::LightRed),
+                Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ),
+            FailureKind::ArithmeticError => self.pick(
+                Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
+                Style::default().add_modifier(Modifier::UNDERLINED | Modifier::BOLD),
+            ),
+        }
+    }
+
+    /// A label chip in a pane: detected but unreviewed, confirmed, or overruled.
+    pub fn label(&self, label: Label, effective: bool, reviewed: bool) -> Style {
+        let mut s = if effective {
+            match label {
+                Label::Good => self.pick(Style::default().fg(Color::Green), Style::default()),
+                _ => self.pick(Style::default().fg(Color::LightRed), Style::default()),
+            }
+        } else {
+            Style::default().add_modifier(Modifier::CROSSED_OUT | Modifier::DIM)
+        };
+        if reviewed {
+            s = s.add_modifier(Modifier::BOLD);
+        }
+        s
+    }
+
+    pub fn right(&self) -> Style {
+        self.pick(Style::default().fg(Color::Green).add_modifier(Modifier::BOLD), Style::default().add_modifier(Modifier::BOLD))
+    }
+
+    pub fn wrong(&self) -> Style {
+        self.pick(Style::default().fg(Color::Red).add_modifier(Modifier::BOLD), Style::default().add_modifier(Modifier::BOLD))
+    }
+
+    pub fn title(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+
+    pub fn border(&self, focused: bool) -> Style {
+        match (focused, self.color) {
+            (true, true) => Style::default().fg(Color::Cyan),
+            (true, false) => Style::default().add_modifier(Modifier::BOLD),
+            (false, _) => Style::default(),
+        }
+    }
+
+    pub fn selected(&self) -> Style {
+        self.pick(
+            Style::default().fg(Color::Black).bg(Color::Cyan),
+            Style::default().add_modifier(Modifier::REVERSED),
+        )
+    }
+
+    pub fn dim(&self) -> Style {
+        self.pick(Style::default().fg(Color::DarkGray), Style::default().add_modifier(Modifier::DIM))
+    }
+
+    pub fn key(&self) -> Style {
+        self.pick(Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD), Style::default().add_modifier(Modifier::BOLD))
+    }
+
+    pub fn status_error(&self) -> Style {
+        self.pick(Style::default().fg(Color::LightRed), Style::default().add_modifier(Modifier::BOLD))
+    }
+
+    pub fn diff_add(&self) -> Style {
+        self.pick(Style::default().fg(Color::Green), Style::default().add_modifier(Modifier::BOLD))
+    }
+
+    pub fn diff_del(&self) -> Style {
+        self.pick(Style::default().fg(Color::Red), Style::default().add_modifier(Modifier::CROSSED_OUT))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_kind_has_its_own_style_with_and_without_colour() {
+        for theme in [Theme::color(), Theme::no_color()] {
+            let styles: Vec<Style> = FailureKind::ALL.iter().map(|k| theme.failure(*k)).collect();
+            for i in 0..styles.len() {
+                for j in i + 1..styles.len() {
+                    assert_ne!(styles[i], styles[j], "kinds {i} and {j} share a style (color={})", theme.color);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_color_theme_uses_no_colours() {
+        let t = Theme::no_color();
+        for k in FailureKind::ALL {
+            let s = t.failure(k);
+            assert_eq!((s.fg, s.bg), (None, None));
+        }
+        assert_eq!(t.prompt_text().fg, None);
+        assert_eq!(t.selected().bg, None);
+    }
+}

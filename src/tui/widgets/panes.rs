@@ -1,0 +1,204 @@
+//! The generation panes: side by side, a grid when narrow, a page of them when even that does not fit.
+//! Each shows its header (path, tokens, tokens/s, answer ✓/✗, stop reason), the end of the prompt
+//! (dimmed) followed by the generated text with failures highlighted, and a line of labels and note.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+use ratatui::Frame;
+
+use super::panel;
+use crate::engine::StopReason;
+use crate::tui::app::{App, Focus};
+use crate::tui::highlight::highlight;
+use crate::tui::run::{CompareMode, Pane, Run};
+use crate::tui::wrap::{truncate, wrap};
+
+const MIN_W: u16 = 30;
+const MIN_H: u16 = 6;
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let Some(run) = &app.run else {
+        let block = panel(t, " Paths ".into(), app.focus == Focus::Paths);
+        let msg = match &app.model {
+            crate::tui::app::ModelState::Loading => "loading model… (pick a question meanwhile)",
+            _ => "Enter generates: the paths stream here side by side",
+        };
+        frame.render_widget(Paragraph::new(msg).style(t.dim()).block(block), area);
+        return;
+    };
+    let n = run.panes.len();
+    if n == 0 || area.width == 0 || area.height == 0 {
+        return;
+    }
+    let max_cols = (area.width / MIN_W).max(1) as usize;
+    let max_rows = (area.height / MIN_H).max(1) as usize;
+    let per_page = (max_cols * max_rows).min(n);
+    let rows = n.div_ceil(max_cols).min(max_rows);
+    let cols = per_page.div_ceil(rows).max(1);
+    let page = app.pane.min(n - 1) / per_page;
+    let first = page * per_page;
+    let shown: Vec<usize> = (first..(first + per_page).min(n)).collect();
+    let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(area);
+    for (r, row_area) in row_areas.iter().enumerate() {
+        let in_row: Vec<usize> = shown.iter().skip(r * cols).take(cols).copied().collect();
+        if in_row.is_empty() {
+            continue;
+        }
+        let cells = Layout::horizontal(vec![Constraint::Ratio(1, cols as u32); cols]).split(*row_area);
+        for (c, &i) in in_row.iter().enumerate() {
+            draw_pane(app, run, i, per_page < n, frame, cells[c]);
+        }
+    }
+}
+
+fn draw_pane(app: &App, run: &Run, i: usize, paged: bool, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let p = &run.panes[i];
+    let focused = i == app.pane;
+    let name = match run.mode {
+        CompareMode::SelfConsistency if paged => format!(" {}/{}", i + 1, run.panes.len()),
+        CompareMode::SelfConsistency => format!(" {}", i + 1),
+        CompareMode::Ab => {
+            let name = run.prompts.get(p.prompt).map_or("?", |s| s.template.as_str());
+            format!(" {} {}", (b'A' + (i % 26) as u8) as char, name)
+        }
+    };
+    let title = title_line(app, run, p, name, area.width.saturating_sub(2) as usize);
+    // The focused pane is thick; coloured too while the paths panel has the keys.
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
+        .border_style(t.border(focused && app.focus == Focus::Paths))
+        .title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height == 0 || inner.width == 0 {
+        return;
+    }
+    let w = inner.width as usize;
+    let footer = footer_line(app, p, w);
+    let body_h = (inner.height as usize).saturating_sub(usize::from(footer.is_some())).max(1);
+
+    let spec = run.prompts.get(p.prompt);
+    let tail = spec.map(|s| prompt_tail(&s.prompt)).unwrap_or_default();
+    let mut segs = vec![(tail, t.prompt_text())];
+    segs.extend(highlight(&p.text, &p.failures, t, t.generated()));
+    if p.token_ids.is_empty() && !p.finished() {
+        let waiting = if p.started_ms.is_some() { " …" } else if run.cancelling { " (cancelling)" } else { " (waiting for the prompt)" };
+        segs.push((waiting.to_string(), t.dim()));
+    } else if !p.finished() {
+        segs.push(("▌".to_string(), t.dim()));
+    }
+    let lines = wrap(&segs, w);
+    let max_top = lines.len().saturating_sub(body_h);
+    let top = max_top.saturating_sub(p.scroll_up);
+    let mut shown: Vec<Line> = lines.into_iter().skip(top).take(body_h).collect();
+    if let Some(f) = footer {
+        while shown.len() < body_h {
+            shown.push(Line::default());
+        }
+        shown.push(f);
+    }
+    frame.render_widget(Paragraph::new(shown), inner);
+}
+
+/// The last line of the prompt (what the model continues), cut to its last 40 characters.
+fn prompt_tail(prompt: &str) -> String {
+    let last = prompt.rsplit('\n').next().unwrap_or("");
+    let n = last.chars().count();
+    if n > 40 {
+        format!("…{}", last.chars().skip(n - 39).collect::<String>())
+    } else {
+        last.to_string()
+    }
+}
+
+/// The pane's title: path (or template), tokens, tokens/s, answer with ✓/✗ and the stop reason, in the
+/// longest form that fits `width` (narrow panes get abbreviations, then lose the rate and count).
+fn title_line(app: &App, run: &Run, p: &Pane, name: String, width: usize) -> Line<'static> {
+    for level in 0..5 {
+        let line = title_at(app, run, p, &name, level);
+        if line.width() <= width || level == 4 {
+            return line;
+        }
+    }
+    Line::default()
+}
+
+fn title_at(app: &App, run: &Run, p: &Pane, name: &str, level: u8) -> Line<'static> {
+    let t = &app.theme;
+    let full = level == 0;
+    let mut spans = vec![Span::styled(name.to_string(), t.title())];
+    if level <= 2 {
+        spans.push(Span::raw(if full { format!(" · {} tok", p.token_ids.len()) } else { format!(" · {}t", p.token_ids.len()) }));
+    }
+    if level <= 1 {
+        if let Some(r) = p.tokens_per_s() {
+            spans.push(Span::raw(if full { format!(" · {r:.1} tok/s") } else { format!(" · {r:.0}t/s") }));
+        }
+    }
+    spans.push(Span::raw(" · "));
+    match &p.answer {
+        Some(a) => {
+            let ok = run.correct(Some(a)) == Some(true);
+            spans.push(Span::raw(if full { format!("ans {a} ") } else { a.clone() }));
+            spans.push(if ok { Span::styled("✓", t.right()) } else { Span::styled("✗", t.wrong()) });
+            if p.answer_rule == crate::lab::answer::AnswerRule::Flexible {
+                spans.push(Span::raw(if full { " (flexible)" } else { "~" }));
+            }
+        }
+        None => spans.push(Span::styled(if full { "no answer" } else { "—" }, t.dim())),
+    }
+    if level <= 3 {
+        let stop = match (&p.stop, full) {
+            (None, true) if p.started_ms.is_none() => "waiting".to_string(),
+            (None, true) => "streaming".to_string(),
+            (None, false) => "…".to_string(),
+            (Some(StopReason::StopString(s)), true) => format!("stop {}", s.escape_default()),
+            (Some(StopReason::StopString(s)), false) => s.escape_default().to_string(),
+            (Some(StopReason::MaxTokens), false) => "max".to_string(),
+            (Some(StopReason::Cancelled), false) => "cancel".to_string(),
+            (Some(s), _) => s.as_str().to_string(),
+        };
+        spans.push(Span::raw(format!(" · {stop}")));
+    }
+    spans.push(Span::raw(" "));
+    Line::from(spans)
+}
+
+/// Label chips (`rep?` detected, bold when the human decided, struck when off) and the note.
+fn footer_line(app: &App, p: &Pane, w: usize) -> Option<Line<'static>> {
+    let t = &app.theme;
+    let mut spans: Vec<Span> = Vec::new();
+    for (label, s) in p.labels.touched() {
+        let on = s.effective();
+        let mark = match s.human {
+            None => "?",
+            Some(true) => "✓",
+            Some(false) => "✗",
+        };
+        spans.push(Span::styled(format!("{}{}{mark}", label.key(), label.tag()), t.label(label, on, s.human.is_some())));
+        spans.push(Span::raw(" "));
+    }
+    if !p.note.is_empty() {
+        spans.push(Span::styled(format!("✎ {}", p.note), t.dim()));
+    }
+    if spans.is_empty() {
+        return p.finished().then(|| Line::from(Span::styled(truncate("no labels: 1-9 to add", w), t.dim())));
+    }
+    // Cut to the width, keeping styles.
+    let mut used = 0;
+    let mut out = Vec::new();
+    for s in spans {
+        let sw = unicode_width::UnicodeWidthStr::width(s.content.as_ref());
+        if used + sw > w {
+            out.push(Span::styled(truncate(&s.content, w - used), s.style));
+            break;
+        }
+        used += sw;
+        out.push(s);
+    }
+    Some(Line::from(out))
+}
