@@ -141,7 +141,7 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let x = self.dense_h_to_4h.forward(x)?.gelu()?;
+        let x = super::gelu::gelu(&self.dense_h_to_4h.forward(x)?)?;
         self.dense_4h_to_h.forward(&x)? + residual
     }
 }

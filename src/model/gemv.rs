@@ -9,7 +9,6 @@
 //! SIMD is chosen at run time (AVX2+FMA+F16C), with a portable fallback.
 
 use half::f16;
-use rayon::prelude::*;
 
 /// Weight rows handed to one rayon task: enough to amortise scheduling, few enough to balance.
 const ROWS_PER_TASK: usize = 64;
@@ -62,87 +61,87 @@ fn has_avx2() -> bool {
 }
 
 /// `y[r·n + j] = Σᵢ x[r·k + i] · w[j·k + i]` for `m = x.len() / k` rows and `n = w.len() / k` outputs.
+///
+/// Runs on candle's barrier pool, the same threads its quantized kernels and element-wise ops use,
+/// so a decode step never has a second pool's threads competing for the cores.
 pub fn matmul_t<W: WeightElem>(x: &[f32], w: &[W], k: usize, y: &mut [f32]) {
     let m = x.len() / k;
     let n = w.len() / k;
     assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n, "gemv: mismatched lengths");
-    // Tasks own disjoint column ranges of y; collect per-task results and scatter them after, so
-    // no two tasks write the same memory.
-    let tasks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(ROWS_PER_TASK))
-        .into_par_iter()
-        .map(|t| {
+    let y_ptr = y.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_TASK), |tasks| {
+        let mut out = vec![0f32; m * ROWS_PER_TASK];
+        for t in tasks {
             let j0 = t * ROWS_PER_TASK;
             let j1 = n.min(j0 + ROWS_PER_TASK);
-            let mut out = vec![0f32; m * (j1 - j0)];
-            block(x, m, k, &w[j0 * k..j1 * k], &mut out);
-            (j0, out)
-        })
-        .collect();
-    for (j0, out) in tasks {
-        let cols = out.len() / m.max(1);
-        for r in 0..m {
-            y[r * n + j0..r * n + j0 + cols].copy_from_slice(&out[r * cols..(r + 1) * cols]);
+            let cols = j1 - j0;
+            let out = &mut out[..m * cols];
+            block(x, m, k, &w[j0 * k..j1 * k], out);
+            for r in 0..m {
+                // SAFETY: task t alone writes columns j0..j1 of every row of y, which has m·n elements.
+                let dst = unsafe { std::slice::from_raw_parts_mut((y_ptr as *mut f32).add(r * n + j0), cols) };
+                dst.copy_from_slice(&out[r * cols..(r + 1) * cols]);
+            }
         }
-    }
+    });
 }
 
 /// One task: all `m` rows of `x` against `w`'s rows; `out` is `m × rows` row-major.
 ///
-/// Up to 4 activation rows go with pairs of weight rows (8 accumulators), 5 to 8 with one weight row
-/// at a time (up to 8 accumulators), so that for up to 8 paths each weight row is read in a single
-/// uninterrupted pass, which keeps the memory stream (and the prefetcher) busy.
+/// Weight rows go in groups of `RW` so that `R·RW` independent accumulators hide the FMA latency:
+/// 4 weight rows for 1 or 2 activation rows, 2 for 3 or 4, 1 for 5 to 8. Every activation row is
+/// dotted with a group in one pass, so for up to 8 paths each weight is read once, in order.
 fn block<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [f32]) {
     let rows = w.len() / k;
-    let row = |j: usize| &w[j * k..(j + 1) * k];
-    if m <= 4 {
-        let mut j = 0;
-        while j + 1 < rows {
-            let pair = [row(j), row(j + 1)];
-            let mut d = [[0f32; 2]; 4];
-            match m {
-                4 => d = dots::<4, 2, W>(x, k, pair),
-                3 => d[..3].copy_from_slice(&dots::<3, 2, W>(x, k, pair)),
-                2 => d[..2].copy_from_slice(&dots::<2, 2, W>(x, k, pair)),
-                _ => d[..1].copy_from_slice(&dots::<1, 2, W>(x, k, pair)),
+    let done = match m {
+        1 | 2 => groups::<4, W>(x, m, k, w, out),
+        3 | 4 => groups::<2, W>(x, m, k, w, out),
+        _ => 0,
+    };
+    for j in done..rows {
+        let mut r = 0;
+        while r < m {
+            let take = (m - r).min(8);
+            let xs = &x[r * k..(r + take) * k];
+            let d = dots_rows::<1, W>(xs, take, k, [&w[j * k..(j + 1) * k]]);
+            for (i, v) in d[..take].iter().enumerate() {
+                out[(r + i) * rows + j] = v[0];
             }
-            for (r, v) in d[..m].iter().enumerate() {
-                out[r * rows + j] = v[0];
-                out[r * rows + j + 1] = v[1];
-            }
-            j += 2;
-        }
-        if j < rows {
-            one_row(x, m, k, row(j), j, rows, out);
-        }
-    } else {
-        for j in 0..rows {
-            one_row(x, m, k, row(j), j, rows, out);
+            r += take;
         }
     }
 }
 
-/// Column `j` of `out` (`m × rows`): every activation row against weight row `wj`, 8 rows at a time.
-fn one_row<W: WeightElem>(x: &[f32], m: usize, k: usize, wj: &[W], j: usize, rows: usize, out: &mut [f32]) {
-    let mut r = 0;
-    while r < m {
-        let take = (m - r).min(8);
-        let xs = &x[r * k..(r + take) * k];
-        let mut d = [[0f32; 1]; 8];
-        match take {
-            8 => d = dots::<8, 1, W>(xs, k, [wj]),
-            7 => d[..7].copy_from_slice(&dots::<7, 1, W>(xs, k, [wj])),
-            6 => d[..6].copy_from_slice(&dots::<6, 1, W>(xs, k, [wj])),
-            5 => d[..5].copy_from_slice(&dots::<5, 1, W>(xs, k, [wj])),
-            4 => d[..4].copy_from_slice(&dots::<4, 1, W>(xs, k, [wj])),
-            3 => d[..3].copy_from_slice(&dots::<3, 1, W>(xs, k, [wj])),
-            2 => d[..2].copy_from_slice(&dots::<2, 1, W>(xs, k, [wj])),
-            _ => d[..1].copy_from_slice(&dots::<1, 1, W>(xs, k, [wj])),
+/// Whole groups of `RW` weight rows against all `m` (≤ 4) activation rows; returns the rows done.
+fn groups<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [f32]) -> usize {
+    let rows = w.len() / k;
+    let full = rows / RW * RW;
+    let mut j = 0;
+    while j < full {
+        let ws: [&[W]; RW] = std::array::from_fn(|c| &w[(j + c) * k..(j + c + 1) * k]);
+        let d = dots_rows::<RW, W>(x, m, k, ws);
+        for (r, v) in d[..m].iter().enumerate() {
+            out[r * rows + j..r * rows + j + RW].copy_from_slice(v);
         }
-        for (i, v) in d[..take].iter().enumerate() {
-            out[(r + i) * rows + j] = v[0];
-        }
-        r += take;
+        j += RW;
     }
+    full
+}
+
+/// `dots` for a run-time row count `m` ≤ 8 (unused entries of the result are zero).
+fn dots_rows<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: [&[W]; RW]) -> [[f32; RW]; 8] {
+    let mut d = [[0f32; RW]; 8];
+    match m {
+        8 => d = dots::<8, RW, W>(x, k, w),
+        7 => d[..7].copy_from_slice(&dots::<7, RW, W>(x, k, w)),
+        6 => d[..6].copy_from_slice(&dots::<6, RW, W>(x, k, w)),
+        5 => d[..5].copy_from_slice(&dots::<5, RW, W>(x, k, w)),
+        4 => d[..4].copy_from_slice(&dots::<4, RW, W>(x, k, w)),
+        3 => d[..3].copy_from_slice(&dots::<3, RW, W>(x, k, w)),
+        2 => d[..2].copy_from_slice(&dots::<2, RW, W>(x, k, w)),
+        _ => d[..1].copy_from_slice(&dots::<1, RW, W>(x, k, w)),
+    }
+    d
 }
 
 fn dots<const R: usize, const RW: usize, W: WeightElem>(x: &[f32], k: usize, w: [&[W]; RW]) -> [[f32; RW]; R] {
@@ -199,7 +198,13 @@ mod avx2 {
         let px = x.as_ptr();
         let pw: [*const W; RW] = std::array::from_fn(|c| w[c].as_ptr());
         let mut i = 0;
+        // Prefetch the weights 2 KiB ahead: the hardware prefetcher alone falls behind when many
+        // activation rows make each weight line take long to consume.
+        let ahead = 2048 / std::mem::size_of::<W>();
         while i < k8 {
+            for p in pw.iter() {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + ahead) as *const i8);
+            }
             let wv: [__m256; RW] = std::array::from_fn(|c| W::load8(pw[c].add(i)));
             for r in 0..R {
                 let xv = _mm256_loadu_ps(px.add(r * k + i));

@@ -5,6 +5,7 @@ pub mod alibi;
 pub mod bloom;
 pub mod config;
 pub mod embedded;
+pub mod gelu;
 pub mod gemv;
 pub mod error;
 pub mod hub;

@@ -3,6 +3,9 @@
 //! `CANDLE_NUM_THREADS` on first use; more compute threads than free cores collapses throughput
 //! (spinning workers steal the cores the others wait on), so set both once, before any tensor work.
 
+/// Spins of an idle candle pool worker before it parks (candle's default: 25000).
+const SPIN_LIMIT: u32 = 2000;
+
 /// Sizes every compute pool to `n` threads (0: the available cores). Call before the first tensor
 /// operation; later calls cannot resize pools already started and return the count in force.
 pub fn set_compute_threads(n: usize) -> usize {
@@ -10,6 +13,12 @@ pub fn set_compute_threads(n: usize) -> usize {
     // Both variables are read when candle first sizes its pools.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    // candle's pool workers spin 25000 times before parking after each job; while rayon's threads run
+    // the next GEMM that makes more busy threads than cores. A shorter spin still catches the
+    // back-to-back jobs of a decode step. The user's own setting wins.
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", SPIN_LIMIT.to_string());
+    }
     let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     rayon::current_num_threads()
 }
