@@ -224,8 +224,13 @@ impl Bloom {
             None => None,
         };
         let tied = lm_head.is_none() || cfg.tie_word_embeddings;
+        // `emb` is moved or dropped here: once quantized, its f32 copy (4 GB for bloom-7b1) must not
+        // stay alive while the blocks load.
         let (word_embeddings, tied_head) = match qemb {
-            Some(q) => (Embeddings::Quant(q.clone()), Linear::quantized(q, None)),
+            Some(q) => {
+                drop(emb);
+                (Embeddings::Quant(q.clone()), Linear::quantized(q, None))
+            }
             None => (Embeddings::Dense(candle_nn::Embedding::new(emb.clone(), h)), Linear::new(emb, None)),
         };
         let lm_head = match lm_head {
