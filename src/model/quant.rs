@@ -11,6 +11,8 @@ use std::fmt;
 use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ8_0, GgmlType, QK8_0, QK_K};
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 
+use super::gemv;
+
 /// A block format for `--quantize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantKind {
@@ -127,10 +129,23 @@ impl QMatrix {
             candle_core::bail!("quantized matmul: input width {k} does not match {}x{}", self.rows, self.cols);
         }
         let m = x.elem_count() / k.max(1);
+        if m > gemv::MAX_ROWS {
+            // Many rows (prefill): widen the matrix to f32 for this call and use the blocked GEMM,
+            // far faster than block dot products row by row; the f32 copy lives for one matmul.
+            let w = self.dequantize(x.device())?;
+            let y = x.to_dtype(DType::F32)?.reshape((m, k))?.matmul(&w.t()?)?;
+            let mut out = dims;
+            if let Some(last) = out.last_mut() {
+                *last = self.rows;
+            }
+            return y.reshape(out);
+        }
         let lhs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let mut dst = vec![0f32; m * self.rows];
         match &self.blocks {
-            Blocks::Q8_0(b) => k_quants::matmul((m, k, self.rows), &lhs, b, &mut dst)?,
+            // f32 activations against widened blocks, the same arithmetic for 1 row as for 8, so a
+            // path decodes the same alone or in a batch.
+            Blocks::Q8_0(b) => gemv::matmul_t_q8(&lhs, as_q8_blocks(b), k, &mut dst),
             Blocks::Q4K(b) => k_quants::matmul((m, k, self.rows), &lhs, b, &mut dst)?,
         }
         let mut out = dims;
@@ -164,6 +179,15 @@ impl QMatrix {
         let ids = Tensor::arange(0u32, self.rows as u32, dev)?;
         self.embedding(&ids)
     }
+}
+
+/// candle's q8_0 blocks seen as [`gemv::Q8Block`]s: both are `#[repr(C)]` {f16 scale, 32 × i8}
+/// (34 bytes, alignment 2), which the assertions check at compile time.
+fn as_q8_blocks(b: &[BlockQ8_0]) -> &[gemv::Q8Block] {
+    const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == std::mem::size_of::<gemv::Q8Block>());
+    const _: () = assert!(std::mem::align_of::<BlockQ8_0>() == std::mem::align_of::<gemv::Q8Block>());
+    // SAFETY: identical size, alignment and field layout (see above); both are plain old data.
+    unsafe { std::slice::from_raw_parts(b.as_ptr() as *const gemv::Q8Block, b.len()) }
 }
 
 fn quantize_rows<T: GgmlType>(data: &[f32], cols: usize) -> Vec<T> {
