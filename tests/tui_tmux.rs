@@ -14,11 +14,12 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(name: &str, w: u16, h: u16, cwd: &Path, command: &str) -> Tmux {
+    /// Runs `script` with `sh -c` (not the user's shell, which may not be POSIX) in a detached session.
+    fn start(name: &str, w: u16, h: u16, cwd: &Path, script: &str) -> Tmux {
         let status = Command::new("tmux")
             .args(["new-session", "-d", "-s", name, "-x", &w.to_string(), "-y", &h.to_string(), "-c"])
             .arg(cwd)
-            .arg(command)
+            .args(["sh", "-c", script])
             .env_remove("NO_COLOR")
             .status()
             .expect("run tmux");
