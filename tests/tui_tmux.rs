@@ -141,3 +141,15 @@ fn pick_generate_label_save_quit_in_tmux() {
     let answered = session.paths.iter().filter(|p| p.answer.is_some()).count();
     assert_eq!(session.vote.voters, answered);
 }
+
+#[test]
+fn without_a_terminal_the_workbench_says_so_instead_of_hanging() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cotscope"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run cotscope");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: the workbench needs an interactive terminal"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
