@@ -4,6 +4,7 @@
 //! sampling parameters into token events (the one seam every front end uses); the `lab` module reads
 //! what came out (answers, failures, votes); `tui` and `cli` are the front ends.
 
+pub mod bench;
 pub mod cli;
 pub mod engine;
 pub mod fsutil;

@@ -81,6 +81,13 @@ fn tiny_bloom_f16_sharded_matches_transformers() {
 }
 
 #[test]
+fn six_heads_post_layernorm_residual_untied_head_matches_transformers() {
+    // 6 heads (ALiBi slopes of a non-power-of-two count), apply_residual_connection_post_layernorm,
+    // and an lm_head.weight of its own; written by tests/fixtures/make_golden.py.
+    check_fixture("tiny-bloom-6head-postln");
+}
+
+#[test]
 fn tiny_bloom_pytorch_bin_without_prefix_matches_transformers() {
     check_fixture("tiny-bloom-pt-bin");
 }

@@ -17,13 +17,24 @@ pub struct ModelArgs {
     /// Compute dtype: f32 (default on CPU), f16 or bf16.
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Quantize the weights while loading: q8_0 or q4k (bloom-7b1 in q4k fits in 6 GiB).
+    #[arg(long)]
+    pub quantize: Option<String>,
+    /// Compute threads (default: the available cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 impl ModelArgs {
     /// Loads the model (the embedded default when `--model` is absent) into a local engine.
     pub fn open_engine(&self) -> anyhow::Result<Arc<dyn Engine>> {
+        model::threads::set_compute_threads(self.threads);
         let dtype = self.dtype.as_deref().map(model::parse_dtype).transpose().context("--dtype")?;
-        let loaded = model::load(self.model.as_deref(), &LoadOptions { dtype })?;
+        let quantize = match self.quantize.as_deref() {
+            Some(q) => Some(model::quant::QuantKind::parse(q).with_context(|| format!("--quantize '{q}': expected q8_0 or q4k"))?),
+            None => None,
+        };
+        let loaded = model::load(self.model.as_deref(), &LoadOptions { dtype, quantize })?;
         Ok(Arc::new(LocalEngine::new(loaded.model, loaded.tokenizer, loaded.eos_token_id, loaded.info)))
     }
 }

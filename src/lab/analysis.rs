@@ -34,7 +34,7 @@ pub fn analyze_stopped(
     if let Some(f) = stop_failure(continuation, stop_string) {
         if !failures.iter().any(|x| x.kind == FailureKind::RunawayQuestion) {
             failures.push(f);
-            failures.sort_by(|a, b| (a.start, a.end, a.kind).cmp(&(b.start, b.end, b.kind)));
+            failures.sort_by_key(|f| (f.start, f.end, f.kind));
         }
     }
     from_failures(continuation, gold, failures)

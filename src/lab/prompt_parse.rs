@@ -65,6 +65,6 @@ mod tests {
         let c = context_from_prompt("How many legs do 3 cats have?");
         assert_eq!(c.question, "How many legs do 3 cats have?");
         assert!(!c.prompt_ends_with_answer_marker);
-        assert_eq!(context_from_prompt("Q: x\nDATA:").prompt_ends_with_answer_marker, false);
+        assert!(!context_from_prompt("Q: x\nDATA:").prompt_ends_with_answer_marker);
     }
 }

@@ -198,7 +198,7 @@ impl Template {
     pub fn to_yaml(&self) -> Result<String, TemplateError> {
         let mut y = String::new();
         y.push_str("# cotscope prompt template: exemplars (a question and one or more reasoning paths, each the\n");
-        y.push_str("# text after the answer prefix) and the layout that puts them together; see src/lab/template.rs.\n");
+        y.push_str("# text after the answer prefix) and the layout that puts them together; see templates/README.md.\n");
         y.push_str(&format!("name: {}\n", quote(&self.name)));
         y.push_str(&format!("description: {}\n", quote(&self.description)));
         let l = &self.layout;

@@ -32,7 +32,7 @@ pub fn vote(answers: &[Option<String>]) -> Vote {
         }
     }
     // Stable sort keeps first-appearance order among equal counts.
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let voters: usize = counts.iter().map(|(_, n)| n).sum();
     let majority = counts.first().map(|(a, _)| a.clone());
     let tie = counts.len() > 1 && counts[0].1 == counts[1].1;

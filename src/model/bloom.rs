@@ -2,6 +2,8 @@
 //! fused QKV in Hugging Face's `[batch, seq, n_head, 3, head_dim]` layout, ALiBi instead of position
 //! embeddings, softmax in f32, tanh-approximated GELU, and an LM head tied to the word embeddings.
 
+use std::sync::Arc;
+
 use candle_core::{DType, IndexOp, Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
@@ -9,10 +11,12 @@ use super::alibi;
 use super::config::Config;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
+use super::quant::{QMatrix, QuantKind};
 
+/// Layer norms run on f32 activations whatever the weights' dtype.
 fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
-    let weight = vb.get(size, "weight")?;
-    let bias = vb.get(size, "bias")?;
+    let weight = vb.get(size, "weight")?.to_dtype(DType::F32)?;
+    let bias = vb.get(size, "bias")?.to_dtype(DType::F32)?;
     Ok(LayerNorm::new(weight, bias, eps))
 }
 
@@ -29,13 +33,13 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Config, vb: VarBuilder, quant: Option<QuantKind>) -> Result<Self> {
         let h = cfg.hidden_size;
         let slopes = alibi::slopes(cfg.n_head);
         let slopes = Tensor::from_vec(slopes, (cfg.n_head, 1, 1), vb.device())?;
         Ok(Self {
-            query_key_value: Linear::load(h, 3 * h, vb.pp("query_key_value"))?,
-            dense: Linear::load(h, h, vb.pp("dense"))?,
+            query_key_value: Linear::load_quantized(h, 3 * h, vb.pp("query_key_value"), quant)?,
+            dense: Linear::load_quantized(h, h, vb.pp("dense"), quant)?,
             n_head: cfg.n_head,
             head_dim: cfg.head_dim(),
             slopes,
@@ -45,16 +49,29 @@ impl Attention {
 
     fn forward(&mut self, x: &Tensor, residual: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, s, hidden) = x.dims3()?;
+        let (h, d) = (self.n_head, self.head_dim);
         let qkv = self.query_key_value.forward(x)?; // b, s, 3 * hidden
-        let qkv = qkv.reshape((b, s, self.n_head, 3, self.head_dim))?; // b, s, h, 3, d
+        let qkv = qkv.reshape((b, s, h, 3, d))?; // b, s, h, 3, d
         let q = qkv.i((.., .., .., 0))?.transpose(1, 2)?.contiguous()?; // b, h, s, d
         let k = qkv.i((.., .., .., 1))?.transpose(1, 2)?.contiguous()?; // b, h, s, d
         let v = qkv.i((.., .., .., 2))?.transpose(1, 2)?.contiguous()?; // b, h, s, d
-        let (k, v) = self.cache.append(&k, &v)?; // b, h, kv, d
-        let kv_len = k.dim(2)?;
+        self.cache.append(&k, &v)?;
+        let kv_len = self.cache.len();
 
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?; // b, h, s, kv
+        // Scores against the shared prompt (read once for all rows) and against each row's own
+        // continuation, side by side along the key axis.
+        let q = (q * (1.0 / (d as f64).sqrt()))?;
+        let prefix = self.cache.prefix().map(|(k, v)| (k.clone(), v.clone()));
+        let rows = self.cache.rows()?;
+        let mut parts = Vec::with_capacity(2);
+        if let Some((pk, _)) = &prefix {
+            parts.push(shared_matmul(&q, &pk.t()?, b, s)?); // b, h, s, L
+        }
+        if let Some((rk, _)) = &rows {
+            parts.push(q.matmul(&rk.t()?)?); // b, h, s, S
+        }
+        let scores = if parts.len() == 1 { parts.remove(0) } else { Tensor::cat(&parts, 3)? };
+        let scores = scores.to_dtype(DType::F32)?; // b, h, s, kv
         // ALiBi adds slope * key position; the query's own offset is constant per row, so softmax ignores it.
         let positions = Tensor::arange(0u32, kv_len as u32, x.device())?
             .to_dtype(DType::F32)?
@@ -64,11 +81,43 @@ impl Attention {
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?; // mask: s, kv
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?; // b, h, s, kv
-        let ctx = probs.matmul(&v)?; // b, h, s, d
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?; // b, h, s, kv
+        let mut ctx: Option<Tensor> = None;
+        let mut at = 0;
+        if let Some((_, pv)) = &prefix {
+            let l = pv.dim(2)?;
+            let p = probs.narrow(3, 0, l)?.to_dtype(pv.dtype())?;
+            ctx = Some(shared_matmul(&p, pv, b, s)?); // b, h, s, d
+            at = l;
+        }
+        if let Some((_, rv)) = &rows {
+            let p = probs.narrow(3, at, kv_len - at)?.to_dtype(rv.dtype())?.contiguous()?;
+            let part = p.matmul(rv)?; // b, h, s, d
+            ctx = Some(match ctx {
+                Some(c) => (c + part)?,
+                None => part,
+            });
+        }
+        let ctx = match ctx {
+            Some(c) => c,
+            None => candle_core::bail!("attention over an empty cache"),
+        };
         let ctx = ctx.transpose(1, 2)?.reshape((b, s, hidden))?; // b, s, hidden
         self.dense.forward(&ctx)? + residual
     }
+}
+
+/// `a · m` where `a` is `b, h, s, x` and `m` is one row's `1, h, x, y` shared by all `b` rows:
+/// the rows are stacked into one `h, b·s, x` operand so `m` is read once, not `b` times.
+fn shared_matmul(a: &Tensor, m: &Tensor, b: usize, s: usize) -> Result<Tensor> {
+    if b == 1 {
+        return a.contiguous()?.matmul(m);
+    }
+    let (_, h, _, x) = a.dims4()?;
+    let y = m.dim(3)?;
+    let stacked = a.transpose(0, 1)?.reshape((h, b * s, x))?; // h, b·s, x
+    let out = stacked.matmul(&m.squeeze(0)?)?; // h, b·s, y
+    out.reshape((h, b, s, y))?.transpose(0, 1)?.contiguous() // b, h, s, y
 }
 
 /// `dense_h_to_4h`, GELU (tanh approximation, as `bloom_gelu_forward`), `dense_4h_to_h`.
@@ -79,12 +128,16 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Config, vb: VarBuilder, quant: Option<QuantKind>) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
-            dense_h_to_4h: Linear::load(h, 4 * h, vb.pp("dense_h_to_4h"))?,
-            dense_4h_to_h: Linear::load(4 * h, h, vb.pp("dense_4h_to_h"))?,
+            dense_h_to_4h: Linear::load_quantized(h, 4 * h, vb.pp("dense_h_to_4h"), quant)?,
+            dense_4h_to_h: Linear::load_quantized(4 * h, h, vb.pp("dense_4h_to_h"), quant)?,
         })
+    }
+
+    fn weight_bytes(&self) -> usize {
+        [&self.dense_h_to_4h, &self.dense_4h_to_h].iter().map(|l| l.weight_bytes() + l.bias_bytes()).sum()
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
@@ -103,13 +156,13 @@ struct Block {
 }
 
 impl Block {
-    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &Config, vb: VarBuilder, quant: Option<QuantKind>) -> Result<Self> {
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_epsilon);
         Ok(Self {
             input_layernorm: layer_norm(h, eps, vb.pp("input_layernorm"))?,
-            self_attention: Attention::new(cfg, vb.pp("self_attention"))?,
+            self_attention: Attention::new(cfg, vb.pp("self_attention"), quant)?,
             post_attention_layernorm: layer_norm(h, eps, vb.pp("post_attention_layernorm"))?,
-            mlp: Mlp::new(cfg, vb.pp("mlp"))?,
+            mlp: Mlp::new(cfg, vb.pp("mlp"), quant)?,
             residual_post_layernorm: cfg.apply_residual_connection_post_layernorm,
         })
     }
@@ -124,16 +177,33 @@ impl Block {
     }
 }
 
+/// The word embeddings: a candle table, or quantized blocks dequantized row by row on lookup.
+#[derive(Debug, Clone)]
+enum Embeddings {
+    Dense(candle_nn::Embedding),
+    Quant(Arc<QMatrix>),
+}
+
+impl Embeddings {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Embeddings::Dense(e) => e.forward(ids)?.to_dtype(DType::F32),
+            Embeddings::Quant(q) => q.embedding(ids),
+        }
+    }
+}
+
 /// The whole causal LM. `forward` returns logits at the last position only: the LM head is the
 /// largest matrix, and nothing needs the others.
 #[derive(Debug, Clone)]
 pub struct Bloom {
-    word_embeddings: candle_nn::Embedding,
+    word_embeddings: Embeddings,
     word_embeddings_layernorm: LayerNorm,
     h: Vec<Block>,
     ln_f: LayerNorm,
-    /// `vocab, hidden`: the word embeddings when tied (BLOOM always ties them).
-    lm_head: Tensor,
+    /// `vocab, hidden`: the word embeddings when tied (BLOOM always ties them), no bias.
+    lm_head: Linear,
+    tied: bool,
     cfg: Config,
 }
 
@@ -141,27 +211,77 @@ impl Bloom {
     /// `vb` points at the transformer's root (`transformer.` already applied if the checkpoint has it);
     /// `lm_head` is the untied head when the config does not tie embeddings.
     pub fn new(cfg: &Config, vb: VarBuilder, lm_head: Option<Tensor>) -> Result<Self> {
+        Self::new_quantized(cfg, vb, lm_head, None)
+    }
+
+    /// As [`Bloom::new`], with every matrix (embeddings and LM head included) quantized to `quant` as
+    /// it is read, so no f32 copy of more than one tensor is ever held. Layer norms and biases stay f32.
+    pub fn new_quantized(cfg: &Config, vb: VarBuilder, lm_head: Option<Tensor>, quant: Option<QuantKind>) -> Result<Self> {
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_epsilon);
         let emb = vb.pp("word_embeddings").get((cfg.vocab_size, h), "weight")?;
-        let blocks = (0..cfg.n_layer)
-            .map(|i| Block::new(cfg, vb.pp("h").pp(i)))
-            .collect::<Result<Vec<_>>>()?;
-        let lm_head = match lm_head {
-            Some(w) if !cfg.tie_word_embeddings => w,
-            _ => emb.clone(),
+        let qemb = match quant {
+            Some(kind) => QMatrix::quantize(&emb, kind)?.map(Arc::new),
+            None => None,
         };
+        let tied = lm_head.is_none() || cfg.tie_word_embeddings;
+        let (word_embeddings, tied_head) = match qemb {
+            Some(q) => (Embeddings::Quant(q.clone()), Linear::quantized(q, None)),
+            None => (Embeddings::Dense(candle_nn::Embedding::new(emb.clone(), h)), Linear::new(emb, None)),
+        };
+        let lm_head = match lm_head {
+            Some(w) if !tied => Linear::maybe_quantized(w, None, quant)?,
+            _ => tied_head,
+        };
+        let blocks = (0..cfg.n_layer)
+            .map(|i| Block::new(cfg, vb.pp("h").pp(i), quant))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            word_embeddings: candle_nn::Embedding::new(emb, h),
+            word_embeddings,
             word_embeddings_layernorm: layer_norm(h, eps, vb.pp("word_embeddings_layernorm"))?,
             h: blocks,
             ln_f: layer_norm(h, eps, vb.pp("ln_f"))?,
             lm_head,
+            tied,
             cfg: cfg.clone(),
         })
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Bytes of all parameters as held in memory (a tied table counted once).
+    pub fn weight_bytes(&self) -> usize {
+        let emb = if self.tied { 0 } else { self.embedding_bytes() };
+        self.decode_bytes_per_step() + emb
+    }
+
+    /// Bytes a decode step streams from memory: every matrix, bias and norm of the blocks and the
+    /// LM head (the embedding lookup itself touches one row per token).
+    pub fn decode_bytes_per_step(&self) -> usize {
+        let norm = |ln: &LayerNorm| 2 * ln.weight().elem_count() * ln.weight().dtype().size_in_bytes();
+        let blocks: usize = self
+            .h
+            .iter()
+            .map(|b| {
+                let a = &b.self_attention;
+                norm(&b.input_layernorm)
+                    + norm(&b.post_attention_layernorm)
+                    + a.query_key_value.weight_bytes()
+                    + a.query_key_value.bias_bytes()
+                    + a.dense.weight_bytes()
+                    + a.dense.bias_bytes()
+                    + b.mlp.weight_bytes()
+            })
+            .sum();
+        blocks + norm(&self.ln_f) + norm(&self.word_embeddings_layernorm) + self.lm_head.weight_bytes()
+    }
+
+    fn embedding_bytes(&self) -> usize {
+        match &self.word_embeddings {
+            Embeddings::Dense(e) => e.embeddings().elem_count() * e.embeddings().dtype().size_in_bytes(),
+            Embeddings::Quant(q) => q.size_in_bytes(),
+        }
     }
 
     /// Positions already in the KV cache.
@@ -181,7 +301,7 @@ impl Bloom {
         }
         let last = x.narrow(1, s - 1, 1)?.squeeze(1)?; // b, hidden
         let last = self.ln_f.forward(&last)?;
-        last.matmul(&self.lm_head.t()?)?.to_dtype(DType::F32) // b, vocab
+        self.lm_head.forward(&last)?.to_dtype(DType::F32) // b, vocab
     }
 
     pub fn clear_kv_cache(&mut self) {

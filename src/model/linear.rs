@@ -1,51 +1,129 @@
 //! A dense layer that multiplies as one 2-D GEMM. candle-nn's `Linear` broadcasts the weight over the
 //! batch, so a batch of 8 decode rows would read the weight 8 times; flattening `b, s` into rows reads
-//! it once per step.
+//! it once per step. The weight is either a candle tensor (f32, f16) or quantized blocks.
 
-use candle_core::{Module, Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, DType, Module, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
+
+use super::gemv;
+use super::quant::{QMatrix, QuantKind};
+
+#[derive(Debug, Clone)]
+enum Weight {
+    /// `out, in`, as stored in the checkpoint.
+    Dense(Tensor),
+    /// Quantized `out, in`; takes and returns f32 activations.
+    Quant(Arc<QMatrix>),
+}
 
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `out, in`, as stored in the checkpoint.
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
+    out_dim: usize,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        let out_dim = weight.dims().first().copied().unwrap_or(0);
+        Self { weight: Weight::Dense(weight), bias, out_dim }
+    }
+
+    pub fn quantized(weight: Arc<QMatrix>, bias: Option<Tensor>) -> Self {
+        let out_dim = weight.dims().0;
+        Self { weight: Weight::Quant(weight), bias, out_dim }
+    }
+
+    /// `weight` quantized to `quant` when its width allows it (see [`QuantKind::for_width`]), else dense.
+    pub fn maybe_quantized(weight: Tensor, bias: Option<Tensor>, quant: Option<QuantKind>) -> Result<Self> {
+        if let Some(kind) = quant {
+            if let Some(q) = QMatrix::quantize(&weight, kind)? {
+                return Ok(Self::quantized(Arc::new(q), bias));
+            }
+        }
+        Ok(Self::new(weight, bias))
     }
 
     /// Loads `weight` (`out, in`) and `bias` (`out`) under `vb`.
     pub fn load(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
-        let bias = vb.get(out_dim, "bias")?;
-        Ok(Self::new(weight, Some(bias)))
+        Self::load_quantized(in_dim, out_dim, vb, None)
     }
 
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// As [`Linear::load`], quantizing the weight as soon as it is read (the f32 copy is dropped at once).
+    pub fn load_quantized(in_dim: usize, out_dim: usize, vb: VarBuilder, quant: Option<QuantKind>) -> Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        // Activations are f32 whatever the weights' format, and so are biases.
+        let bias = vb.get(out_dim, "bias")?.to_dtype(DType::F32)?;
+        Self::maybe_quantized(weight, Some(bias), quant)
+    }
+
+    /// Bytes of the weight matrix (not the bias), as streamed by one forward pass.
+    pub fn weight_bytes(&self) -> usize {
+        match &self.weight {
+            Weight::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
+            Weight::Quant(q) => q.size_in_bytes(),
+        }
+    }
+
+    /// Bytes of the bias.
+    pub fn bias_bytes(&self) -> usize {
+        self.bias.as_ref().map(|b| b.elem_count() * b.dtype().size_in_bytes()).unwrap_or(0)
+    }
+
+    pub fn is_quantized(&self) -> bool {
+        matches!(self.weight, Weight::Quant(_))
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_dim = dims.last().copied().unwrap_or(0);
-        let rows = x.elem_count() / in_dim.max(1);
-        let x2 = x.reshape((rows, in_dim))?; // rows, in
-        let y = x2.matmul(&self.weight.t()?)?; // rows, out
+        let y = match &self.weight {
+            Weight::Dense(w) => {
+                let dims = x.dims();
+                let in_dim = dims.last().copied().unwrap_or(0);
+                let rows = x.elem_count() / in_dim.max(1);
+                let x2 = x.reshape((rows, in_dim))?; // rows, in
+                match few_rows(w, &x2, rows)? {
+                    Some(y) => y,
+                    // Many rows (prefill): a blocked GEMM, in f32 (an f16 weight is widened for it).
+                    None if w.dtype() == x2.dtype() => x2.matmul(&w.t()?)?, // rows, out
+                    None => x2.matmul(&w.to_dtype(x2.dtype())?.t()?)?,
+                }
+            }
+            Weight::Quant(q) => q.matmul_t(x)?.reshape(((), self.out_dim))?,
+        };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         };
-        let mut out_dims = dims;
+        let mut out_dims = x.dims().to_vec();
         if let Some(last) = out_dims.last_mut() {
-            *last = self.weight.dim(0)?;
+            *last = self.out_dim;
         }
         y.reshape(out_dims) // …, out
     }
+}
+
+/// `x · wᵀ` by the streaming kernel of [`gemv`] when there are few rows of f32 activations and the
+/// weight is f32 or f16 on the CPU; `None` otherwise.
+fn few_rows(w: &Tensor, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
+    if rows > gemv::MAX_ROWS || x.dtype() != DType::F32 || !w.is_contiguous() {
+        return Ok(None);
+    }
+    let (n, k) = w.dims2()?;
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let mut y = vec![0f32; rows * n];
+    let (storage, layout) = w.storage_and_layout();
+    let off = layout.start_offset();
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => gemv::matmul_t(&xs, &v[off..off + n * k], k, &mut y),
+        Storage::Cpu(CpuStorage::F16(v)) => gemv::matmul_t(&xs, &v[off..off + n * k], k, &mut y),
+        _ => return Ok(None),
+    }
+    drop(storage);
+    Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
 }
 
 #[cfg(test)]
@@ -63,5 +141,20 @@ mod tests {
         let theirs = candle_nn::Linear::new(w, Some(b)).forward(&x).unwrap();
         let d: f32 = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
         assert!(d < 1e-6);
+    }
+
+    #[test]
+    fn quantized_linear_is_close_and_keeps_shape() {
+        let dev = Device::Cpu;
+        let w = Tensor::arange(0f32, 64. * 8., &dev).unwrap().reshape((8, 64)).unwrap().affine(1e-3, -0.25).unwrap();
+        let b = Tensor::arange(0f32, 8., &dev).unwrap();
+        let x = Tensor::arange(0f32, 2. * 3. * 64., &dev).unwrap().reshape((2, 3, 64)).unwrap().affine(1e-2, -1.).unwrap();
+        let dense = Linear::new(w.clone(), Some(b.clone())).forward(&x).unwrap();
+        let q = Linear::maybe_quantized(w, Some(b), Some(QuantKind::Q4K)).unwrap(); // width 64: q8_0
+        assert!(q.is_quantized());
+        let got = q.forward(&x).unwrap();
+        assert_eq!(got.dims(), &[2, 3, 8]);
+        let d: f32 = (got - dense).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(d < 0.05, "{d}");
     }
 }

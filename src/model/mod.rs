@@ -5,10 +5,15 @@ pub mod alibi;
 pub mod bloom;
 pub mod config;
 pub mod embedded;
+pub mod gemv;
 pub mod error;
 pub mod hub;
 pub mod kv_cache;
 pub mod linear;
+pub mod quant;
+pub mod random;
+pub mod safetensors_read;
+pub mod threads;
 pub mod weights;
 
 use std::path::Path;
@@ -29,6 +34,18 @@ use weights::WeightFiles;
 pub struct LoadOptions {
     /// Compute dtype; `None` means f32 (the CPU default).
     pub dtype: Option<DType>,
+    /// Quantize every matrix to this block format while loading (activations stay f32).
+    pub quantize: Option<quant::QuantKind>,
+}
+
+impl LoadOptions {
+    /// The dtype tensors are read in: f32 when quantizing (the blocks are made from f32).
+    pub fn read_dtype(&self) -> DType {
+        match self.quantize {
+            Some(_) => DType::F32,
+            None => self.dtype.unwrap_or(DType::F32),
+        }
+    }
 }
 
 /// `f32`, `f16` or `bf16`.
@@ -55,6 +72,10 @@ pub struct LoadedModel {
     pub tokenizer: Tokenizer,
     pub info: ModelInfo,
     pub eos_token_id: Option<u32>,
+    /// Bytes of all parameters in memory.
+    pub weight_bytes: usize,
+    /// Bytes one decode step streams (all but the embedding table when the LM head is untied).
+    pub decode_bytes_per_step: usize,
 }
 
 /// Loads `spec`: `None` for the embedded default model, else a model directory or a hub id
@@ -91,10 +112,10 @@ pub fn load_dir(dir: &Path, id: &str, opts: &LoadOptions) -> Result<LoadedModel,
     let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| LoadError::file(&tok_path, format!("invalid tokenizer: {e}")))?;
     let cfg = parse_config(&config_bytes).map_err(|m| LoadError::file(&config_path, m))?;
     let files = WeightFiles::find(dir)?;
-    let dtype = opts.dtype.unwrap_or(DType::F32);
+    let dtype = opts.read_dtype();
     let vb = files.var_builder(dtype, &Device::Cpu)?;
-    let model = build(&cfg, vb).map_err(|e| LoadError::file(&files.describe(), e))?;
-    Ok(finish(model, tokenizer, id, &config_bytes, dtype))
+    let model = build_with(&cfg, vb, opts).map_err(|e| LoadError::file(&files.describe(), e))?;
+    Ok(finish(model, tokenizer, id, &config_bytes, opts))
 }
 
 /// Loads the embedded tiny-bloom-gsm8k.
@@ -102,10 +123,10 @@ pub fn load_embedded(opts: &LoadOptions) -> Result<LoadedModel, LoadError> {
     let name = Path::new(embedded::ID);
     let cfg = parse_config(embedded::CONFIG).map_err(|m| LoadError::file(name, m))?;
     let tokenizer = Tokenizer::from_bytes(embedded::TOKENIZER).map_err(|e| LoadError::file(name, format!("invalid tokenizer: {e}")))?;
-    let dtype = opts.dtype.unwrap_or(DType::F32);
+    let dtype = opts.read_dtype();
     let vb = VarBuilder::from_slice_safetensors(embedded::WEIGHTS, dtype, &Device::Cpu).map_err(|e| LoadError::file(name, e))?;
-    let model = build(&cfg, vb).map_err(|e| LoadError::file(name, e))?;
-    Ok(finish(model, tokenizer, "default", embedded::CONFIG, dtype))
+    let model = build_with(&cfg, vb, opts).map_err(|e| LoadError::file(name, e))?;
+    Ok(finish(model, tokenizer, "default", embedded::CONFIG, opts))
 }
 
 /// Parses and validates `config.json`.
@@ -117,26 +138,40 @@ pub fn parse_config(bytes: &[u8]) -> Result<Config, String> {
 
 /// Builds BLOOM from a checkpoint whose tensor names may or may not carry the `transformer.` prefix.
 pub fn build(cfg: &Config, vb: VarBuilder) -> candle_core::Result<Bloom> {
+    build_with(cfg, vb, &LoadOptions::default())
+}
+
+/// As [`build`], quantizing as `opts` says (`vb` must then read f32: see [`LoadOptions::read_dtype`]).
+pub fn build_with(cfg: &Config, vb: VarBuilder, opts: &LoadOptions) -> candle_core::Result<Bloom> {
     let root = if vb.contains_tensor("transformer.word_embeddings.weight") { vb.pp("transformer") } else { vb.clone() };
     let lm_head = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
         Some(vb.get((cfg.vocab_size, cfg.hidden_size), "lm_head.weight")?)
     } else {
         None
     };
-    Bloom::new(cfg, root, lm_head)
+    Bloom::new_quantized(cfg, root, lm_head, opts.quantize)
 }
 
-fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], dtype: DType) -> LoadedModel {
+/// The name of the weights' format: `f32`, `f16`, `bf16`, `q8_0` or `q4k`.
+pub fn format_name(opts: &LoadOptions) -> String {
+    match opts.quantize {
+        Some(q) => q.name().to_string(),
+        None => dtype_name(opts.dtype.unwrap_or(DType::F32)).to_string(),
+    }
+}
+
+fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], opts: &LoadOptions) -> LoadedModel {
     let cfg = model.config().clone();
+    let (weight_bytes, decode_bytes_per_step) = (model.weight_bytes(), model.decode_bytes_per_step());
     let eos_token_id = cfg.eos_token_id.or_else(|| tokenizer.token_to_id("</s>"));
     let info = ModelInfo {
         id: id.to_string(),
         config_hash: hex(&Sha256::digest(config_bytes)),
         n_params: cfg.n_params(),
         vocab_size: cfg.vocab_size,
-        dtype: dtype_name(dtype).to_string(),
+        dtype: format_name(opts),
     };
-    LoadedModel { model: Box::new(BloomDecoder::new(model)), tokenizer, info, eos_token_id }
+    LoadedModel { model: Box::new(BloomDecoder::new(model)), tokenizer, info, eos_token_id, weight_bytes, decode_bytes_per_step }
 }
 
 fn io_msg(e: &std::io::Error) -> String {

@@ -47,9 +47,9 @@ impl WeightFiles {
                     unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }
                         .map_err(|e| LoadError::file(f, format!("not a valid safetensors file ({})", super::error::first_line(&e.to_string()))))?;
                 }
-                // SAFETY: as above.
-                unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, dev) }
-                    .map_err(|e| LoadError::file(&files[0], e))
+                // Positioned reads rather than the map: see `safetensors_read` (peak memory of a load).
+                let reader = super::safetensors_read::SafetensorsReader::open(files).map_err(|m| LoadError::file(&files[0], m))?;
+                Ok(VarBuilder::from_backend(Box::new(reader), dtype, dev.clone()))
             }
             WeightFiles::Pth(f) => {
                 VarBuilder::from_pth(f, dtype, dev).map_err(|e| LoadError::file(f, format!("cannot read PyTorch weights ({})", super::error::first_line(&e.to_string()))))

@@ -248,7 +248,7 @@ impl StreamDetector {
         out.extend(self.runaway.span(text).map(|s| failure(FailureKind::RunawayQuestion, s)));
         out.extend(no_answer.map(|s| failure(FailureKind::NoAnswer, s)));
         out.extend(arithmetic.into_iter().map(|s| failure(FailureKind::ArithmeticError, s)));
-        out.sort_by(|a, b| (a.start, a.end, a.kind).cmp(&(b.start, b.end, b.kind)));
+        out.sort_by_key(|f| (f.start, f.end, f.kind));
         out
     }
 }

@@ -3,6 +3,7 @@
 //! - a sentence of at least [`MIN_SENTENCE_WORDS`] words said again;
 //! - an `A:` line said again;
 //! - text cut off (by the token limit) in the middle of saying an earlier sentence again.
+//!
 //! Numbers and operators alone do not make a loop (`5 + 5 + 5 + 5` is arithmetic), and reusing a phrase
 //! in a new sentence is not a loop either (gold reasoning does that all the time).
 

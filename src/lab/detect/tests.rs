@@ -154,7 +154,7 @@ fn runaway_question_cases() {
     // The strict answer is the one before the invented question.
     let t = " 2 + 2 = 4 bolts\nQ: Tom has 7 cats. The answer is 7.";
     let f = detect_all(&ctx(true), t);
-    assert_eq!(kinds(&f), vec!["arithmetic_error", "no_answer", "runaway_question"].iter().copied().filter(|k| *k != "arithmetic_error").collect::<Vec<_>>());
+    assert_eq!(kinds(&f), vec!["no_answer", "runaway_question"]);
     assert!(detect_all(&ctx(true), " FAQ: 2 + 1 = 3. The answer is 3.").is_empty());
 }
 

@@ -1,0 +1,197 @@
+//! What `cotscope bench` measures: load, prefill and batched decode through the engine's
+//! [`DecoderModel`] interface (one prefill, fork to N rows, N-row steps, as the local engine runs
+//! paths), the peak resident memory, and the machine's read bandwidth to put the decode rate
+//! against the bound it sets (every weight is streamed once per step).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use serde::Serialize;
+
+use crate::engine::{DecoderModel, EngineError};
+use crate::model::random::RandomWeights;
+use crate::model::{self, BloomDecoder, Config, LoadOptions};
+
+/// A model under test and what the bound needs to know about it.
+pub struct BenchModel {
+    pub model: Box<dyn DecoderModel>,
+    pub n_params: usize,
+    pub weight_bytes: usize,
+    pub decode_bytes_per_step: usize,
+}
+
+/// Builds a model of a published shape from random weights, tensor by tensor (quantized as each is
+/// made when `opts.quantize` is set, so no f32 copy of the whole model exists).
+pub fn random_model(cfg: &Config, opts: &LoadOptions) -> candle_core::Result<BenchModel> {
+    let vb = VarBuilder::from_backend(Box::new(RandomWeights::new(0)), opts.read_dtype(), Device::Cpu);
+    let bloom = model::build_with(cfg, vb, opts)?;
+    Ok(BenchModel {
+        n_params: cfg.n_params(),
+        weight_bytes: bloom.weight_bytes(),
+        decode_bytes_per_step: bloom.decode_bytes_per_step(),
+        model: Box::new(BloomDecoder::new(bloom)),
+    })
+}
+
+/// One decode measurement: `paths` rows stepped together.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeRun {
+    pub paths: usize,
+    pub prefill_s: f64,
+    /// Tokens of all paths together per second.
+    pub decode_tok_s: f64,
+    pub step_ms: f64,
+    /// CPU seconds used per wall second while decoding: about the thread count when the cores were
+    /// ours, less when other processes competed for them (then the figures understate the engine).
+    pub decode_cpu_util: Option<f64>,
+    /// Steps per second against the bandwidth bound on steps per second (filled in by the caller).
+    pub fraction_of_bound: Option<f64>,
+}
+
+/// Prefills `prompt`, forks it into `paths` rows and runs `new_tokens` greedy steps on all of them.
+pub fn run_decode(m: &mut dyn DecoderModel, prompt: &[u32], new_tokens: usize, paths: usize) -> Result<DecodeRun, EngineError> {
+    let t0 = Instant::now();
+    let logits = m.prefill(prompt)?;
+    let prefill_s = t0.elapsed().as_secs_f64();
+    let first = argmax(&logits);
+    if paths > 1 {
+        m.fork(paths)?;
+    }
+    let mut next = vec![first; paths];
+    let cpu0 = cpu_seconds();
+    let t1 = Instant::now();
+    for _ in 0..new_tokens {
+        let rows = m.step(&next)?;
+        next = rows.iter().map(|r| argmax(r)).collect();
+    }
+    let decode_s = t1.elapsed().as_secs_f64().max(1e-9);
+    let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| (b - a) / decode_s);
+    Ok(DecodeRun {
+        paths,
+        prefill_s,
+        decode_tok_s: (paths * new_tokens) as f64 / decode_s,
+        step_ms: 1e3 * decode_s / new_tokens.max(1) as f64,
+        decode_cpu_util: cpu,
+        fraction_of_bound: None,
+    })
+}
+
+/// A deterministic prompt of `n` ids in `5..min(1000, vocab)`, away from the special tokens.
+pub fn synthetic_prompt(n: usize, vocab: usize) -> Vec<u32> {
+    let hi = vocab.clamp(6, 1000) as u64;
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (5 + s % (hi - 5)) as u32
+        })
+        .collect()
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The process's peak resident set (`VmHWM` of /proc/self/status), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    proc_status_kib("VmHWM:").map(|k| k * 1024)
+}
+
+/// The process's current resident set (`VmRSS`), in bytes.
+pub fn rss_bytes() -> Option<u64> {
+    proc_status_kib("VmRSS:").map(|k| k * 1024)
+}
+
+/// User plus system CPU time of this process so far (`/proc/self/stat`, clock ticks of 1/100 s).
+pub fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn proc_status_kib(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Read bandwidth in GB/s (10⁹ bytes): the best of several timed passes of `threads` threads summing
+/// disjoint parts of a `mib`-MiB buffer (choose it well above the last-level cache).
+pub fn read_bandwidth_gb_s(mib: usize, threads: usize) -> f64 {
+    use rayon::prelude::*;
+    let n = mib * (1 << 20) / 8;
+    let buf: Vec<u64> = (0..n as u64).collect();
+    let threads = threads.max(1);
+    let chunk = n.div_ceil(threads);
+    let mut best = f64::MAX;
+    for _ in 0..6 {
+        let t = Instant::now();
+        let sum: u64 = buf.par_chunks(chunk).map(sum_u64).sum();
+        let dt = t.elapsed().as_secs_f64();
+        std::hint::black_box(sum);
+        best = best.min(dt);
+    }
+    (n * 8) as f64 / best / 1e9
+}
+
+/// Eight independent accumulators so the loop is bound by loads, not by one add chain.
+fn sum_u64(xs: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    let mut it = xs.chunks_exact(8);
+    for c in &mut it {
+        for i in 0..8 {
+            acc[i] = acc[i].wrapping_add(c[i]);
+        }
+    }
+    let tail: u64 = it.remainder().iter().fold(0u64, |a, &b| a.wrapping_add(b));
+    acc.iter().fold(tail, |a, &b| a.wrapping_add(b))
+}
+
+/// The dtype a `--dtype` flag names, for the report.
+pub fn dtype_label(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "f32",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_random_model_decodes_batched_and_counts_bytes() {
+        let cfg = Config { vocab_size: 512, hidden_size: 64, n_layer: 2, n_head: 4, ..Config::published("bloom-560m").unwrap() };
+        let mut m = random_model(&cfg, &LoadOptions::default()).unwrap();
+        // f32: 512×64 tied head plus per layer 12·64² weights, biases and norms.
+        assert!(m.weight_bytes > 4 * (512 * 64 + 2 * 12 * 64 * 64));
+        assert_eq!(m.decode_bytes_per_step, m.weight_bytes);
+        let prompt = synthetic_prompt(20, cfg.vocab_size);
+        assert!(prompt.iter().all(|&t| (5..512).contains(&t)));
+        let run = run_decode(m.model.as_mut(), &prompt, 3, 4).unwrap();
+        assert_eq!(run.paths, 4);
+        assert!(run.decode_tok_s > 0.0);
+        let q = random_model(&cfg, &LoadOptions { quantize: Some(crate::model::quant::QuantKind::Q8_0), ..Default::default() }).unwrap();
+        assert!(q.weight_bytes * 3 < m.weight_bytes, "q8_0 is about a quarter of f32");
+    }
+
+    #[test]
+    fn memory_and_bandwidth_are_measured() {
+        assert!(peak_rss_bytes().unwrap() >= rss_bytes().unwrap() / 2);
+        assert!(read_bandwidth_gb_s(8, 1) > 0.1);
+        assert_eq!(sum_u64(&(0..21).collect::<Vec<u64>>()), 210);
+    }
+}

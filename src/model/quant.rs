@@ -1,0 +1,236 @@
+//! Quantized weight matrices (ggml's q8_0 and q4_K blocks) multiplied with candle's CPU kernels.
+//!
+//! We keep the blocks ourselves rather than in a `QTensor`: on CPUs with AVX512-VNNI, candle's
+//! `QMatMul` caches a repacked second copy of every q8_0/q4_K matrix beside the original, which
+//! doubles (q8_0) or more than doubles (q4_K) resident memory and defeats loading bloom-7b1 in 6 GiB.
+//! `k_quants::matmul` on the compact blocks reads each weight once per tile of 16 activation rows,
+//! so a batched decode step over up to 16 paths reads the matrix once.
+
+use std::fmt;
+
+use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ8_0, GgmlType, QK8_0, QK_K};
+use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
+
+/// A block format for `--quantize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantKind {
+    /// 8-bit values, one f16 scale per 32 (8.5 bits per weight).
+    Q8_0,
+    /// 4-bit values in super-blocks of 256 with 6-bit scales and mins (4.5 bits per weight).
+    Q4K,
+}
+
+impl QuantKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "q8_0" | "q8" => Some(QuantKind::Q8_0),
+            "q4k" | "q4_k" | "q4_k_m" => Some(QuantKind::Q4K),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantKind::Q8_0 => "q8_0",
+            QuantKind::Q4K => "q4k",
+        }
+    }
+
+    /// Elements per block: rows must be a multiple of it.
+    pub fn block(self) -> usize {
+        match self {
+            QuantKind::Q8_0 => QK8_0,
+            QuantKind::Q4K => QK_K,
+        }
+    }
+
+    /// The format a row of `cols` values can take: q4_K needs multiples of 256 and falls back to
+    /// q8_0 (multiples of 32); `None` means the matrix stays dense.
+    pub fn for_width(self, cols: usize) -> Option<Self> {
+        [self, QuantKind::Q8_0].into_iter().find(|k| cols > 0 && cols % k.block() == 0)
+    }
+}
+
+impl fmt::Display for QuantKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone)]
+enum Blocks {
+    Q8_0(Vec<BlockQ8_0>),
+    Q4K(Vec<BlockQ4K>),
+}
+
+/// A `rows × cols` matrix (`out × in`, as checkpoints store linear weights), row-major in blocks.
+#[derive(Clone)]
+pub struct QMatrix {
+    rows: usize,
+    cols: usize,
+    blocks: Blocks,
+}
+
+impl fmt::Debug for QMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "QMatrix({}x{} {})", self.rows, self.cols, self.kind())
+    }
+}
+
+impl QMatrix {
+    /// Quantizes the rows of an f32 `rows × cols` matrix; `None` if no block format fits the width.
+    pub fn quantize(w: &Tensor, kind: QuantKind) -> Result<Option<Self>> {
+        let (rows, cols) = w.dims2()?;
+        let Some(kind) = kind.for_width(cols) else {
+            return Ok(None);
+        };
+        let w = w.to_dtype(DType::F32)?.contiguous()?;
+        // Quantize straight from the tensor's storage: a `to_vec1` copy of a 250880×4096 embedding
+        // would be 4 GB more at the peak of a bloom-7b1 load.
+        let (storage, layout) = w.storage_and_layout();
+        let data = match &*storage {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[layout.start_offset()..layout.start_offset() + rows * cols],
+            _ => candle_core::bail!("quantize: expected f32 weights on the CPU"),
+        };
+        let blocks = match kind {
+            QuantKind::Q8_0 => Blocks::Q8_0(quantize_rows::<BlockQ8_0>(data, cols)),
+            QuantKind::Q4K => Blocks::Q4K(quantize_rows::<BlockQ4K>(data, cols)),
+        };
+        Ok(Some(Self { rows, cols, blocks }))
+    }
+
+    pub fn kind(&self) -> QuantKind {
+        match self.blocks {
+            Blocks::Q8_0(_) => QuantKind::Q8_0,
+            Blocks::Q4K(_) => QuantKind::Q4K,
+        }
+    }
+
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Bytes of the blocks.
+    pub fn size_in_bytes(&self) -> usize {
+        match &self.blocks {
+            Blocks::Q8_0(b) => std::mem::size_of_val(b.as_slice()),
+            Blocks::Q4K(b) => std::mem::size_of_val(b.as_slice()),
+        }
+    }
+
+    /// `x · selfᵀ` for f32 `x` of shape `…, cols`: all leading dimensions flattened into one matmul,
+    /// so the weights are streamed once for every row of the batch.
+    pub fn matmul_t(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let k = dims.last().copied().unwrap_or(0);
+        if k != self.cols {
+            candle_core::bail!("quantized matmul: input width {k} does not match {}x{}", self.rows, self.cols);
+        }
+        let m = x.elem_count() / k.max(1);
+        let lhs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut dst = vec![0f32; m * self.rows];
+        match &self.blocks {
+            Blocks::Q8_0(b) => k_quants::matmul((m, k, self.rows), &lhs, b, &mut dst)?,
+            Blocks::Q4K(b) => k_quants::matmul((m, k, self.rows), &lhs, b, &mut dst)?,
+        }
+        let mut out = dims;
+        if let Some(last) = out.last_mut() {
+            *last = self.rows;
+        }
+        Tensor::from_vec(dst, out, x.device())
+    }
+
+    /// Rows `ids` dequantized to f32: `…ids, cols` (the embedding lookup of a quantized table).
+    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        let idx = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        let mut out = vec![0f32; idx.len() * self.cols];
+        for (dst, &row) in out.chunks_exact_mut(self.cols).zip(&idx) {
+            let row = row as usize;
+            if row >= self.rows {
+                candle_core::bail!("token id {row} is outside the vocabulary of {}", self.rows);
+            }
+            match &self.blocks {
+                Blocks::Q8_0(b) => dequantize_row(b, row, self.cols, dst),
+                Blocks::Q4K(b) => dequantize_row(b, row, self.cols, dst),
+            }
+        }
+        let mut shape = ids.dims().to_vec();
+        shape.push(self.cols);
+        Tensor::from_vec(out, shape, ids.device())
+    }
+
+    /// The whole matrix back in f32 (tests and diagnostics).
+    pub fn dequantize(&self, dev: &candle_core::Device) -> Result<Tensor> {
+        let ids = Tensor::arange(0u32, self.rows as u32, dev)?;
+        self.embedding(&ids)
+    }
+}
+
+fn quantize_rows<T: GgmlType>(data: &[f32], cols: usize) -> Vec<T> {
+    use rayon::prelude::*;
+    let per_row = cols / T::BLCK_SIZE;
+    let rows = data.len() / cols;
+    let mut blocks = vec![T::zeros(); rows * per_row];
+    blocks
+        .par_chunks_mut(per_row)
+        .zip(data.par_chunks(cols))
+        .for_each(|(dst, src)| T::from_float(src, dst));
+    blocks
+}
+
+fn dequantize_row<T: GgmlType>(blocks: &[T], row: usize, cols: usize, dst: &mut [f32]) {
+    let per_row = cols / T::BLCK_SIZE;
+    T::to_float(&blocks[row * per_row..(row + 1) * per_row], dst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn matrix(rows: usize, cols: usize) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.1).collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    #[test]
+    fn q4k_falls_back_to_q8_0_then_dense_by_width() {
+        assert_eq!(QuantKind::Q4K.for_width(512), Some(QuantKind::Q4K));
+        assert_eq!(QuantKind::Q4K.for_width(64), Some(QuantKind::Q8_0));
+        assert_eq!(QuantKind::Q8_0.for_width(48), None);
+        assert!(QMatrix::quantize(&matrix(4, 48), QuantKind::Q8_0).unwrap().is_none());
+    }
+
+    #[test]
+    fn matmul_is_close_to_f32_and_batch_rows_equal_single_rows() {
+        let dev = Device::Cpu;
+        for kind in [QuantKind::Q8_0, QuantKind::Q4K] {
+            let w = matrix(40, 512);
+            let q = QMatrix::quantize(&w, kind).unwrap().unwrap();
+            assert_eq!(q.kind(), kind);
+            let x = matrix(3, 512).reshape((3, 1, 512)).unwrap();
+            let want = x.reshape((3, 512)).unwrap().matmul(&w.t().unwrap()).unwrap().reshape((3, 1, 40)).unwrap();
+            let got = q.matmul_t(&x).unwrap();
+            assert_eq!(got.dims(), &[3, 1, 40]);
+            let tol = if kind == QuantKind::Q8_0 { 0.01 } else { 0.05 };
+            assert!(max_diff(&got, &want) < tol, "{kind}: {}", max_diff(&got, &want));
+            let row1 = q.matmul_t(&x.get(1).unwrap()).unwrap();
+            assert!(max_diff(&row1, &got.get(1).unwrap()) < 1e-6);
+            let deq = q.dequantize(&dev).unwrap();
+            assert!(max_diff(&deq, &w) < tol, "{kind}");
+            let emb = q.embedding(&Tensor::new(&[[2u32, 39]], &dev).unwrap()).unwrap();
+            assert_eq!(emb.dims(), &[1, 2, 512]);
+            assert!(max_diff(&emb.get(0).unwrap().get(1).unwrap(), &deq.get(39).unwrap()) == 0.0);
+        }
+    }
+
+    #[test]
+    fn out_of_range_id_is_an_error() {
+        let q = QMatrix::quantize(&matrix(4, 64), QuantKind::Q8_0).unwrap().unwrap();
+        assert!(q.embedding(&Tensor::new(&[4u32], &Device::Cpu).unwrap()).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Random weights of a given BLOOM shape, made in memory on request, tensor by tensor: lets `bench`
+//! measure the published bigscience shapes without a download, and never holds more than the one
+//! tensor being built in f32 (a quantizing load turns it into blocks before asking for the next).
+
+use candle_core::{DType, Device, Result, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use rayon::prelude::*;
+
+/// A `VarBuilder` backend whose every tensor is made up from its name: layer-norm weights are one,
+/// biases zero, matrices uniform with the standard deviation transformers initialises BLOOM with (0.02).
+/// Names are those of a checkpoint without the `transformer.` prefix and with a tied LM head.
+#[derive(Debug, Clone, Default)]
+pub struct RandomWeights {
+    pub seed: u64,
+}
+
+impl RandomWeights {
+    pub fn new(seed: u64) -> Self {
+        Self { seed }
+    }
+
+    fn make(&self, shape: &Shape, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let n = shape.elem_count();
+        let fill = if name.ends_with("layernorm.weight") || name == "ln_f.weight" {
+            Some(1.0)
+        } else if name.ends_with(".bias") {
+            Some(0.0)
+        } else {
+            None
+        };
+        let data = match fill {
+            Some(v) => vec![v as f32; n],
+            None => uniform(n, 0.02, self.seed ^ fnv(name)),
+        };
+        let t = Tensor::from_vec(data, shape.clone(), dev)?;
+        if dtype == DType::F32 {
+            Ok(t)
+        } else {
+            t.to_dtype(dtype)
+        }
+    }
+}
+
+impl SimpleBackend for RandomWeights {
+    fn get(&self, s: Shape, name: &str, _h: candle_nn::Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        self.make(&s, name, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> Result<Tensor> {
+        candle_core::bail!("random weights need a shape for '{name}'")
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        !name.starts_with("transformer.") && name != "lm_head.weight"
+    }
+}
+
+/// `n` values uniform in ±std·√3 (standard deviation `std`), from `seed`; chunked over rayon so a
+/// 250880×4096 embedding takes seconds, and deterministic whatever the thread count.
+fn uniform(n: usize, std: f32, seed: u64) -> Vec<f32> {
+    const CHUNK: usize = 1 << 16;
+    let half = std * 3f32.sqrt();
+    let mut out = vec![0f32; n];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
+        let mut s = splitmix(seed.wrapping_add(i as u64));
+        for v in chunk.iter_mut() {
+            s = xorshift(s);
+            // 24 random bits to [0, 1), then to [-half, half).
+            let u = (s >> 40) as f32 * (1.0 / (1u64 << 24) as f32);
+            *v = (2.0 * u - 1.0) * half;
+        }
+    });
+    out
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
+}
+
+fn xorshift(mut s: u64) -> u64 {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    s
+}
+
+fn fnv(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_deterministic_with_the_right_spread() {
+        let a = uniform(100_000, 0.02, 7);
+        assert_eq!(a, uniform(100_000, 0.02, 7));
+        assert_ne!(a, uniform(100_000, 0.02, 8));
+        let mean = a.iter().sum::<f32>() / a.len() as f32;
+        let var = a.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / a.len() as f32;
+        assert!(mean.abs() < 1e-3, "{mean}");
+        assert!((var.sqrt() - 0.02).abs() < 1e-3, "{}", var.sqrt());
+    }
+
+    #[test]
+    fn layer_norms_are_identity_and_biases_zero() {
+        let r = RandomWeights::new(0);
+        let dev = Device::Cpu;
+        let w: Vec<f32> = r.make(&Shape::from(4), "h.0.input_layernorm.weight", DType::F32, &dev).unwrap().to_vec1().unwrap();
+        assert_eq!(w, vec![1.0; 4]);
+        let b: Vec<f32> = r.make(&Shape::from(4), "h.0.mlp.dense_h_to_4h.bias", DType::F32, &dev).unwrap().to_vec1().unwrap();
+        assert_eq!(b, vec![0.0; 4]);
+        assert!(r.contains_tensor("word_embeddings.weight"));
+        assert!(!r.contains_tensor("transformer.word_embeddings.weight"));
+        assert!(!r.contains_tensor("lm_head.weight"));
+    }
+}
