@@ -77,6 +77,9 @@ fn is_modifier(w: &str) -> bool {
     MODIFIERS.contains(&w.to_lowercase().as_str())
 }
 
+/// Words between a modifier and a number that keep the modifier attached (`to the 29 + 24`).
+const DETERMINERS: &[&str] = &["the", "a", "an", "his", "her", "their", "its", "my", "our", "your", "these", "those", "this", "that", "all", "each"];
+
 /// Words that make a following "of" take a part of what comes next (`half of 10 = 5`).
 const PART_WORDS: &[&str] = &[
     "half", "third", "thirds", "quarter", "quarters", "fourth", "fourths", "fifth", "fifths", "tenth", "tenths",
@@ -389,10 +392,11 @@ fn left_edge_is_clear(toks: &[Token], a: usize) -> bool {
     // modifier that it means something else (`to the 29 + 24`).
     let mut i = a;
     while i > 0 && a - i < 3 && matches!(toks[i - 1].tok, Tok::Word(_)) {
-        if a - i < 2 {
-            if blocks_expression(toks, i - 1) {
-                return false;
-            }
+        // Two words back, a modifier still binds across a determiner (`to the 29 + 24`, `of his 3 + 2`),
+        // not across a verb (`needs to pay 3 x $16`).
+        let binds = a - i == 0 || matches!(&toks[i].tok, Tok::Word(w) if DETERMINERS.contains(&w.to_lowercase().as_str()));
+        if a - i < 2 && binds && blocks_expression(toks, i - 1) {
+            return false;
         }
         i -= 1;
     }
@@ -599,6 +603,9 @@ mod tests {
         // Seen from the default model: "a total of 2*3=12 gum".
         assert_eq!(errs("The robts take a total of 2*3=12 gum.").len(), 1);
         assert_eq!(errs("the number of 4 + 4 = 9 bolts").len(), 1);
+        // Seen from the default model: a verb between "to" and the sum does not make it a phrase.
+        assert_eq!(errs("He needs to pay 3 x $16 = $16 for the ones.").len(), 1);
+        assert_eq!(errs("He needs to pay $6 x 24 = $24 for the bike.").len(), 1);
     }
 
     #[test]
