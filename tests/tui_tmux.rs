@@ -14,11 +14,12 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(name: &str, w: u16, h: u16, cwd: &Path, command: &str) -> Tmux {
+    /// Runs `script` with `sh -c` (not the user's shell, which may not be POSIX) in a detached session.
+    fn start(name: &str, w: u16, h: u16, cwd: &Path, script: &str) -> Tmux {
         let status = Command::new("tmux")
             .args(["new-session", "-d", "-s", name, "-x", &w.to_string(), "-y", &h.to_string(), "-c"])
             .arg(cwd)
-            .arg(command)
+            .args(["sh", "-c", script])
             .env_remove("NO_COLOR")
             .status()
             .expect("run tmux");
@@ -139,4 +140,16 @@ fn pick_generate_label_save_quit_in_tmux() {
     assert_eq!(l.human, Some(!l.detected), "the key flipped what the detector said");
     let answered = session.paths.iter().filter(|p| p.answer.is_some()).count();
     assert_eq!(session.vote.voters, answered);
+}
+
+#[test]
+fn without_a_terminal_the_workbench_says_so_instead_of_hanging() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cotscope"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run cotscope");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: the workbench needs an interactive terminal"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }

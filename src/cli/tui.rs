@@ -31,6 +31,10 @@ fn default_dir(name: &str) -> PathBuf {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!("the workbench needs an interactive terminal (stdin and stdout are not both a tty); in scripts use a command such as `cotscope generate` or `cotscope eval`");
+    }
     let templates_dir = args.templates_dir.unwrap_or_else(|| default_dir("templates"));
     let sessions_dir = args.sessions_dir.unwrap_or_else(|| default_dir("sessions"));
     let model = args.model;

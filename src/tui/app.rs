@@ -156,6 +156,8 @@ pub struct App {
     saved_version: u64,
     /// The action the user was warned would discard unsaved annotations (repeat it to go on).
     armed: Option<&'static str>,
+    /// Quit as soon as the pending save is written (`s` in the quit question).
+    quit_after_save: bool,
     pub quit: bool,
 }
 
@@ -196,6 +198,7 @@ impl App {
             version: 0,
             saved_version: 0,
             armed: None,
+            quit_after_save: false,
             quit: false,
         };
         if !cfg.template_errors.is_empty() {
@@ -378,7 +381,14 @@ impl App {
                 }
             }
             Action::Undo => self.undo(),
-            Action::Save => self.save(&mut cmds),
+            Action::Save => {
+                // `s` in the quit question saves, then quits once the file is written.
+                if matches!(self.overlay, Some(Overlay::ConfirmQuit)) {
+                    self.overlay = None;
+                    self.quit_after_save = true;
+                }
+                self.save(&mut cmds);
+            }
             Action::Open => {
                 if self.generating() {
                     self.set_error("a generation is running: Esc cancels it first");
@@ -464,6 +474,9 @@ impl App {
                 }
                 self.saved_version = self.version;
                 self.set_status(format!("saved {}", path.display()));
+                if std::mem::take(&mut self.quit_after_save) {
+                    self.quit(&mut cmds);
+                }
             }
             Action::SessionsListed(list) => {
                 if let Some(Overlay::Sessions { entries, cursor }) = self.overlay.as_mut() {
@@ -479,7 +492,10 @@ impl App {
                 }
             },
             Action::TemplateWritten { path, template } => self.template_written(path, *template, &mut cmds),
-            Action::Failed(msg) => self.set_error(msg),
+            Action::Failed(msg) => {
+                self.quit_after_save = false;
+                self.set_error(msg)
+            }
             Action::Resize => {}
         }
         cmds

@@ -174,7 +174,7 @@ pub fn hints(app: &App) -> Vec<Hint> {
             Overlay::Templates { .. } => vec![h("↑↓", "move"), h("Enter", "use template"), h("Esc", "cancel")],
             Overlay::Sessions { .. } => vec![h("↑↓", "move"), h("Enter", "open"), h("Esc", "cancel")],
             Overlay::Note { .. } => vec![h("type", "note"), h("Enter", "keep"), h("Esc", "cancel")],
-            Overlay::ConfirmQuit => vec![h("y", "quit without saving"), h("s", "save"), h("n/Esc", "stay")],
+            Overlay::ConfirmQuit => vec![h("y", "quit without saving"), h("s", "save and quit"), h("n/Esc", "stay")],
             Overlay::Exemplar(p) if p.new_name.is_some() => vec![h("type", "new template name"), h("Enter", "write copy"), h("Esc", "back")],
             Overlay::Exemplar(_) => vec![h("a/Enter", "append to this template"), h("c", "copy under a new name"), h("↑↓", "scroll"), h("Esc", "cancel")],
         };

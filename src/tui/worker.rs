@@ -105,3 +105,94 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         "unknown".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::{fake_info, FakeModel};
+    use crate::engine::{LocalEngine, SamplingParams};
+    use std::time::Duration;
+
+    fn tokenizer() -> tokenizers::Tokenizer {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/tiny-bloom-gsm8k/tokenizer.json");
+        tokenizers::Tokenizer::from_file(p).unwrap()
+    }
+
+    /// A worker over a fake model that writes long texts slowly, reporting into a channel.
+    fn slow_worker() -> (Worker, mpsc::Receiver<Action>) {
+        let (tx, rx) = mpsc::channel();
+        let sink: Sink = Arc::new(move |a| {
+            let _ = tx.send(a);
+        });
+        let loader: Loader = Box::new(|| {
+            let tok = tokenizer();
+            let text = "She has 3 + 4 = 7 apples. ".repeat(40);
+            let model = FakeModel::from_texts(&tok, &[text.as_str()], None).map_err(|e| e.to_string())?.with_step_delay(Duration::from_millis(3));
+            let vocab = tok.get_vocab_size(true);
+            Ok(Arc::new(LocalEngine::new(Box::new(model), tok, None, fake_info(vocab))) as Arc<dyn Engine>)
+        });
+        (Worker::spawn(loader, sink), rx)
+    }
+
+    fn req(paths: usize) -> GenerateRequest {
+        GenerateRequest {
+            prompt: "Q: apples?\nA:".into(),
+            paths,
+            sampling: SamplingParams { temperature: 0.0, top_k: None, top_p: None, seed: 1, max_new_tokens: 300 },
+            stop: vec![],
+        }
+    }
+
+    fn next(rx: &mpsc::Receiver<Action>) -> Action {
+        rx.recv_timeout(Duration::from_secs(60)).expect("the worker reports")
+    }
+
+    #[test]
+    fn loads_counts_and_cancels_within_a_token_step() {
+        let (w, rx) = slow_worker();
+        assert!(matches!(next(&rx), Action::ModelLoaded(i) if i.id == "fake"));
+        w.count_tokens("k".into(), "Q: apples?\nA:".into()).unwrap();
+        let n = tokenizer().encode("Q: apples?\nA:", false).unwrap().get_ids().len();
+        assert!(matches!(next(&rx), Action::TokenCount { prompt_sha256, result: Ok(c) } if prompt_sha256 == "k" && c == n));
+
+        let cancel = CancelFlag::new();
+        w.generate(7, vec![req(2), req(1)], cancel.clone()).unwrap();
+        let mut after_cancel = 0;
+        let mut done = Vec::new();
+        loop {
+            match next(&rx) {
+                Action::Engine { run: 7, event: EngineEvent::Token { .. }, .. } => {
+                    if cancel.is_cancelled() {
+                        after_cancel += 1;
+                    } else {
+                        cancel.cancel();
+                    }
+                }
+                Action::Engine { run: 7, request, event: EngineEvent::Done(r), .. } => done.push((request, r.path, r.stop_reason)),
+                Action::GenerationFinished { run: 7 } => break,
+                Action::Engine { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // At most the rest of the step in flight plus one more step of both paths, out of 600.
+        assert!(after_cancel <= 3, "{after_cancel} tokens after cancel");
+        done.sort_by_key(|d| (d.0, d.1));
+        assert_eq!(
+            done,
+            vec![(0, 0, StopReason::Cancelled), (0, 1, StopReason::Cancelled), (1, 0, StopReason::Cancelled)],
+            "every pane closes, the A/B request never started too"
+        );
+    }
+
+    #[test]
+    fn load_errors_and_panics_are_reported_not_raised() {
+        let (tx, rx) = mpsc::channel();
+        let sink: Sink = Arc::new(move |a| {
+            let _ = tx.send(a);
+        });
+        let _w = Worker::spawn(Box::new(|| Err("config.json: missing".to_string())), Arc::clone(&sink));
+        assert!(matches!(next(&rx), Action::ModelFailed(m) if m == "config.json: missing"));
+        let _w = Worker::spawn(Box::new(|| panic!("boom")), sink);
+        assert!(matches!(next(&rx), Action::ModelFailed(m) if m.contains("boom")));
+    }
+}

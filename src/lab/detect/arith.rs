@@ -77,6 +77,29 @@ fn is_modifier(w: &str) -> bool {
     MODIFIERS.contains(&w.to_lowercase().as_str())
 }
 
+/// Words between a modifier and a number that keep the modifier attached (`to the 29 + 24`).
+const DETERMINERS: &[&str] = &["the", "a", "an", "his", "her", "their", "its", "my", "our", "your", "these", "those", "this", "that", "all", "each"];
+
+/// Words that make a following "of" take a part of what comes next (`half of 10 = 5`).
+const PART_WORDS: &[&str] = &[
+    "half", "third", "thirds", "quarter", "quarters", "fourth", "fourths", "fifth", "fifths", "tenth", "tenths",
+    "percent", "twice", "double", "triple", "fraction", "portion", "part", "rest", "remainder",
+];
+
+/// Whether the word at `i` changes what the expression after it means. "of" does so only after a
+/// number, a percentage or a part word (`20% of 50`, `1/2 of 10`, `half of 8`), not in `a total of`.
+fn blocks_expression(toks: &[Token], i: usize) -> bool {
+    let Tok::Word(w) = &toks[i].tok else { return false };
+    if !w.eq_ignore_ascii_case("of") {
+        return is_modifier(w);
+    }
+    match i.checked_sub(1).map(|j| &toks[j].tok) {
+        Some(Tok::Num { .. }) | Some(Tok::Other('%')) | Some(Tok::RParen) | None => true,
+        Some(Tok::Word(p)) => PART_WORDS.contains(&p.to_lowercase().as_str()) || is_modifier(p),
+        Some(_) => true,
+    }
+}
+
 fn can_be_unit(w: &str) -> bool {
     let l = w.to_lowercase();
     !MODIFIERS.contains(&l.as_str()) && !NOT_UNITS.contains(&l.as_str())
@@ -347,7 +370,7 @@ fn left_edge_is_clear(toks: &[Token], a: usize) -> bool {
     }
     let prev = &toks[a - 1].tok;
     let ok = match prev {
-        Tok::Word(w) => !is_modifier(w),
+        Tok::Word(_) => !blocks_expression(toks, a - 1),
         Tok::LParen | Tok::Eq => true,
         Tok::Other(c) => !"^.!'’_#~—&@\"/".contains(*c),
         Tok::Num { .. } | Tok::Op(_) | Tok::X | Tok::RParen => false,
@@ -369,12 +392,11 @@ fn left_edge_is_clear(toks: &[Token], a: usize) -> bool {
     // modifier that it means something else (`to the 29 + 24`).
     let mut i = a;
     while i > 0 && a - i < 3 && matches!(toks[i - 1].tok, Tok::Word(_)) {
-        if a - i < 2 {
-            if let Tok::Word(w) = &toks[i - 1].tok {
-                if is_modifier(w) {
-                    return false;
-                }
-            }
+        // Two words back, a modifier still binds across a determiner (`to the 29 + 24`, `of his 3 + 2`),
+        // not across a verb (`needs to pay 3 x $16`).
+        let binds = a - i == 0 || matches!(&toks[i].tok, Tok::Word(w) if DETERMINERS.contains(&w.to_lowercase().as_str()));
+        if a - i < 2 && binds && blocks_expression(toks, i - 1) {
+            return false;
         }
         i -= 1;
     }
@@ -577,10 +599,22 @@ mod tests {
     }
 
     #[test]
+    fn of_after_an_ordinary_word_does_not_hide_an_error() {
+        // Seen from the default model: "a total of 2*3=12 gum".
+        assert_eq!(errs("The robts take a total of 2*3=12 gum.").len(), 1);
+        assert_eq!(errs("the number of 4 + 4 = 9 bolts").len(), 1);
+        // Seen from the default model: a verb between "to" and the sum does not make it a phrase.
+        assert_eq!(errs("He needs to pay 3 x $16 = $16 for the ones.").len(), 1);
+        assert_eq!(errs("He needs to pay $6 x 24 = $24 for the bike.").len(), 1);
+    }
+
+    #[test]
     fn ambiguous_forms_are_left_alone() {
         for t in [
             "20% of 50 = 20",
             "1/2 of 10 = 4",
+            "half of 10 = 4",
+            "the rest of 10 - 2 = 9",
             "3:00 + 2 = 5:00",
             "He arrives at 3:00 + 2 hours = 5",
             "2x + 3 = 7",

@@ -391,3 +391,22 @@ fn stale_events_of_an_old_run_are_ignored() {
     a.update(Action::Engine { run: run + 10, request: 0, event: EngineEvent::Token { path: 0, id: 1, text: "x".into() }, at_ms: 1.0 });
     assert!(a.run.as_ref().unwrap().panes[0].text.is_empty());
 }
+
+#[test]
+fn s_in_the_quit_question_saves_then_quits() {
+    let mut a = finished_app();
+    press(&mut a, KeyCode::Char('2'));
+    press(&mut a, KeyCode::Char('q'));
+    let cmds = press(&mut a, KeyCode::Char('s'));
+    assert!(matches!(cmds.as_slice(), [Command::SaveSession { .. }]));
+    assert!(a.overlay.is_none() && !a.quit);
+    let cmds = a.update(Action::SessionSaved(PathBuf::from("sessions/q.yaml")));
+    assert!(a.quit && matches!(cmds.as_slice(), [Command::Quit]));
+    // A failed save does not quit.
+    let mut b = finished_app();
+    press(&mut b, KeyCode::Char('2'));
+    press(&mut b, KeyCode::Char('q'));
+    press(&mut b, KeyCode::Char('s'));
+    b.update(Action::Failed("disk full".into()));
+    assert!(!b.quit && b.unsaved());
+}

@@ -32,7 +32,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
                     Span::styled("y", app.theme.key()),
                     Span::raw(" quit anyway  "),
                     Span::styled("s", app.theme.key()),
-                    Span::raw(" save  "),
+                    Span::raw(" save and quit  "),
                     Span::styled("n", app.theme.key()),
                     Span::raw(" stay"),
                 ]),
