@@ -136,7 +136,7 @@ pub fn read_bandwidth_gb_s(mib: usize, threads: usize) -> f64 {
     let threads = threads.max(1);
     let chunk = n.div_ceil(threads);
     let mut best = f64::MAX;
-    for _ in 0..6 {
+    for _ in 0..10 {
         let t = Instant::now();
         let sum: u64 = buf.par_chunks(chunk).map(sum_u64).sum();
         let dt = t.elapsed().as_secs_f64();
