@@ -146,8 +146,37 @@ pub fn read_bandwidth_gb_s(mib: usize, threads: usize) -> f64 {
     (n * 8) as f64 / best / 1e9
 }
 
-/// Eight independent accumulators so the loop is bound by loads, not by one add chain.
+/// The sum of `xs`, bound by memory loads: AVX2 with four accumulators where the CPU has it (an
+/// auto-vectorised loop turned out compute-bound under `-C target-cpu=native`).
 fn sum_u64(xs: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: avx2 was just detected.
+        return unsafe { sum_u64_avx2(xs) };
+    }
+    sum_u64_portable(xs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sum_u64_avx2(xs: &[u64]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let mut it = xs.chunks_exact(16);
+    for c in &mut it {
+        let p = c.as_ptr() as *const __m256i;
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_add_epi64(*a, _mm256_loadu_si256(p.add(i)));
+        }
+    }
+    let mut lanes = [0u64; 4];
+    let total = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, total);
+    lanes.iter().fold(sum_u64_portable(it.remainder()), |a, &b| a.wrapping_add(b))
+}
+
+/// Eight independent accumulators so the loop is bound by loads, not by one add chain.
+fn sum_u64_portable(xs: &[u64]) -> u64 {
     let mut acc = [0u64; 8];
     let mut it = xs.chunks_exact(8);
     for c in &mut it {
