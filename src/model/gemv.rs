@@ -25,6 +25,12 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
     /// The CPU must support avx2, fma and f16c; weight rows must have length `k` (x rows: `R·k`).
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[Self]; RW]) -> [[f32; RW]; R];
+    /// As `dots_avx2` with AVX-512 (32 registers: room for 8 rows × 2 weight rows of accumulators).
+    ///
+    /// # Safety
+    /// The CPU must support avx512f; lengths as for `dots_avx2`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: [&[Self]; 2]) -> [[f32; 2]; R];
 }
 
 impl WeightElem for f32 {
@@ -35,6 +41,10 @@ impl WeightElem for f32 {
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[f32]; RW]) -> [[f32; RW]; R] {
         avx2::dots::<R, RW, f32>(x, k, w)
     }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: [&[f32]; 2]) -> [[f32; 2]; R] {
+        avx512::dots::<R, f32>(x, k, w)
+    }
 }
 
 impl WeightElem for f16 {
@@ -44,6 +54,23 @@ impl WeightElem for f16 {
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[f16]; RW]) -> [[f32; RW]; R] {
         avx2::dots::<R, RW, f16>(x, k, w)
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: [&[f16]; 2]) -> [[f32; 2]; R] {
+        avx512::dots::<R, f16>(x, k, w)
+    }
+}
+
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static OK: OnceLock<bool> = OnceLock::new();
+        *OK.get_or_init(|| has_avx2() && is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -96,6 +123,7 @@ fn block<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [f32])
     let done = match m {
         1 | 2 => groups::<4, W>(x, m, k, w, out),
         3 | 4 => groups::<2, W>(x, m, k, w, out),
+        5..=8 if has_avx512() => groups512::<W>(x, m, k, w, out),
         _ => 0,
     };
     for j in done..rows {
@@ -124,6 +152,31 @@ fn groups<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W]
             out[r * rows + j..r * rows + j + RW].copy_from_slice(v);
         }
         j += RW;
+    }
+    full
+}
+
+/// 5 to 8 activation rows against pairs of weight rows with AVX-512; returns the rows done.
+fn groups512<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [f32]) -> usize {
+    let rows = w.len() / k;
+    let full = rows / 2 * 2;
+    let mut j = 0;
+    while j < full {
+        let ws = [&w[j * k..(j + 1) * k], &w[(j + 1) * k..(j + 2) * k]];
+        let mut d = [[0f32; 2]; 8];
+        // SAFETY: has_avx512() was checked by the caller; lengths are as required.
+        unsafe {
+            match m {
+                8 => d = W::dots_avx512::<8>(x, k, ws),
+                7 => d[..7].copy_from_slice(&W::dots_avx512::<7>(x, k, ws)),
+                6 => d[..6].copy_from_slice(&W::dots_avx512::<6>(x, k, ws)),
+                _ => d[..5].copy_from_slice(&W::dots_avx512::<5>(x, k, ws)),
+            }
+        }
+        for (r, v) in d[..m].iter().enumerate() {
+            out[r * rows + j..r * rows + j + 2].copy_from_slice(v);
+        }
+        j += 2;
     }
     full
 }
@@ -339,6 +392,63 @@ fn q8_dots(x: &[f32], m: usize, k: usize, row: &[Q8Block]) -> [f32; 8] {
             .sum();
     }
     d
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use half::f16;
+
+    /// Loads 16 weights starting at `p` as f32.
+    pub trait Load16 {
+        unsafe fn load16(p: *const Self) -> __m512;
+    }
+    impl Load16 for f32 {
+        #[inline(always)]
+        unsafe fn load16(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+    }
+    impl Load16 for f16 {
+        #[inline(always)]
+        unsafe fn load16(p: *const f16) -> __m512 {
+            _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub unsafe fn dots<const R: usize, W: Load16 + super::WeightElem>(x: &[f32], k: usize, w: [&[W]; 2]) -> [[f32; 2]; R] {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        let k16 = k & !15;
+        let px = x.as_ptr();
+        let pw = [w[0].as_ptr(), w[1].as_ptr()];
+        let ahead = 2048 / std::mem::size_of::<W>();
+        let mut i = 0;
+        while i < k16 {
+            _mm_prefetch::<_MM_HINT_T0>(pw[0].wrapping_add(i + ahead) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(pw[1].wrapping_add(i + ahead) as *const i8);
+            let w0 = W::load16(pw[0].add(i));
+            let w1 = W::load16(pw[1].add(i));
+            for r in 0..R {
+                let xv = _mm512_loadu_ps(px.add(r * k + i));
+                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+            }
+            i += 16;
+        }
+        let mut out = [[0f32; 2]; R];
+        for r in 0..R {
+            for c in 0..2 {
+                let mut s = _mm512_reduce_add_ps(acc[r][c]);
+                for t in k16..k {
+                    s += *x.get_unchecked(r * k + t) * w[c].get_unchecked(t).to_f32();
+                }
+                out[r][c] = s;
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
