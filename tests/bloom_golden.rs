@@ -27,21 +27,12 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
 
 fn greedy(m: &mut LoadedModel, prompt: &[u32], n: usize) -> Vec<u32> {
     let mut logits = m.model.prefill(prompt).unwrap();
     let mut out = Vec::new();
     for _ in 0..n {
-        let next = argmax(&logits);
+        let next = top1(&logits);
         out.push(next);
         logits = m.model.step(&[next]).unwrap().remove(0);
     }
@@ -117,7 +108,7 @@ fn fork_then_batched_steps_equal_single_rows() {
     let mut m = model::load(Some(dir.to_str().unwrap()), &LoadOptions::default()).unwrap();
     let prompt = m.tokenizer.encode("Q: There are 15 trees", false).unwrap().get_ids().to_vec();
     let single = m.model.prefill(&prompt).unwrap();
-    let t = argmax(&single);
+    let t = top1(&single);
     let single_next = m.model.step(&[t]).unwrap().remove(0);
     m.model.prefill(&prompt).unwrap();
     m.model.fork(3).unwrap();
@@ -129,4 +120,9 @@ fn fork_then_batched_steps_equal_single_rows() {
     m.model.retain(&[0, 2]).unwrap();
     let after = m.model.step(&[t, t]).unwrap();
     assert!(max_abs_diff(&after[0], &after[1]) < 1e-5);
+}
+
+/// The greedy choice, as the engine makes it.
+fn top1(v: &[f32]) -> u32 {
+    cotscope::engine::sampler::argmax(v).expect("finite logits")
 }

@@ -26,22 +26,13 @@ fn floats(v: &Value) -> Vec<f32> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
 
 /// (agreeing steps, steps) of `m` teacher-forced along `continuation` after `prompt`.
 fn agreement(m: &mut LoadedModel, prompt: &[u32], continuation: &[u32]) -> (usize, usize) {
     let mut logits = m.model.prefill(prompt).unwrap();
     let mut agree = 0;
     for &want in continuation {
-        agree += (argmax(&logits) == want) as usize;
+        agree += (top1(&logits) == want) as usize;
         logits = m.model.step(&[want]).unwrap().remove(0);
     }
     (agree, continuation.len())
@@ -130,4 +121,9 @@ fn f16_weights_stay_close_to_f32_logits() {
     assert!(worst < 0.02, "{worst}");
     let r = rate(&mut m, &fixture_cases("tiny-bloom"));
     assert!(r >= 0.9, "f16 top-1 agreement {r}");
+}
+
+/// The greedy choice, as the engine makes it.
+fn top1(v: &[f32]) -> u32 {
+    cotscope::engine::sampler::argmax(v).expect("finite logits")
 }

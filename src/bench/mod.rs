@@ -9,6 +9,7 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::Serialize;
 
+use crate::engine::sampler::argmax;
 use crate::engine::{DecoderModel, EngineError};
 use crate::model::random::RandomWeights;
 use crate::model::{self, BloomDecoder, Config, LoadOptions};
@@ -54,7 +55,7 @@ pub fn run_decode(m: &mut dyn DecoderModel, prompt: &[u32], new_tokens: usize, p
     let t0 = Instant::now();
     let logits = m.prefill(prompt)?;
     let prefill_s = t0.elapsed().as_secs_f64();
-    let first = argmax(&logits);
+    let first = argmax(&logits).unwrap_or(0);
     if paths > 1 {
         m.fork(paths)?;
     }
@@ -63,7 +64,7 @@ pub fn run_decode(m: &mut dyn DecoderModel, prompt: &[u32], new_tokens: usize, p
     let t1 = Instant::now();
     for _ in 0..new_tokens {
         let rows = m.step(&next)?;
-        next = rows.iter().map(|r| argmax(r)).collect();
+        next = rows.iter().map(|r| argmax(r).unwrap_or(0)).collect();
     }
     let decode_s = t1.elapsed().as_secs_f64().max(1e-9);
     let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| (b - a) / decode_s);
@@ -91,15 +92,6 @@ pub fn synthetic_prompt(n: usize, vocab: usize) -> Vec<u32> {
         .collect()
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
 
 /// The process's peak resident set (`VmHWM` of /proc/self/status), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
