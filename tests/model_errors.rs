@@ -132,18 +132,24 @@ fn nonexistent_directory_and_unknown_dtype() {
     assert!(e.contains("f8"), "{e}");
 }
 
-#[test]
-fn hub_id_resolves_from_a_laid_out_cache() {
-    // models--ORG--NAME/snapshots/<rev>/ with refs/main, as huggingface_hub writes it.
+/// A hub cache holding the f32 fixture as `models--{repo}/snapshots/{rev}/` with `refs/main`, as
+/// huggingface_hub writes it.
+fn cache_with_fixture_as(repo: &str, rev: &str) -> tempfile::TempDir {
     let cache = tempfile::tempdir().unwrap();
-    let repo = cache.path().join("models--bigscience--tiny-bloom");
-    let snap = repo.join("snapshots").join("0123abcd");
+    let repo = cache.path().join(format!("models--{repo}"));
+    let snap = repo.join("snapshots").join(rev);
     std::fs::create_dir_all(&snap).unwrap();
     for f in ["config.json", "tokenizer.json", "model.safetensors"] {
         std::fs::copy(fixture().join(f), snap.join(f)).unwrap();
     }
     std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+    std::fs::write(repo.join("refs/main"), rev).unwrap();
+    cache
+}
+
+#[test]
+fn hub_id_resolves_from_a_laid_out_cache() {
+    let cache = cache_with_fixture_as("bigscience--tiny-bloom", "0123abcd");
     let dir = model::hub::resolve_cached("bigscience/tiny-bloom", cache.path()).unwrap();
     let m = model::load_dir(&dir, "bigscience/tiny-bloom", &LoadOptions::default()).unwrap();
     assert_eq!(m.info.id, "bigscience/tiny-bloom");
@@ -175,15 +181,7 @@ fn cli_unknown_hub_id_fails_with_one_line_naming_the_id() {
 
 #[test]
 fn cli_hub_id_in_the_cache_runs_without_network() {
-    let cache = tempfile::tempdir().unwrap();
-    let repo = cache.path().join("models--bigscience--tiny-bloom");
-    let snap = repo.join("snapshots").join("rev1");
-    std::fs::create_dir_all(&snap).unwrap();
-    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
-        std::fs::copy(fixture().join(f), snap.join(f)).unwrap();
-    }
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), "rev1").unwrap();
+    let cache = cache_with_fixture_as("bigscience--tiny-bloom", "rev1");
     let out = generate_offline("bigscience/tiny-bloom", cache.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
