@@ -1,16 +1,18 @@
-//! The UI loop: terminal events and worker reports arrive on one channel; keys become actions through the
-//! keymap; `App::update` turns actions into commands, which are carried out here; frames are drawn when
-//! something changed, at most every [`FRAME`] while tokens stream (keys draw at once). The thread
-//! blocks on the channel between events, so an idle UI takes no CPU.
+//! The UI loop: terminal events and worker reports arrive on one tokio channel; keys become actions
+//! through the keymap; `App::update` turns actions into commands, which are carried out here; frames are
+//! drawn when something changed, at most every [`FRAME`] while tokens stream (keys draw at once). The
+//! loop awaits the channel (with a tokio timer while a frame is pending) on a current-thread runtime, so
+//! an idle UI takes no CPU; the model and the key reader stay on their own threads.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event as TermEvent};
+use tokio::sync::mpsc;
 
 use crate::engine::CancelFlag;
 
@@ -53,7 +55,8 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
         theme: Theme::from_env(),
     });
 
-    let (tx, rx) = mpsc::channel::<Event>();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(TuiError::Terminal)?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let worker_tx = tx.clone();
     let sink: Sink = Arc::new(move |a| {
         let _ = worker_tx.send(Event::Action(a));
@@ -78,15 +81,17 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
             urgent = false;
         }
         let first = if dirty {
-            match rx.recv_timeout(FRAME.saturating_sub(last_draw.elapsed())) {
-                Ok(e) => Some(e),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+            let wait = FRAME.saturating_sub(last_draw.elapsed());
+            // The timer must be made inside the runtime, hence the async block.
+            match rt.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                Ok(Some(e)) => Some(e),
+                Ok(None) => break Ok(()),
+                Err(_frame_due) => None,
             }
         } else {
-            match rx.recv() {
-                Ok(e) => Some(e),
-                Err(_) => break Ok(()),
+            match rt.block_on(rx.recv()) {
+                Some(e) => Some(e),
+                None => break Ok(()),
             }
         };
         // Handle everything already queued before drawing again; keys keep their order among tokens.
@@ -137,7 +142,7 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
     result
 }
 
-fn spawn_input(tx: mpsc::Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn spawn_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
             // poll blocks up to the timeout; the timeout only lets the thread notice `stop`.
