@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod engine;
 pub mod fsutil;
+pub mod hash;
 pub mod lab;
 pub mod model;
 pub mod tui;

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::answer::AnswerRule;
 use super::detect::{Failure, FailureKind};
@@ -62,8 +61,7 @@ pub enum EvalFileError {
 
 /// sha256 of the prompt, hex.
 pub fn prompt_hash(prompt: &str) -> String {
-    let d = Sha256::digest(prompt.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hash::sha256_hex(prompt)
 }
 
 /// An open results file, positioned after its last complete record.

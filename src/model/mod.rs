@@ -21,7 +21,6 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 
 use crate::engine::{DecoderModel, EngineError, ModelInfo};
@@ -167,7 +166,7 @@ fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], opt
     let eos_token_id = cfg.eos_token_id.or_else(|| tokenizer.token_to_id("</s>"));
     let info = ModelInfo {
         id: id.to_string(),
-        config_hash: hex(&Sha256::digest(config_bytes)),
+        config_hash: crate::hash::sha256_hex(config_bytes),
         n_params: cfg.n_params(),
         vocab_size: cfg.vocab_size,
         dtype: format_name(opts),
@@ -180,10 +179,6 @@ fn io_msg(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "not found".into(),
         _ => e.to_string(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// BLOOM behind the engine's [`DecoderModel`] interface.

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::engine::{EngineEvent, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason};
 
@@ -53,9 +52,7 @@ impl PromptSpec {
     }
 }
 
-pub fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::hash::sha256_hex;
 
 /// One path on screen.
 pub struct Pane {
