@@ -50,6 +50,14 @@ fn writes_records_and_resumes() {
         let hash: String = Sha256::digest(prompt_of(i)).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(v["prompt_hash"], hash.as_str());
         assert_eq!(v["gold"], ["18", "3"][i]);
+        let st = &v["settings"];
+        assert_eq!(st["model"]["id"], "tiny-bloom-gsm8k (embedded)");
+        assert_eq!(st["model"]["config_hash"].as_str().map(str::len), Some(64), "{st}");
+        assert_eq!((st["paths"].as_u64(), st["sampling"]["max_new_tokens"].as_u64()), (Some(2), Some(12)));
+        assert_eq!((st["sampling"]["temperature"].as_f64(), st["sampling"]["seed"].as_u64()), (Some(0.0), Some(42)));
+        assert_eq!(st["template"], "wei-8shot");
+        assert_eq!(st["stop"][0], "\nQ:");
+        assert_eq!(st["cotscope_version"], env!("CARGO_PKG_VERSION"));
         let paths = v["paths"].as_array().unwrap();
         assert_eq!(paths.len(), 2);
         for p in paths {
@@ -109,4 +117,139 @@ fn bad_input() {
     assert!(!o.status.success());
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(err.contains("holds results of template cot-paths, not wei-8shot"), "{err}");
+}
+
+fn cotscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cotscope")).args(args).output().unwrap()
+}
+
+#[test]
+fn a_resume_with_other_settings_is_refused_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.jsonl");
+    let out_s = out.to_str().unwrap();
+    let base = [
+        "eval",
+        "--template",
+        "wei-8shot",
+        "--questions",
+        "0",
+        "--paths",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--temperature",
+        "0",
+    ];
+    let with = |extra: &[&str]| -> Output {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--out", out_s]);
+        cotscope(&a)
+    };
+    ok(&with(&[]));
+    let before = std::fs::read_to_string(&out).unwrap();
+    // An edited copy of the template, under the same name.
+    let tdir = dir.path().join("templates");
+    std::fs::create_dir(&tdir).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = std::fs::read_to_string(repo.join("templates/wei-8shot.yaml")).unwrap();
+    std::fs::write(tdir.join("wei-8shot.yaml"), t.replace("description:", "description: edited;")).unwrap();
+    let fixture = repo.join("tests/fixtures/tiny-bloom");
+    let cases: [(&[&str], &str); 10] = [
+        (&["--paths", "2"], "--paths was 1 there, is 2 now"),
+        (&["--temperature", "0.5"], "--temperature was 0.0 there, is 0.5 now"),
+        (&["--seed", "7"], "--seed was 42 there, is 7 now"),
+        (&["--top-k", "5"], "--top-k was unset there, is 5 now"),
+        (&["--top-p", "0.9"], "--top-p was unset there, is 0.9 now"),
+        (&["--max-new-tokens", "5"], "--max-new-tokens was 4 there, is 5 now"),
+        (&["--model", fixture.to_str().unwrap()], "--model was \"tiny-bloom-gsm8k (embedded)\" there"),
+        (&["--dtype", "f16"], "--dtype was unset there, is \"f16\" now"),
+        (&["--quantize", "q8_0"], "--quantize was unset there, is \"q8_0\" now"),
+        (&["--templates-dir", tdir.to_str().unwrap()], "template wei-8shot (edited since)"),
+    ];
+    for (extra, want) in cases {
+        // Index 0 is already done, so a wrongly accepted resume would succeed without generating.
+        let o = with(extra);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!o.status.success(), "{extra:?} was accepted");
+        assert!(err.contains(want) && err.contains("use another --out"), "{extra:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), before, "refused runs leave the file alone");
+}
+
+#[test]
+fn a_changed_model_config_is_refused_once_the_model_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    std::fs::create_dir(&model).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bloom");
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(f), model.join(f)).unwrap();
+    }
+    let out = dir.path().join("r.jsonl");
+    let args = [
+        "eval",
+        "--template",
+        "wei-8shot",
+        "--questions",
+        "0",
+        "--paths",
+        "1",
+        "--max-new-tokens",
+        "2",
+        "--temperature",
+        "0",
+    ];
+    let run = |qs: &str| {
+        let mut a = args.to_vec();
+        a[4] = qs;
+        a.extend_from_slice(&["--model", model.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        cotscope(&a)
+    };
+    ok(&run("0"));
+    let cfg = std::fs::read_to_string(model.join("config.json")).unwrap();
+    std::fs::write(model.join("config.json"), format!("{}\n\n", cfg.trim_end())).unwrap();
+    let o = run("0..2");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the model's config.json was"), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn an_out_directory_keeps_one_file_per_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = |temp: &str| {
+        cotscope(&[
+            "eval",
+            "--template",
+            "wei-8shot",
+            "--questions",
+            "0",
+            "--paths",
+            "1",
+            "--max-new-tokens",
+            "3",
+            "--temperature",
+            temp,
+            "--out",
+            d,
+        ])
+    };
+    let o = run("0");
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("results of these settings: "));
+    ok(&run("0.5"));
+    ok(&run("0"));
+    let mut files: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in &files {
+        assert!(f.starts_with("wei-8shot-") && f.ends_with(".jsonl"), "{f}");
+        assert_eq!(lines(&dir.path().join(f)).len(), 1, "the third run resumed the first's file");
+    }
 }

@@ -31,10 +31,16 @@ impl ModelArgs {
         model::threads::set_compute_threads(self.threads);
         let dtype = self.dtype.as_deref().map(model::parse_dtype).transpose().context("--dtype")?;
         let quantize = match self.quantize.as_deref() {
-            Some(q) => Some(model::quant::QuantKind::parse(q).with_context(|| format!("--quantize '{q}': expected q8_0 or q4k"))?),
+            Some(q) => Some(
+                model::quant::QuantKind::parse(q).with_context(|| format!("--quantize '{q}': expected q8_0 or q4k"))?,
+            ),
             None => None,
         };
-        let loaded = model::load(self.model.as_deref(), &LoadOptions { dtype, quantize })?;
+        let mut loaded = model::load(self.model.as_deref(), &LoadOptions { dtype, quantize })?;
+        if self.model.is_none() {
+            // Recorded in sessions and eval lines under its real name.
+            loaded.info.id = crate::lab::settings::EMBEDDED_MODEL.to_string();
+        }
         Ok(Arc::new(LocalEngine::new(loaded.model, loaded.tokenizer, loaded.eos_token_id, loaded.info)))
     }
 }

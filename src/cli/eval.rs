@@ -10,18 +10,25 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::common::{ModelArgs, SamplingArgs};
 use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, SamplingParams};
 use crate::lab::detect::{DetectContext, FailureKind};
-use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
+use crate::lab::evalfile::{self, EvalRecord, ResultsFile, Summary};
+use crate::lab::record::PathRecord;
+use crate::lab::settings::{self as lab_settings, ModelSettings, RunSettings};
 use crate::lab::template::Template;
-use crate::lab::{analysis, answer, gsm8k, vote};
+use crate::lab::{answer, gsm8k, vote};
 
 const AFTER_HELP: &str = "\
 Each question is generated with the template's stop strings. With --out FILE.jsonl, one JSON line per
 question is appended as soon as it finishes:
   {\"index\", \"template\", \"prompt_hash\" (sha256 of the prompt), \"paths\": [{\"text\", \"answer\",
    \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\"}], \"vote\", \"gold\",
-   \"correct\" (majority vote right), \"first_correct\", \"generation_ms\"}
+   \"correct\" (majority vote right), \"first_correct\", \"generation_ms\",
+   \"settings\": {\"model\": {\"id\", \"config_hash\", \"dtype\", \"quantize\"}, \"template\", \"template_hash\",
+   \"sampling\": {\"temperature\", \"top_k\", \"top_p\", \"seed\", \"max_new_tokens\"}, \"paths\", \"stop\",
+   \"cotscope_version\"}}
 Rerunning with the same --out skips the questions already there (a line cut short by a crash is run
-again), so an interrupted run loses no finished question.
+again), so an interrupted run loses no finished question. A rerun with other settings (model, dtype,
+quantize, sampling, seed, paths, max tokens, an edited template) is refused, naming the setting; with
+--out pointing at a directory, each settings get their own file there (<template>-<key>.jsonl).
 
 Example:
   cotscope eval --template wei-8shot --questions 0..20 --paths 3 --out wei.jsonl";
@@ -40,8 +47,9 @@ pub struct Args {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Append one JSON line per question here; rerunning with the same file resumes.
-    #[arg(long, value_name = "FILE.jsonl")]
+    /// Append one JSON line per question here; rerunning with the same file resumes. A directory
+    /// keeps one file per settings.
+    #[arg(long, value_name = "FILE.jsonl|DIR")]
     pub out: Option<PathBuf>,
     /// Directory of template YAML files. Default: ./templates, else the project's templates.
     #[arg(long)]
@@ -87,8 +95,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.sampling.paths == 0 {
         anyhow::bail!("--paths must be at least 1");
     }
-    let mut results = match &args.out {
-        Some(p) => Some(ResultsFile::open(p, &template.name)?),
+    let mut settings = run_settings(&args, &template)?;
+    let out = args.out.as_deref().map(|o| evalfile::results_path(o, &settings));
+    if let (Some(o), Some(p)) = (&args.out, &out) {
+        if o != p {
+            eprintln!("results of these settings: {}", p.display());
+        }
+    }
+    let mut results = match &out {
+        Some(p) => Some(ResultsFile::open(p, &settings)?),
         None => None,
     };
     let wanted: HashSet<usize> = questions.iter().copied().collect();
@@ -96,9 +111,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|r| r.existing.iter().filter(|r| wanted.contains(&r.index)).cloned().collect())
         .unwrap_or_default();
-    let done: HashSet<usize> = results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
+    let done: HashSet<usize> =
+        results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
     let todo: Vec<usize> = questions.iter().copied().filter(|i| !done.contains(i)).collect();
-    if let (Some(r), Some(p)) = (&results, &args.out) {
+    if let (Some(r), Some(p)) = (&results, &out) {
         if !r.existing.is_empty() || r.dropped_partial_line {
             eprintln!(
                 "resuming {}: {} of {} questions already done{}",
@@ -113,10 +129,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut tokens_this_run = 0usize;
     if !todo.is_empty() {
         let engine = args.model.open_engine()?;
+        settings.model.config_hash = engine.info().config_hash;
+        if let Some(r) = &results {
+            r.check(&settings)?;
+        }
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
         for &i in &todo {
-            let r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), args.sampling.paths)?;
+            let mut r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), args.sampling.paths)?;
+            r.settings = Some(settings.clone());
             if let Some(f) = results.as_mut() {
                 f.append(&r)?;
             }
@@ -126,7 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bar.inc(1);
             update_message(&bar, &evalfile::summarize(&records));
         }
-        bar.finish_and_clear();
+        // Left on screen (a short run would otherwise flash by unseen).
+        bar.finish();
     }
     records.sort_by_key(|r| r.index);
     let summary = evalfile::summarize(&records);
@@ -139,6 +161,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The settings this run's results are recorded (and resumed) with; the config hash is filled in once
+/// the model is loaded.
+fn run_settings(args: &Args, template: &Template) -> anyhow::Result<RunSettings> {
+    Ok(RunSettings {
+        model: ModelSettings {
+            id: args.model.model.clone().unwrap_or_else(|| lab_settings::EMBEDDED_MODEL.to_string()),
+            config_hash: String::new(),
+            dtype: args.model.dtype.clone(),
+            quantize: args.model.quantize.clone(),
+        },
+        template: template.name.clone(),
+        template_hash: lab_settings::template_hash(template)?,
+        sampling: args.sampling.params(),
+        paths: args.sampling.paths,
+        stop: template.stop_strings().to_vec(),
+        cotscope_version: lab_settings::VERSION.to_string(),
+    })
+}
+
 fn progress_bar(len: usize, done: usize) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("{bar:30} {pos}/{len} questions · ETA {eta} · {msg}")
@@ -147,6 +188,7 @@ fn progress_bar(len: usize, done: usize) -> ProgressBar {
     bar.set_position(done as u64);
     bar.reset_eta();
     bar.enable_steady_tick(Duration::from_millis(500));
+    bar.tick();
     bar
 }
 
@@ -184,22 +226,14 @@ pub fn evaluate_question(
         })
         .with_context(|| format!("question {index}"))?;
     let ctx = DetectContext::for_template(template, &problem.question);
-    let paths: Vec<EvalPath> = done
+    let paths: Vec<PathRecord> = done
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
             let r = r.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish path {i}"))?;
-            let stop = r.stop_reason.stop_string().map(str::to_string);
-            let a = analysis::analyze_stopped(&ctx, &r.text, stop.as_deref(), Some(&problem.gold));
-            Ok(EvalPath {
-                text: r.text,
-                answer: a.answer,
-                answer_rule: a.answer_rule,
-                failures: a.failures,
-                stop_reason: r.stop_reason.as_str().to_string(),
-                stop_string: stop,
-                tokens: r.token_ids.len(),
-            })
+            let p = PathRecord::analyzed(&ctx, r.text, r.token_ids, &r.stop_reason, Some(&problem.gold));
+            // Eval lines count tokens; the ids stay out of them.
+            Ok(PathRecord { path: i + 1, token_ids: Vec::new(), ..p })
         })
         .collect::<anyhow::Result<_>>()?;
     let answers: Vec<Option<String>> = paths.iter().map(|p| p.answer.clone()).collect();
@@ -215,6 +249,7 @@ pub fn evaluate_question(
         vote: v,
         gold: problem.gold.clone(),
         generation_ms: stats.prefill_ms + stats.decode_ms,
+        settings: None,
     })
 }
 
@@ -229,14 +264,10 @@ fn pct(a: usize, b: usize) -> String {
 /// The summary for people.
 fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, f64)) -> String {
     let mut t = String::new();
-    let model = args.model.model.as_deref().unwrap_or("default (tiny-bloom-gsm8k)");
+    let model = args.model.model.as_deref().unwrap_or(lab_settings::EMBEDDED_MODEL);
     t.push_str(&format!(
         "eval {template} on GSM8K test {}: {} questions, {} paths each (model {model}, temperature {}, seed {})\n",
-        args.questions,
-        s.questions,
-        args.sampling.paths,
-        args.sampling.temperature,
-        args.sampling.seed
+        args.questions, s.questions, args.sampling.paths, args.sampling.temperature, args.sampling.seed
     ));
     t.push_str(&format!(
         "first-path accuracy:    {}/{} = {}\n",
@@ -261,7 +292,11 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
         Some(all) => {
             t.push_str(&format!("tokens/s:               {all:.1} ({} tokens generated in all)", s.tokens));
             if ms > 0.0 {
-                t.push_str(&format!("; this run {:.1} ({tokens} tokens in {:.1} s)", tokens as f64 / (ms / 1000.0), ms / 1000.0));
+                t.push_str(&format!(
+                    "; this run {:.1} ({tokens} tokens in {:.1} s)",
+                    tokens as f64 / (ms / 1000.0),
+                    ms / 1000.0
+                ));
             }
             t.push('\n');
         }

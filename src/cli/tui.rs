@@ -11,7 +11,8 @@ use super::common::ModelArgs;
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Where sessions are saved and opened from. Default: ./sessions, else the repository's sessions/.
+    /// Where sessions are saved and opened from. Default: ./sessions of the directory cotscope runs in
+    /// (created on the first save).
     #[arg(long)]
     pub sessions_dir: Option<PathBuf>,
     /// Where templates are read from (and exemplars written to). Default: ./templates, else the repository's.
@@ -19,7 +20,8 @@ pub struct Args {
     pub templates_dir: Option<PathBuf>,
 }
 
-/// `./<name>` when it exists (or when we are not in a checkout), else the repository's own folder.
+/// `./<name>` when it exists (or when we are not in a checkout), else the repository's own folder
+/// (read-only use: the shipped templates).
 fn default_dir(name: &str) -> PathBuf {
     let local = PathBuf::from(name);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
@@ -36,8 +38,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("the workbench needs an interactive terminal (stdin and stdout are not both a tty); in scripts use a command such as `cotscope generate` or `cotscope eval`");
     }
     let templates_dir = args.templates_dir.unwrap_or_else(|| default_dir("templates"));
-    let sessions_dir = args.sessions_dir.unwrap_or_else(|| default_dir("sessions"));
+    // Sessions are written: always where cotscope runs, never into the source checkout.
+    let sessions_dir = args.sessions_dir.unwrap_or_else(|| PathBuf::from("sessions"));
     let model = args.model;
-    let loader: crate::tui::worker::Loader = Box::new(move || model.open_engine().map_err(|e| format!("{e:#}")));
-    crate::tui::run(crate::tui::Options { templates_dir, sessions_dir, loader }).context("tui")
+    let loader: crate::tui::Loader = Box::new(move || model.open_engine().map_err(|e| format!("{e:#}")));
+    let settings_file = crate::tui::config::settings_path();
+    crate::tui::start(crate::tui::Options { templates_dir, sessions_dir, loader, settings_file }).context("tui")
 }

@@ -31,12 +31,7 @@ pub struct LocalEngine {
 }
 
 impl LocalEngine {
-    pub fn new(
-        model: Box<dyn DecoderModel>,
-        tokenizer: Tokenizer,
-        eos_token_id: Option<u32>,
-        info: ModelInfo,
-    ) -> Self {
+    pub fn new(model: Box<dyn DecoderModel>, tokenizer: Tokenizer, eos_token_id: Option<u32>, info: ModelInfo) -> Self {
         Self { model: Mutex::new(model), tokenizer, eos_token_id, info }
     }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::answer::{self, AnswerRule};
-use super::detect::{self, DetectContext, Failure, FailureKind};
+use super::detect::{self, DetectContext, Failure, FailureKind, StreamDetector};
 
 /// What the lab makes of one finished path.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,7 +30,27 @@ pub fn analyze_stopped(
     stop_string: Option<&str>,
     gold: Option<&str>,
 ) -> PathAnalysis {
-    let mut failures = detect::detect_all(ctx, continuation);
+    finish_stream(None, ctx, continuation, stop_string, gold)
+}
+
+/// [`analyze_stopped`] for a path whose text went through `detector` as it streamed: its work is
+/// reused when it saw exactly `continuation` (the final text is authoritative; else it starts over).
+pub fn finish_stream(
+    detector: Option<StreamDetector>,
+    ctx: &DetectContext,
+    continuation: &str,
+    stop_string: Option<&str>,
+    gold: Option<&str>,
+) -> PathAnalysis {
+    let mut det = match detector {
+        Some(d) if d.text() == continuation => d,
+        _ => {
+            let mut d = StreamDetector::new(ctx.clone());
+            d.push(continuation);
+            d
+        }
+    };
+    let mut failures = det.finish();
     if let Some(f) = stop_failure(continuation, stop_string) {
         if !failures.iter().any(|x| x.kind == FailureKind::RunawayQuestion) {
             failures.push(f);

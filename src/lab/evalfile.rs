@@ -8,25 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::answer::AnswerRule;
-use super::detect::{Failure, FailureKind};
+use super::detect::FailureKind;
+use super::record::PathRecord;
+use super::settings::RunSettings;
 use super::vote::Vote;
-
-/// One path of one question.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EvalPath {
-    pub text: String,
-    pub answer: Option<String>,
-    pub answer_rule: AnswerRule,
-    pub failures: Vec<Failure>,
-    /// `max_tokens`, `eos`, `stop_string` or `cancelled`.
-    pub stop_reason: String,
-    /// The stop string, when `stop_reason` is `stop_string`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_string: Option<String>,
-    /// Generated tokens.
-    #[serde(default)]
-    pub tokens: usize,
-}
 
 /// One question: a line of the results file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,7 +21,7 @@ pub struct EvalRecord {
     pub template: String,
     /// sha256 (hex) of the rendered prompt.
     pub prompt_hash: String,
-    pub paths: Vec<EvalPath>,
+    pub paths: Vec<PathRecord>,
     pub vote: Vote,
     pub gold: String,
     /// Whether the majority answer is right.
@@ -46,6 +31,9 @@ pub struct EvalRecord {
     /// Generation time of this question (prefill and decode), for the speed summary.
     #[serde(default)]
     pub generation_ms: f64,
+    /// Everything that decided this line's output (absent only in files of cotscope before 0.1.1).
+    #[serde(default)]
+    pub settings: Option<RunSettings>,
 }
 
 /// Errors reading or writing a results file. One line, naming the file.
@@ -57,6 +45,20 @@ pub enum EvalFileError {
     BadLine { path: PathBuf, line: usize, message: String },
     #[error("{path}: holds results of template {found}, not {wanted}; use another --out")]
     OtherTemplate { path: PathBuf, found: String, wanted: String },
+    #[error("{path}: holds results of other settings ({difference}); use another --out, or a directory for --out to keep one file per settings")]
+    OtherSettings { path: PathBuf, difference: String },
+    #[error("{path}:{line}: records no settings (written by an older cotscope), so resuming it cannot be checked; use another --out")]
+    NoSettings { path: PathBuf, line: usize },
+}
+
+/// Where the results of `settings` go: `out` itself, or inside a directory `out` a file of their own,
+/// `<template>-<settings key>.jsonl`, so runs with other settings never share a file.
+pub fn results_path(out: &Path, settings: &RunSettings) -> PathBuf {
+    if out.is_dir() {
+        out.join(format!("{}-{}.jsonl", settings.template, settings.key()))
+    } else {
+        out.to_path_buf()
+    }
 }
 
 /// sha256 of the prompt, hex.
@@ -75,9 +77,10 @@ pub struct ResultsFile {
 }
 
 impl ResultsFile {
-    /// Opens (or creates) `path` for template `template`: reads the complete records, drops a
-    /// truncated last line, and checks the records are of the same template.
-    pub fn open(path: &Path, template: &str) -> Result<ResultsFile, EvalFileError> {
+    /// Opens (or creates) `path` for a run with `settings`: reads the complete records, drops a
+    /// truncated last line, and checks the records were made with the same template and settings.
+    pub fn open(path: &Path, settings: &RunSettings) -> Result<ResultsFile, EvalFileError> {
+        let template = settings.template.as_str();
         let io = |source| EvalFileError::Io { path: path.to_path_buf(), source };
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
@@ -123,6 +126,7 @@ impl ResultsFile {
                 wanted: template.to_string(),
             });
         }
+        check_settings(path, &existing, settings)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -132,6 +136,11 @@ impl ResultsFile {
         use std::io::Seek;
         rf.file.seek(std::io::SeekFrom::End(0)).map_err(io)?;
         Ok(rf)
+    }
+
+    /// Checks the records against `settings` again (once the model is loaded, its config hash is known).
+    pub fn check(&self, settings: &RunSettings) -> Result<(), EvalFileError> {
+        check_settings(&self.path, &self.existing, settings)
     }
 
     /// Appends one record as a line and makes it durable before returning.
@@ -144,6 +153,18 @@ impl ResultsFile {
         self.file.sync_data().map_err(io)?;
         Ok(())
     }
+}
+
+fn check_settings(path: &Path, existing: &[EvalRecord], settings: &RunSettings) -> Result<(), EvalFileError> {
+    for (i, r) in existing.iter().enumerate() {
+        let Some(recorded) = &r.settings else {
+            return Err(EvalFileError::NoSettings { path: path.to_path_buf(), line: i + 1 });
+        };
+        if let Some(d) = settings.difference(recorded) {
+            return Err(EvalFileError::OtherSettings { path: path.to_path_buf(), difference: d.to_string() });
+        }
+    }
+    Ok(())
 }
 
 /// The totals `eval` reports.
@@ -218,16 +239,16 @@ mod tests {
     use super::*;
     use crate::lab::vote::vote;
 
+    fn settings(template: &str) -> RunSettings {
+        RunSettings { template: template.into(), ..crate::lab::settings::tests::settings() }
+    }
+
     fn record(index: usize, template: &str, answer: &str, gold: &str) -> EvalRecord {
-        let path = EvalPath {
-            text: format!(" The answer is {answer}."),
-            answer: Some(answer.to_string()),
-            answer_rule: AnswerRule::Strict,
-            failures: vec![],
-            stop_reason: "stop_string".into(),
-            stop_string: Some("\n\n".into()),
-            tokens: 5,
-        };
+        let ctx =
+            crate::lab::DetectContext { question: "q".into(), instruction: None, prompt_ends_with_answer_marker: true };
+        let stop = crate::engine::StopReason::StopString("\n\n".into());
+        let path = PathRecord::analyzed(&ctx, format!(" The answer is {answer}."), vec![], &stop, Some(gold));
+        let path = PathRecord { tokens: 5, path: 1, ..path };
         let v = vote(&[Some(answer.to_string())]);
         EvalRecord {
             index,
@@ -239,6 +260,7 @@ mod tests {
             correct: answer == gold,
             first_correct: answer == gold,
             generation_ms: 10.0,
+            settings: Some(settings(template)),
         }
     }
 
@@ -251,7 +273,7 @@ mod tests {
     fn append_then_resume_drops_a_truncated_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/out.jsonl");
-        let mut f = ResultsFile::open(&p, "t").unwrap();
+        let mut f = ResultsFile::open(&p, &settings("t")).unwrap();
         assert!(f.existing.is_empty());
         f.append(&record(0, "t", "3", "3")).unwrap();
         f.append(&record(1, "t", "4", "5")).unwrap();
@@ -261,14 +283,14 @@ mod tests {
         // A crash in the middle of writing the third line.
         let third = serde_json::to_string(&record(2, "t", "1", "1")).unwrap();
         std::fs::write(&p, format!("{good}{}", &third[..third.len() / 2])).unwrap();
-        let mut f = ResultsFile::open(&p, "t").unwrap();
+        let mut f = ResultsFile::open(&p, &settings("t")).unwrap();
         assert!(f.dropped_partial_line);
         assert_eq!(f.existing.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 1]);
         f.append(&record(2, "t", "1", "1")).unwrap();
         drop(f);
         let after = std::fs::read_to_string(&p).unwrap();
         assert_eq!(after, format!("{good}{third}\n"));
-        let f = ResultsFile::open(&p, "t").unwrap();
+        let f = ResultsFile::open(&p, &settings("t")).unwrap();
         assert!(!f.dropped_partial_line);
         let s = summarize(&f.existing);
         assert_eq!((s.questions, s.first_correct, s.majority_correct, s.tokens, s.strict), (3, 2, 2, 15, 3));
@@ -279,14 +301,50 @@ mod tests {
     fn other_template_and_corrupt_middle_line_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out.jsonl");
-        let mut f = ResultsFile::open(&p, "a").unwrap();
+        let mut f = ResultsFile::open(&p, &settings("a")).unwrap();
         f.append(&record(0, "a", "3", "3")).unwrap();
         drop(f);
-        let e = ResultsFile::open(&p, "b").err().unwrap().to_string();
+        let e = ResultsFile::open(&p, &settings("b")).err().unwrap().to_string();
         assert!(e.contains("holds results of template a, not b"), "{e}");
         let good = std::fs::read_to_string(&p).unwrap();
         std::fs::write(&p, format!("garbage\n{good}")).unwrap();
-        let e = ResultsFile::open(&p, "a").err().unwrap().to_string();
+        let e = ResultsFile::open(&p, &settings("a")).err().unwrap().to_string();
         assert!(e.starts_with(&format!("{}:1: not an eval record", p.display())), "{e}");
+    }
+
+    #[test]
+    fn other_settings_are_refused_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.jsonl");
+        let mut f = ResultsFile::open(&p, &settings("a")).unwrap();
+        f.append(&record(0, "a", "3", "3")).unwrap();
+        drop(f);
+        let line = std::fs::read_to_string(&p).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(v["settings"]["sampling"]["seed"], 42, "the line carries the settings: {v}");
+        assert_eq!(v["settings"]["cotscope_version"], crate::lab::settings::VERSION);
+        let mut other = settings("a");
+        other.sampling.seed = 7;
+        let e = ResultsFile::open(&p, &other).err().unwrap().to_string();
+        assert!(e.contains("--seed was 42 there, is 7 now") && !e.contains('\n'), "{e}");
+        // The config hash is checked once known (after the model loads).
+        let mut unknown = settings("a");
+        unknown.model.config_hash.clear();
+        let f = ResultsFile::open(&p, &unknown).unwrap();
+        let mut loaded = settings("a");
+        loaded.model.config_hash = "other".into();
+        assert!(f.check(&loaded).unwrap_err().to_string().contains("the model's config.json"));
+        // A directory keeps one file per settings.
+        let a = results_path(dir.path(), &settings("a"));
+        let b = results_path(dir.path(), &other);
+        assert_ne!(a, b);
+        assert!(a.file_name().unwrap().to_str().unwrap().starts_with("a-"));
+        assert_eq!(results_path(&p, &other), p);
+        // Lines without settings cannot be resumed safely.
+        let mut old = record(0, "a", "3", "3");
+        old.settings = None;
+        std::fs::write(&p, format!("{}\n", serde_json::to_string(&old).unwrap())).unwrap();
+        let e = ResultsFile::open(&p, &settings("a")).err().unwrap().to_string();
+        assert!(e.contains(":1: records no settings"), "{e}");
     }
 }

@@ -6,8 +6,11 @@ pub mod answer;
 pub mod detect;
 pub mod evalfile;
 pub mod gsm8k;
+pub mod labels;
 pub mod number;
 pub mod prompt_parse;
+pub mod record;
+pub mod settings;
 pub mod template;
 pub mod vote;
 

@@ -43,6 +43,22 @@ pub fn vote(answers: &[Option<String>]) -> Vote {
     Vote { counts, majority, tie, agreement, voters }
 }
 
+/// The vote in words, for `paths` paths in all: `majority 48 · 1 of 4 paths agree · tie broken by …`.
+pub fn describe(v: &Vote, paths: usize) -> String {
+    let Some(m) = &v.majority else {
+        return format!("no majority: none of {paths} path(s) gave an answer");
+    };
+    let agree = v.counts.first().map_or(0, |(_, n)| *n);
+    let mut s = format!("majority {m} · {agree} of {paths} path(s) agree");
+    if v.voters < paths {
+        s.push_str(&format!(" ({} without an answer)", paths - v.voters));
+    }
+    if v.tie {
+        s.push_str(" · tie broken by the first path to give it");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +104,14 @@ mod tests {
         let v = vote(&s(&[Some("$1,000"), Some("1000")]));
         assert_eq!(v.counts, vec![("1000".to_string(), 2)]);
         assert_eq!(v.agreement, 1.0);
+    }
+
+    #[test]
+    fn described_plainly() {
+        let v = vote(&s(&[Some("48"), Some("12"), Some("7"), Some("9")]));
+        assert_eq!(describe(&v, 4), "majority 48 · 1 of 4 path(s) agree · tie broken by the first path to give it");
+        let v = vote(&s(&[Some("3"), None, Some("3")]));
+        assert_eq!(describe(&v, 3), "majority 3 · 2 of 3 path(s) agree (1 without an answer)");
+        assert_eq!(describe(&vote(&s(&[None])), 1), "no majority: none of 1 path(s) gave an answer");
     }
 }

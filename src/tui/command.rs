@@ -1,19 +1,20 @@
-//! Side effects `App::update` asks for. The runner carries them out (on the worker thread for model work)
-//! and reports back with actions.
+//! Side effects the app asks for. The event loop carries them out (on the worker thread for model work)
+//! and reports back.
 
 use std::path::PathBuf;
 
 use crate::engine::GenerateRequest;
 
-use crate::lab::template::Template;
 use super::session::Session;
+use super::settings::Settings;
+use crate::lab::template::Template;
 
 #[derive(Clone, Debug)]
 pub enum Command {
-    /// Run these requests one after another on the worker as generation `run`.
-    StartGeneration { run: u64, requests: Vec<GenerateRequest> },
-    /// Set the cancel flag of generation `run`.
-    CancelGeneration { run: u64 },
+    /// Run these requests one after another on the worker as generation `id`.
+    StartGeneration { id: u64, requests: Vec<GenerateRequest> },
+    /// Set the cancel flag of generation `id`.
+    CancelGeneration { id: u64 },
     /// Count the tokens of a prompt (off the UI thread).
     CountTokens { prompt_sha256: String, text: String },
     /// Write a session: to `path` when saving again, else to a new file in the sessions folder.
@@ -24,8 +25,12 @@ pub enum Command {
     OpenSession(PathBuf),
     /// Put text on the clipboard (OSC 52 when there is none).
     Copy(String),
-    /// Write a template file atomically.
-    WriteTemplate { path: PathBuf, template: Box<Template> },
+    /// Write an exemplar's text to a file.
+    WriteExemplar { path: PathBuf, text: String },
+    /// Remember the settings for the next launch.
+    SaveSettings(Settings),
+    /// Write a template file atomically; `new` refuses to replace a file that is there.
+    WriteTemplate { path: PathBuf, template: Box<Template>, new: bool },
     /// Leave the UI loop.
     Quit,
 }

@@ -41,7 +41,8 @@ fn draw_full(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(header::line(app, head.width), head);
     let q_w = (area.width * 3 / 10).clamp(28, 48);
     let s_w = 30.min(area.width / 4);
-    let [qa, pa, sa] = Layout::horizontal([Constraint::Length(q_w), Constraint::Min(20), Constraint::Length(s_w)]).areas(top);
+    let [qa, pa, sa] =
+        Layout::horizontal([Constraint::Length(q_w), Constraint::Min(20), Constraint::Length(s_w)]).areas(top);
     questions::draw(app, frame, qa);
     prompt::draw(app, frame, pa);
     settings::draw(app, frame, sa);
@@ -53,7 +54,7 @@ fn draw_full(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn draw_compact(app: &App, frame: &mut Frame, area: Rect) {
-    let show_vote = app.focus == Focus::Paths && app.run.is_some() && area.height >= 10;
+    let show_vote = app.focus == Focus::Paths && app.generation.is_some() && area.height >= 10;
     let [tabs, body, vote, status, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),

@@ -3,18 +3,18 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::action::Action;
 use super::app::{App, Focus, Overlay};
-use super::run::CompareMode;
+use super::intent::Intent;
+use crate::lab::record::CompareMode;
 
-/// The action a key press means now, if any.
-pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
+/// The intent a key press means now, if any.
+pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
     if key.kind == KeyEventKind::Release {
         return None;
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
-        return Some(Action::Quit);
+        return Some(Intent::Quit);
     }
     if let Some(overlay) = &app.overlay {
         return overlay_key(overlay, key);
@@ -25,23 +25,25 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
     let code = key.code;
     // Keys that mean the same everywhere.
     let global = match code {
-        KeyCode::Char('q') => Some(Action::Quit),
-        KeyCode::Char('?') | KeyCode::F(1) => Some(Action::Help),
-        KeyCode::Enter => Some(Action::Generate),
-        KeyCode::Esc => Some(Action::Close),
-        KeyCode::Tab => Some(Action::FocusNext),
-        KeyCode::BackTab => Some(Action::FocusPrev),
-        KeyCode::Char('+') | KeyCode::Char('=') => Some(Action::MorePaths),
-        KeyCode::Char('-') => Some(Action::FewerPaths),
-        KeyCode::Char('t') => Some(Action::ChooseTemplate),
-        KeyCode::Char('m') => Some(Action::ToggleMode),
-        KeyCode::Char('n') => Some(Action::EditNote),
-        KeyCode::Char('u') => Some(Action::Undo),
-        KeyCode::Char('s') => Some(Action::Save),
-        KeyCode::Char('o') => Some(Action::Open),
-        KeyCode::Char('y') => Some(Action::CopyExemplar),
-        KeyCode::Char('e') => Some(Action::AppendExemplar),
-        KeyCode::Char('/') => Some(Action::StartFilter),
+        KeyCode::Char('q') => Some(Intent::Quit),
+        KeyCode::Char('?') | KeyCode::F(1) => Some(Intent::Help),
+        KeyCode::Char('!') => Some(Intent::TemplateErrors),
+        KeyCode::Enter => Some(Intent::Generate),
+        KeyCode::Esc => Some(Intent::Close),
+        KeyCode::Tab => Some(Intent::FocusNext),
+        KeyCode::BackTab => Some(Intent::FocusPrev),
+        KeyCode::Char('+') | KeyCode::Char('=') => Some(Intent::MorePaths),
+        KeyCode::Char('-') => Some(Intent::FewerPaths),
+        KeyCode::Char('t') => Some(Intent::ChooseTemplate),
+        KeyCode::Char('m') => Some(Intent::ToggleMode),
+        KeyCode::Char('n') => Some(Intent::EditNote),
+        KeyCode::Char('u') => Some(Intent::Undo),
+        KeyCode::Char('s') => Some(Intent::Save),
+        KeyCode::Char('o') => Some(Intent::Open),
+        KeyCode::Char('y') => Some(Intent::CopyExemplar),
+        KeyCode::Char('Y') => Some(Intent::ExemplarToFile),
+        KeyCode::Char('e') => Some(Intent::AppendExemplar),
+        KeyCode::Char('/') => Some(Intent::StartFilter),
         _ => None,
     };
     if global.is_some() {
@@ -57,97 +59,103 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
     let right = matches!(code, KeyCode::Right | KeyCode::Char('l'));
     match app.focus {
         Focus::Questions => match code {
-            _ if up => Some(Action::MoveQuestion(-1)),
-            _ if down => Some(Action::MoveQuestion(1)),
-            KeyCode::PageUp => Some(Action::MoveQuestion(-10)),
-            KeyCode::PageDown => Some(Action::MoveQuestion(10)),
-            KeyCode::Home | KeyCode::Char('g') => Some(Action::QuestionHome),
-            KeyCode::End | KeyCode::Char('G') => Some(Action::QuestionEnd),
-            _ => digit.map(Action::JumpDigit),
+            _ if up => Some(Intent::MoveQuestion(-1)),
+            _ if down => Some(Intent::MoveQuestion(1)),
+            KeyCode::PageUp => Some(Intent::MoveQuestion(-10)),
+            KeyCode::PageDown => Some(Intent::MoveQuestion(10)),
+            KeyCode::Home | KeyCode::Char('g') => Some(Intent::QuestionHome),
+            KeyCode::End | KeyCode::Char('G') => Some(Intent::QuestionEnd),
+            _ => digit.map(|digit| Intent::JumpDigit { digit, at: std::time::Instant::now() }),
         },
         Focus::Prompt => match code {
-            _ if up => Some(Action::ScrollPrompt(-1)),
-            _ if down => Some(Action::ScrollPrompt(1)),
-            _ if left => Some(Action::PromptTab(-1)),
-            _ if right => Some(Action::PromptTab(1)),
-            KeyCode::PageUp => Some(Action::ScrollPrompt(-10)),
-            KeyCode::PageDown => Some(Action::ScrollPrompt(10)),
-            _ => digit.filter(|d| *d > 0).map(Action::ToggleLabel),
+            _ if up => Some(Intent::ScrollPrompt(-1)),
+            _ if down => Some(Intent::ScrollPrompt(1)),
+            _ if left => Some(Intent::PromptTab(-1)),
+            _ if right => Some(Intent::PromptTab(1)),
+            KeyCode::PageUp => Some(Intent::ScrollPrompt(-10)),
+            KeyCode::PageDown => Some(Intent::ScrollPrompt(10)),
+            _ => None,
         },
         Focus::Settings => match code {
-            _ if up => Some(Action::SelectSetting(-1)),
-            _ if down => Some(Action::SelectSetting(1)),
-            _ if left => Some(Action::AdjustSetting(-1)),
-            _ if right => Some(Action::AdjustSetting(1)),
-            KeyCode::Char('i') | KeyCode::F(2) => Some(Action::StartEdit(None)),
-            KeyCode::Char(c) if c.is_ascii_digit() || c == '.' => Some(Action::StartEdit(Some(c))),
+            _ if up => Some(Intent::SelectSetting(-1)),
+            _ if down => Some(Intent::SelectSetting(1)),
+            _ if left => Some(Intent::AdjustSetting(-1)),
+            _ if right => Some(Intent::AdjustSetting(1)),
+            KeyCode::Char('i') | KeyCode::F(2) => Some(Intent::StartEdit(None)),
+            KeyCode::Char('r') => Some(Intent::ResetSettings),
+            KeyCode::Char(c) if c.is_ascii_digit() || c == '.' => Some(Intent::StartEdit(Some(c))),
             _ => None,
         },
         Focus::Paths => match code {
-            _ if up => Some(Action::ScrollPane(-1)),
-            _ if down => Some(Action::ScrollPane(1)),
-            _ if left => Some(Action::FocusPane(-1)),
-            _ if right => Some(Action::FocusPane(1)),
-            KeyCode::PageUp => Some(Action::ScrollPane(-10)),
-            KeyCode::PageDown => Some(Action::ScrollPane(10)),
-            KeyCode::Home | KeyCode::Char('g') => Some(Action::PaneTop),
-            KeyCode::End | KeyCode::Char('G') => Some(Action::PaneBottom),
-            _ => digit.filter(|d| *d > 0).map(Action::ToggleLabel),
+            _ if up => Some(Intent::ScrollPane(-1)),
+            _ if down => Some(Intent::ScrollPane(1)),
+            _ if left => Some(Intent::FocusPane(-1)),
+            _ if right => Some(Intent::FocusPane(1)),
+            KeyCode::PageUp => Some(Intent::ScrollPane(-10)),
+            KeyCode::PageDown => Some(Intent::ScrollPane(10)),
+            KeyCode::Home | KeyCode::Char('g') => Some(Intent::PaneTop),
+            KeyCode::End | KeyCode::Char('G') => Some(Intent::PaneBottom),
+            _ => digit.filter(|d| *d > 0).map(Intent::ToggleLabel),
         },
     }
 }
 
-fn text_key(key: KeyEvent) -> Option<Action> {
+fn text_key(key: KeyEvent) -> Option<Intent> {
     match key.code {
-        KeyCode::Enter => Some(Action::Submit),
-        KeyCode::Esc => Some(Action::Close),
-        KeyCode::Backspace => Some(Action::Backspace),
-        KeyCode::Char(c) => Some(Action::Input(c)),
-        KeyCode::Tab => Some(Action::FocusNext),
-        KeyCode::BackTab => Some(Action::FocusPrev),
+        KeyCode::Enter => Some(Intent::Submit),
+        KeyCode::Esc => Some(Intent::Close),
+        KeyCode::Backspace => Some(Intent::Backspace),
+        KeyCode::Char(c) => Some(Intent::Input(c)),
+        KeyCode::Tab => Some(Intent::FocusNext),
+        KeyCode::BackTab => Some(Intent::FocusPrev),
         _ => None,
     }
 }
 
-fn overlay_key(overlay: &Overlay, key: KeyEvent) -> Option<Action> {
+fn overlay_key(overlay: &Overlay, key: KeyEvent) -> Option<Intent> {
     let code = key.code;
     let up = matches!(code, KeyCode::Up | KeyCode::Char('k'));
     let down = matches!(code, KeyCode::Down | KeyCode::Char('j'));
     match overlay {
-        Overlay::Help { .. } => match code {
-            _ if up => Some(Action::OverlayMove(-1)),
-            _ if down => Some(Action::OverlayMove(1)),
-            KeyCode::PageUp => Some(Action::OverlayMove(-10)),
-            KeyCode::PageDown => Some(Action::OverlayMove(10)),
-            KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) => Some(Action::Close),
+        Overlay::Help { .. } | Overlay::TemplateErrors { .. } => match code {
+            _ if up => Some(Intent::OverlayMove(-1)),
+            _ if down => Some(Intent::OverlayMove(1)),
+            KeyCode::PageUp => Some(Intent::OverlayMove(-10)),
+            KeyCode::PageDown => Some(Intent::OverlayMove(10)),
+            KeyCode::Char('?')
+            | KeyCode::Char('!')
+            | KeyCode::Char('q')
+            | KeyCode::Esc
+            | KeyCode::Enter
+            | KeyCode::F(1) => Some(Intent::Close),
             _ => None,
         },
         Overlay::Templates { .. } | Overlay::Sessions { .. } => match code {
-            _ if up => Some(Action::OverlayMove(-1)),
-            _ if down => Some(Action::OverlayMove(1)),
-            KeyCode::PageUp => Some(Action::OverlayMove(-10)),
-            KeyCode::PageDown => Some(Action::OverlayMove(10)),
-            KeyCode::Char(' ') | KeyCode::Char('x') => Some(Action::OverlayToggle),
-            KeyCode::Enter => Some(Action::Submit),
-            KeyCode::Esc | KeyCode::Char('q') => Some(Action::Close),
+            _ if up => Some(Intent::OverlayMove(-1)),
+            _ if down => Some(Intent::OverlayMove(1)),
+            KeyCode::PageUp => Some(Intent::OverlayMove(-10)),
+            KeyCode::PageDown => Some(Intent::OverlayMove(10)),
+            KeyCode::Char(' ') | KeyCode::Char('x') => Some(Intent::OverlayToggle),
+            KeyCode::Enter => Some(Intent::Submit),
+            KeyCode::Esc | KeyCode::Char('q') => Some(Intent::Close),
             _ => None,
         },
-        Overlay::Note { .. } => text_key(key).filter(|a| !matches!(a, Action::FocusNext | Action::FocusPrev)),
+        Overlay::Note { .. } => text_key(key).filter(|a| !matches!(a, Intent::FocusNext | Intent::FocusPrev)),
         Overlay::ConfirmQuit => match code {
-            KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => Some(Action::Submit),
-            KeyCode::Char('s') => Some(Action::Save),
-            KeyCode::Char('n') | KeyCode::Esc => Some(Action::Close),
+            KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => Some(Intent::Submit),
+            KeyCode::Char('s') => Some(Intent::Save),
+            KeyCode::Char('n') | KeyCode::Esc => Some(Intent::Close),
             _ => None,
         },
         Overlay::Exemplar(p) if p.new_name.is_some() => {
-            text_key(key).filter(|a| !matches!(a, Action::FocusNext | Action::FocusPrev))
+            text_key(key).filter(|a| !matches!(a, Intent::FocusNext | Intent::FocusPrev))
         }
         Overlay::Exemplar(_) => match code {
-            _ if up => Some(Action::OverlayMove(-1)),
-            _ if down => Some(Action::OverlayMove(1)),
-            KeyCode::Char('a') | KeyCode::Enter => Some(Action::Submit),
-            KeyCode::Char('c') => Some(Action::ExemplarAsCopy),
-            KeyCode::Esc | KeyCode::Char('q') => Some(Action::Close),
+            _ if up => Some(Intent::OverlayMove(-1)),
+            _ if down => Some(Intent::OverlayMove(1)),
+            KeyCode::Char('a') | KeyCode::Enter => Some(Intent::Submit),
+            KeyCode::Char('c') => Some(Intent::ExemplarAsCopy),
+            KeyCode::Esc | KeyCode::Char('q') => Some(Intent::Close),
             _ => None,
         },
     }
@@ -163,11 +171,12 @@ const fn h(keys: &'static str, what: &'static str) -> Hint {
     Hint { keys, what }
 }
 
-/// The keys that apply now, most useful first (the footer shows as many as fit).
+/// The keys that do something now, most useful first (the footer shows as many as fit).
 pub fn hints(app: &App) -> Vec<Hint> {
     if let Some(o) = &app.overlay {
         return match o {
             Overlay::Help { .. } => vec![h("↑↓", "scroll"), h("Esc/?", "close")],
+            Overlay::TemplateErrors { .. } => vec![h("↑↓", "scroll"), h("Esc/!", "close")],
             Overlay::Templates { .. } if app.mode == CompareMode::Ab => {
                 vec![h("↑↓", "move"), h("Space", "tick (up to 4)"), h("Enter", "use ticked"), h("Esc", "cancel")]
             }
@@ -175,8 +184,16 @@ pub fn hints(app: &App) -> Vec<Hint> {
             Overlay::Sessions { .. } => vec![h("↑↓", "move"), h("Enter", "open"), h("Esc", "cancel")],
             Overlay::Note { .. } => vec![h("type", "note"), h("Enter", "keep"), h("Esc", "cancel")],
             Overlay::ConfirmQuit => vec![h("y", "quit without saving"), h("s", "save and quit"), h("n/Esc", "stay")],
-            Overlay::Exemplar(p) if p.new_name.is_some() => vec![h("type", "new template name"), h("Enter", "write copy"), h("Esc", "back")],
-            Overlay::Exemplar(_) => vec![h("a/Enter", "append to this template"), h("c", "copy under a new name"), h("↑↓", "scroll"), h("Esc", "cancel")],
+            Overlay::Exemplar(p) if p.new_name.is_some() => {
+                vec![h("type", "new template name"), h("Enter", "write copy"), h("Esc", "back")]
+            }
+            Overlay::Exemplar(p) if p.confirmed => vec![h("Enter", "write it anyway"), h("Esc", "cancel")],
+            Overlay::Exemplar(_) => vec![
+                h("a/Enter", "append to this template"),
+                h("c", "copy under a new name"),
+                h("↑↓", "scroll"),
+                h("Esc", "cancel"),
+            ],
         };
     }
     if app.questions.filtering {
@@ -185,10 +202,12 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if app.edit.is_some() {
         return vec![h("type", "value"), h("Enter", "set"), h("Esc", "cancel")];
     }
+    let has_paths = app.generation.as_ref().is_some_and(|g| !g.panes.is_empty());
+    let finished = has_paths && !app.generating();
     let mut v = Vec::new();
     if app.generating() {
         v.push(h("Esc", "cancel"));
-    } else {
+    } else if app.model_info().is_some() && !app.prompts.is_empty() {
         v.push(h("Enter", "generate"));
     }
     v.push(h("Tab", "focus"));
@@ -208,33 +227,45 @@ pub fn hints(app: &App) -> Vec<Hint> {
             v.push(h("↑↓", "setting"));
             v.push(h("←→", "change"));
             v.push(h("i/0-9", "type value"));
+            v.push(h("r", "reset"));
         }
-        Focus::Paths => {
-            v.push(h("←→", "path"));
+        Focus::Paths if has_paths => {
+            if app.generation.as_ref().is_some_and(|g| g.panes.len() > 1) {
+                v.push(h("←→", "path"));
+            }
             v.push(h("↑↓", "scroll"));
             v.push(h("1-9", "label"));
             v.push(h("n", "note"));
-            v.push(h("u", "undo"));
         }
+        Focus::Paths => {}
     }
-    if app.run.is_some() && app.focus != Focus::Paths {
+    if app.can_undo() {
         v.push(h("u", "undo"));
     }
     v.push(h("+/-", "paths"));
-    v.push(h("t", "template"));
-    v.push(h("m", "mode"));
-    if app.run.is_some() {
+    if !app.templates.is_empty() {
+        v.push(h("t", "template"));
+    }
+    if app.templates.len() > 1 {
+        v.push(h("m", "A/B"));
+    }
+    if finished {
         v.push(h("s", "save"));
-        v.push(h("y", "copy"));
+        v.push(h("y/Y", "copy/file"));
         v.push(h("e", "to template"));
     }
-    v.push(h("o", "open"));
+    if !app.generating() {
+        v.push(h("o", "open"));
+    }
+    if !app.template_errors.is_empty() {
+        v.push(h("!", "template errors"));
+    }
     v.push(h("?", "help"));
     v.push(h("q", "quit"));
     v
 }
 
-/// Every key, by section, for the help overlay.
+/// Every key and every glyph, by section, for the help overlay.
 pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
     vec![
         (
@@ -242,17 +273,18 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
             vec![
                 h("Enter", "generate with the selected question, template(s) and settings"),
                 h("Esc", "cancel the running generation (stops within one token); close a dialog"),
-                h("Tab / Shift-Tab", "move focus: questions → prompt → settings → paths"),
-                h("+ / -", "one more / one fewer sampled path (1–8)"),
+                h("Tab / Shift-Tab", "move focus: questions → prompt → settings → paths (Shift-Tab from the questions reaches the paths)"),
+                h("+ / -", "one more / one fewer path per template (1–8)"),
                 h("t", "choose the template (A/B view: tick up to four with Space)"),
-                h("m", "switch view: N paths of one template ↔ A/B templates side by side"),
+                h("m", "switch view: N paths of one template ↔ A/B, a grid of up to four templates × N paths"),
                 h("/", "filter questions by text"),
-                h("n", "note on the focused path"),
                 h("u", "undo the last label or note"),
                 h("s", "save the session (sessions/<time>-q<index>-<template>.yaml)"),
-                h("o", "open a saved session (newest first)"),
-                h("y", "copy the focused path as an exemplar (Q: …\\nA: …)"),
-                h("e", "append the focused path to its template as an exemplar (diff first)"),
+                h("o", "open a saved session (newest first); Enter then runs it again and compares"),
+                h("y", "copy the focused path as an exemplar (Q: …\\nA: …); without a display it goes out as OSC 52"),
+                h("Y", "write the focused path as an exemplar to a file in the sessions folder"),
+                h("e", "append the focused path to its template as an exemplar (diff and warnings first)"),
+                h("!", "every template file that failed to load, in full"),
                 h("?", "this help"),
                 h("q / Ctrl-C", "quit (asks first when labels or notes are unsaved)"),
             ],
@@ -262,7 +294,7 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
             vec![
                 h("↑ ↓ / j k", "select a question"),
                 h("PgUp PgDn g G", "page, first, last"),
-                h("0–9", "type an index to jump to it"),
+                h("0–9", "type an index to jump to it (a pause starts a new number)"),
             ],
         ),
         ("Prompt", vec![h("↑ ↓ / j k, PgUp PgDn", "scroll the rendered prompt"), h("← →", "A/B view: which template's prompt")]),
@@ -272,19 +304,35 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("↑ ↓ / j k", "select a setting"),
                 h("← → / h l", "change it (mode and template too)"),
                 h("i or a digit", "type a value; Enter sets, Esc cancels"),
+                h("r", "reset: default sampling and the template's own stop strings"),
                 h("stop", "stop strings separated by |, with \\n for a newline"),
+                h("", "settings are remembered between launches"),
             ],
         ),
         (
-            "Paths",
+            "Paths (only while they have focus)",
             vec![
                 h("← → / h l", "focus another path"),
                 h("↑ ↓ / j k, g G", "scroll the focused path; G follows the stream again"),
-                h("1–6", "toggle a failure label (pre-filled by the detectors; you confirm or overrule):"),
+                h("n", "note on the focused path"),
+                h("1–6", "a failure label: on one the detectors found, 1st press confirms, 2nd overrules, 3rd back to not reviewed; on another, adds it (again removes it)"),
                 h("", "1 repetition  2 question_echo  3 missing_answer_marker"),
                 h("", "4 runaway_question  5 no_answer  6 arithmetic_error"),
-                h("7 8 9", "toggle wrong_step / other / good"),
-                h("chips", "rep? detected, not reviewed · rep✓ you confirmed · rep✗ you overruled"),
+                h("7 8 9", "add or remove wrong_step / other / good"),
+            ],
+        ),
+        (
+            "What the glyphs mean",
+            vec![
+                h("rep? rep✓ rep✗", "label chips: detected, not reviewed · you confirmed or added · you overruled"),
+                h("⚠ stale", "labels kept from a saved session whose text for this path came out different"),
+                h("✓ ✗", "answer right / wrong against the gold answer"),
+                h("~ (flexible)", "no \"The answer is N\": the answer is the last number in the text"),
+                h("—", "no answer at all"),
+                h("✎", "the path's note"),
+                h("●", "a generation is running"),
+                h("⟦kind …⟧", "with NO_COLOR: where a failure starts and ends"),
+                h("[unsaved labels]", "labels or notes differ from the saved session"),
             ],
         ),
     ]
@@ -316,11 +364,13 @@ mod tests {
             (KeyCode::Char('o'), "Open"),
             (KeyCode::Char('y'), "CopyExemplar"),
             (KeyCode::Char('e'), "AppendExemplar"),
+            (KeyCode::Char('Y'), "ExemplarToFile"),
+            (KeyCode::Char('!'), "TemplateErrors"),
             (KeyCode::Char('q'), "Quit"),
             (KeyCode::Char('?'), "Help"),
             (KeyCode::Char('/'), "StartFilter"),
         ] {
-            let a = action_for(&app, key(c)).map(|a| format!("{a:?}"));
+            let a = intent_for(&app, key(c)).map(|a| format!("{a:?}"));
             assert_eq!(a.as_deref(), Some(want), "{c:?}");
         }
     }
@@ -329,20 +379,22 @@ mod tests {
     fn digits_depend_on_focus() {
         let mut app = super::super::app::tests::app();
         let d = key(KeyCode::Char('3'));
-        assert!(matches!(action_for(&app, d), Some(Action::JumpDigit(3))));
+        assert!(matches!(intent_for(&app, d), Some(Intent::JumpDigit { digit: 3, .. })));
         app.focus = Focus::Paths;
-        assert!(matches!(action_for(&app, d), Some(Action::ToggleLabel(3))));
+        assert!(matches!(intent_for(&app, d), Some(Intent::ToggleLabel(3))));
         app.focus = Focus::Settings;
-        assert!(matches!(action_for(&app, d), Some(Action::StartEdit(Some('3')))));
+        assert!(matches!(intent_for(&app, d), Some(Intent::StartEdit(Some('3')))));
+        app.focus = Focus::Prompt;
+        assert_eq!(intent_for(&app, d), None, "digits label only the paths");
     }
 
     #[test]
     fn text_fields_take_letters() {
         let mut app = super::super::app::tests::app();
         app.questions.filtering = true;
-        assert!(matches!(action_for(&app, key(KeyCode::Char('q'))), Some(Action::Input('q'))));
-        assert!(matches!(action_for(&app, key(KeyCode::Esc)), Some(Action::Close)));
+        assert!(matches!(intent_for(&app, key(KeyCode::Char('q'))), Some(Intent::Input('q'))));
+        assert!(matches!(intent_for(&app, key(KeyCode::Esc)), Some(Intent::Close)));
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert!(matches!(action_for(&app, ctrl_c), Some(Action::Quit)));
+        assert!(matches!(intent_for(&app, ctrl_c), Some(Intent::Quit)));
     }
 }

@@ -1,31 +1,36 @@
 //! The interactive workbench (`cotscope`, `cotscope tui`).
 //!
-//! Data flows one way: terminal events → [`action::Action`] (through [`keymap`]) → [`app::App::update`]
-//! (pure state change) → [`command::Command`]s carried out by the [`runner`] (generation on the
-//! [`worker`] thread, session files, clipboard, template write-back) → their results come back as
-//! actions → [`draw::draw`] renders the state. Nothing in `update` or `draw` does I/O or touches the model.
+//! Data flows one way: terminal events → [`intent::Intent`] (through [`keymap`]) → [`app::App::update`]
+//! (pure state change) → [`command::Command`]s carried out by the [`event_loop`] (generation on the
+//! [`worker`] thread, session files, clipboard, template write-back) → what they learn comes back as
+//! [`report::Report`]s to [`app::App::on_report`] → [`draw::draw`] renders the state. Nothing in the app
+//! or in drawing does I/O or touches the model.
 
-pub mod action;
 pub mod app;
-pub mod clipboard;
+mod clipboard;
 pub mod command;
+mod compact_yaml;
+pub mod config;
 pub mod draw;
-pub mod exemplar;
-pub mod highlight;
+mod event_loop;
+mod exemplar;
+pub mod generation;
+mod highlight;
+pub mod intent;
 pub mod keymap;
-pub mod labels;
+mod pane;
 pub mod questions;
-pub mod run;
-pub mod runner;
+pub mod report;
 pub mod session;
 pub mod settings;
-pub mod terminal;
+mod terminal;
 pub mod theme;
-pub mod worker;
-pub mod wrap;
 mod widgets;
+mod worker;
+mod wrap;
 
-pub use runner::{run, Options};
+pub use event_loop::{start, Options};
+pub use worker::Loader;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuiError {

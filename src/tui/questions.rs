@@ -1,6 +1,11 @@
 //! The question list: selection, `/` text filter, and jumping by typed index.
 
+use std::time::{Duration, Instant};
+
 use crate::lab::gsm8k::Problem;
+
+/// A digit typed longer than this after the last one starts a new number.
+pub const JUMP_PAUSE: Duration = Duration::from_millis(1200);
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuestionList {
@@ -12,8 +17,10 @@ pub struct QuestionList {
     pub visible: Vec<usize>,
     /// Position of the selection in `visible`.
     pub selected: usize,
-    /// Digits typed so far for a jump (cleared by any other key).
+    /// Digits typed so far for a jump (cleared by any other key, and by a pause).
     pub jump: String,
+    /// When the last jump digit was typed.
+    pub jump_at: Option<Instant>,
 }
 
 impl QuestionList {
@@ -71,7 +78,11 @@ impl QuestionList {
     }
 
     /// A typed digit: extends the jump number and selects it (starting over when it would run past the end).
-    pub fn jump_digit(&mut self, problems: &[Problem], digit: u8) {
+    pub fn jump_digit(&mut self, problems: &[Problem], digit: u8, at: Instant) {
+        if self.jump_at.is_some_and(|t| at.saturating_duration_since(t) > JUMP_PAUSE) {
+            self.jump.clear();
+        }
+        self.jump_at = Some(at);
         let mut next = format!("{}{}", self.jump, digit);
         if next.parse::<usize>().map_or(true, |n| n >= problems.len()) {
             next = digit.to_string();
@@ -109,14 +120,23 @@ mod tests {
         q.move_by(100);
         assert_eq!(q.selected_index(), Some(29));
         // Jumping to a filtered-out question clears the filter.
-        q.jump_digit(&p, 1);
-        q.jump_digit(&p, 2);
+        let t = Instant::now();
+        q.jump_digit(&p, 1, t);
+        q.jump_digit(&p, 2, t);
         assert_eq!(q.selected_index(), Some(12));
         assert!(q.filter.is_empty());
         // 129 is past the end: start over at 9.
-        q.jump_digit(&p, 9);
+        q.jump_digit(&p, 9, t);
         assert_eq!(q.selected_index(), Some(9));
         assert_eq!(q.jump, "9");
+        // After a pause a digit starts a new number: 1, pause, 2 is 2 (not 12); 5 right after joins it.
+        q.jump_digit(&p, 1, t + Duration::from_millis(100));
+        assert_eq!(q.selected_index(), Some(1));
+        let later = t + Duration::from_millis(100) + JUMP_PAUSE + Duration::from_millis(1);
+        q.jump_digit(&p, 2, later);
+        assert_eq!(q.selected_index(), Some(2));
+        q.jump_digit(&p, 5, later + Duration::from_millis(100));
+        assert_eq!(q.selected_index(), Some(25), "quick digits still join");
     }
 
     #[test]

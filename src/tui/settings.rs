@@ -2,10 +2,12 @@
 //! parsed. Mode and template are rows here too (so the panel reads as "what Enter will run"), but the
 //! app changes those itself.
 
+use serde::{Deserialize, Serialize};
+
 use crate::engine::SamplingParams;
 
-/// Most paths a generation samples (panes on screen).
-pub const MAX_PATHS: usize = 8;
+/// Most paths per template the workbench samples (panes on screen; the engine allows more).
+pub const PATHS_ON_SCREEN: usize = 8;
 
 /// A row of the settings panel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,20 +56,21 @@ impl Field {
     }
 }
 
-/// What the next generation will use.
-#[derive(Clone, Debug, PartialEq)]
+/// What the next generation will use (remembered between launches).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub sampling: SamplingParams,
-    /// Paths sampled in the self-consistency view (1..=MAX_PATHS).
+    /// Paths sampled in the self-consistency view (1..=PATHS_ON_SCREEN).
     pub paths: usize,
     /// Stop strings typed by the user; None means each template's own.
+    #[serde(default)]
     pub stop_override: Option<Vec<String>>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            sampling: SamplingParams { temperature: 0.7, top_k: None, top_p: None, seed: 42, max_new_tokens: 128 },
+            sampling: SamplingParams { temperature: 0.7, seed: 42, max_new_tokens: 128, ..SamplingParams::default() },
             paths: 2,
             stop_override: None,
         }
@@ -75,11 +78,29 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The same checks a typed value gets (for settings read from a file).
+    pub fn check(&self) -> Result<(), String> {
+        let s = &self.sampling;
+        if !(1..=PATHS_ON_SCREEN).contains(&self.paths) {
+            return Err(format!("paths: {} is outside 1..={PATHS_ON_SCREEN}", self.paths));
+        }
+        if !(0.0..=10.0).contains(&s.temperature) {
+            return Err(format!("temperature: {} is outside 0..=10", s.temperature));
+        }
+        if s.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+            return Err(format!("top-p: {:?} is outside (0, 1]", s.top_p));
+        }
+        if s.max_new_tokens == 0 {
+            return Err("max new tokens: must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// Steps a numeric field by `delta` notches (←/→).
     pub fn adjust(&mut self, field: Field, delta: i32) {
         let s = &mut self.sampling;
         match field {
-            Field::Paths => self.paths = step_usize(self.paths, delta, 1, 1, MAX_PATHS),
+            Field::Paths => self.paths = step_usize(self.paths, delta, 1, 1, PATHS_ON_SCREEN),
             Field::Temperature => {
                 let t = (s.temperature * 10.0).round() + f64::from(delta);
                 s.temperature = (t.clamp(0.0, 20.0)) / 10.0;
@@ -95,7 +116,11 @@ impl Settings {
             }
             Field::MaxNewTokens => s.max_new_tokens = step_usize(s.max_new_tokens, delta, 16, 1, 4096),
             Field::Seed => {
-                s.seed = if delta >= 0 { s.seed.wrapping_add(delta as u64) } else { s.seed.wrapping_sub(delta.unsigned_abs() as u64) }
+                s.seed = if delta >= 0 {
+                    s.seed.wrapping_add(delta as u64)
+                } else {
+                    s.seed.wrapping_sub(delta.unsigned_abs() as u64)
+                }
             }
             Field::Stop | Field::Mode | Field::Template => {}
         }
@@ -133,20 +158,29 @@ impl Settings {
         match field {
             Field::Paths => {
                 let n: usize = t.parse().map_err(|_| format!("paths: `{t}` is not a whole number"))?;
-                if !(1..=MAX_PATHS).contains(&n) {
-                    return Err(format!("paths: {n} is outside 1..={MAX_PATHS}"));
+                if !(1..=PATHS_ON_SCREEN).contains(&n) {
+                    return Err(format!("paths: {n} is outside 1..={PATHS_ON_SCREEN}"));
                 }
                 self.paths = n;
             }
             Field::Temperature => {
-                let v: f64 = t.split_whitespace().next().unwrap_or("").parse().map_err(|_| format!("temperature: `{t}` is not a number"))?;
+                let v: f64 = t
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .parse()
+                    .map_err(|_| format!("temperature: `{t}` is not a number"))?;
                 if !(0.0..=10.0).contains(&v) {
                     return Err(format!("temperature: {v} is outside 0..=10"));
                 }
                 s.temperature = v;
             }
             Field::TopK => {
-                let k: usize = if off { 0 } else { t.parse().map_err(|_| format!("top-k: `{t}` is not a whole number or off"))? };
+                let k: usize = if off {
+                    0
+                } else {
+                    t.parse().map_err(|_| format!("top-k: `{t}` is not a whole number or off"))?
+                };
                 s.top_k = (k > 0).then_some(k);
             }
             Field::TopP => {
@@ -233,7 +267,7 @@ mod tests {
         for _ in 0..20 {
             s.adjust(Field::Paths, 1);
         }
-        assert_eq!(s.paths, MAX_PATHS);
+        assert_eq!(s.paths, PATHS_ON_SCREEN);
         for _ in 0..20 {
             s.adjust(Field::Paths, -1);
         }

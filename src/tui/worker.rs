@@ -1,6 +1,6 @@
 //! The inference worker: one thread that loads the model and then runs generations one after another,
 //! and one that counts prompt tokens, so the UI thread never waits on the model. Everything they learn
-//! goes back to the UI as [`Action`]s through `sink`.
+//! goes back to the UI as [`Report`]s through `sink`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -9,16 +9,16 @@ use std::time::Instant;
 
 use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, StopReason};
 
-use super::action::Action;
+use super::report::Report;
 
 /// Opens the model (on the worker thread); the error is one line.
 pub type Loader = Box<dyn FnOnce() -> Result<Arc<dyn Engine>, String> + Send>;
 
 /// Where the worker reports to.
-pub type Sink = Arc<dyn Fn(Action) + Send + Sync>;
+pub type Sink = Arc<dyn Fn(Report) + Send + Sync>;
 
 enum Job {
-    Generate { run: u64, requests: Vec<GenerateRequest>, cancel: CancelFlag },
+    Generate { id: u64, requests: Vec<GenerateRequest>, cancel: CancelFlag },
 }
 
 /// Handle to the worker threads. Dropping it lets them end once their queues are empty.
@@ -31,15 +31,29 @@ impl Worker {
     /// Starts the worker: it loads the model with `loader`, reports `ModelLoaded` or `ModelFailed`, then
     /// serves jobs. Jobs sent before the model is ready wait for it.
     pub fn spawn(loader: Loader, sink: Sink) -> Worker {
+        Self::spawn_with(loader, sink, |f| {
+            std::thread::Builder::new().name("cotscope-worker".into()).spawn(f).map(drop)
+        })
+    }
+
+    /// [`spawn`](Self::spawn) with the thread started by `start`; if it cannot start, the UI hears
+    /// `ModelFailed` instead of waiting on "loading model…" forever.
+    fn spawn_with(
+        loader: Loader,
+        sink: Sink,
+        start: impl FnOnce(Box<dyn FnOnce() + Send>) -> std::io::Result<()>,
+    ) -> Worker {
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let (counts_tx, counts_rx) = mpsc::channel::<(String, String)>();
-        let _ = std::thread::Builder::new().name("cotscope-worker".into()).spawn(move || {
+        let thread_sink = Arc::clone(&sink);
+        let body = Box::new(move || {
+            let sink = thread_sink;
             let engine = match catch_unwind(AssertUnwindSafe(loader)) {
                 Ok(Ok(e)) => e,
-                Ok(Err(msg)) => return sink(Action::ModelFailed(msg)),
-                Err(p) => return sink(Action::ModelFailed(format!("panic while loading: {}", panic_message(&p)))),
+                Ok(Err(msg)) => return sink(Report::ModelFailed(msg)),
+                Err(p) => return sink(Report::ModelFailed(format!("panic while loading: {}", panic_message(&p)))),
             };
-            sink(Action::ModelLoaded(engine.info()));
+            sink(Report::ModelLoaded(engine.info()));
             let counter_engine = Arc::clone(&engine);
             let counter_sink = Arc::clone(&sink);
             let _ = std::thread::Builder::new().name("cotscope-counter".into()).spawn(move || {
@@ -47,21 +61,26 @@ impl Worker {
                     let result = catch_unwind(AssertUnwindSafe(|| counter_engine.count_tokens(&text)))
                         .map_err(|p| format!("panic: {}", panic_message(&p)))
                         .and_then(|r| r.map_err(|e| e.to_string()));
-                    counter_sink(Action::TokenCount { prompt_sha256: sha, result });
+                    counter_sink(Report::TokenCount { prompt_sha256: sha, result });
                 }
             });
             for job in jobs_rx {
                 match job {
-                    Job::Generate { run, requests, cancel } => generate(&*engine, run, &requests, &cancel, &sink),
+                    Job::Generate { id, requests, cancel } => generate(&*engine, id, &requests, &cancel, &sink),
                 }
             }
         });
+        if let Err(e) = start(body) {
+            sink(Report::ModelFailed(format!("could not start the inference thread: {e}")));
+        }
         Worker { jobs: jobs_tx, counts: counts_tx }
     }
 
-    /// Queues generation `run`; its requests run one after another (A/B), sharing `cancel`.
-    pub fn generate(&self, run: u64, requests: Vec<GenerateRequest>, cancel: CancelFlag) -> Result<(), String> {
-        self.jobs.send(Job::Generate { run, requests, cancel }).map_err(|_| "the inference worker has stopped".to_string())
+    /// Queues generation `id`; its requests run one after another (A/B), sharing `cancel`.
+    pub fn generate(&self, id: u64, requests: Vec<GenerateRequest>, cancel: CancelFlag) -> Result<(), String> {
+        self.jobs
+            .send(Job::Generate { id, requests, cancel })
+            .map_err(|_| "the inference worker has stopped".to_string())
     }
 
     pub fn count_tokens(&self, prompt_sha256: String, text: String) -> Result<(), String> {
@@ -69,19 +88,20 @@ impl Worker {
     }
 }
 
-fn generate(engine: &dyn Engine, run: u64, requests: &[GenerateRequest], cancel: &CancelFlag, sink: &Sink) {
+fn generate(engine: &dyn Engine, id: u64, requests: &[GenerateRequest], cancel: &CancelFlag, sink: &Sink) {
     let t0 = Instant::now();
     let ms = || t0.elapsed().as_secs_f64() * 1000.0;
     for (request, req) in requests.iter().enumerate() {
         if cancel.is_cancelled() {
             // Requests never started still close their panes.
             for path in 0..req.paths {
-                let done = PathResult { path, text: String::new(), token_ids: Vec::new(), stop_reason: StopReason::Cancelled };
-                sink(Action::Engine { run, request, event: EngineEvent::Done(done), at_ms: ms() });
+                let done =
+                    PathResult { path, text: String::new(), token_ids: Vec::new(), stop_reason: StopReason::Cancelled };
+                sink(Report::Engine { id, request, event: EngineEvent::Done(done), at_ms: ms() });
             }
             continue;
         }
-        let mut on_event = |event: EngineEvent| sink(Action::Engine { run, request, event, at_ms: ms() });
+        let mut on_event = |event: EngineEvent| sink(Report::Engine { id, request, event, at_ms: ms() });
         let result = catch_unwind(AssertUnwindSafe(|| engine.generate(req, cancel, &mut on_event)));
         let failure = match result {
             Ok(Ok(_)) => None,
@@ -89,11 +109,11 @@ fn generate(engine: &dyn Engine, run: u64, requests: &[GenerateRequest], cancel:
             Err(p) => Some(format!("panic in the engine: {}", panic_message(&p))),
         };
         if let Some(message) = failure {
-            sink(Action::GenerationFailed { run, message });
+            sink(Report::GenerationFailed { id, message });
             return;
         }
     }
-    sink(Action::GenerationFinished { run });
+    sink(Report::GenerationFinished { id });
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -119,7 +139,7 @@ mod tests {
     }
 
     /// A worker over a fake model that writes long texts slowly, reporting into a channel.
-    fn slow_worker() -> (Worker, mpsc::Receiver<Action>) {
+    fn slow_worker() -> (Worker, mpsc::Receiver<Report>) {
         let (tx, rx) = mpsc::channel();
         let sink: Sink = Arc::new(move |a| {
             let _ = tx.send(a);
@@ -127,7 +147,9 @@ mod tests {
         let loader: Loader = Box::new(|| {
             let tok = tokenizer();
             let text = "She has 3 + 4 = 7 apples. ".repeat(40);
-            let model = FakeModel::from_texts(&tok, &[text.as_str()], None).map_err(|e| e.to_string())?.with_step_delay(Duration::from_millis(3));
+            let model = FakeModel::from_texts(&tok, &[text.as_str()], None)
+                .map_err(|e| e.to_string())?
+                .with_step_delay(Duration::from_millis(3));
             let vocab = tok.get_vocab_size(true);
             Ok(Arc::new(LocalEngine::new(Box::new(model), tok, None, fake_info(vocab))) as Arc<dyn Engine>)
         });
@@ -138,22 +160,24 @@ mod tests {
         GenerateRequest {
             prompt: "Q: apples?\nA:".into(),
             paths,
-            sampling: SamplingParams { temperature: 0.0, top_k: None, top_p: None, seed: 1, max_new_tokens: 300 },
+            sampling: SamplingParams { temperature: 0.0, seed: 1, max_new_tokens: 300, ..SamplingParams::default() },
             stop: vec![],
         }
     }
 
-    fn next(rx: &mpsc::Receiver<Action>) -> Action {
+    fn next(rx: &mpsc::Receiver<Report>) -> Report {
         rx.recv_timeout(Duration::from_secs(60)).expect("the worker reports")
     }
 
     #[test]
     fn loads_counts_and_cancels_within_a_token_step() {
         let (w, rx) = slow_worker();
-        assert!(matches!(next(&rx), Action::ModelLoaded(i) if i.id == "fake"));
+        assert!(matches!(next(&rx), Report::ModelLoaded(i) if i.id == "fake"));
         w.count_tokens("k".into(), "Q: apples?\nA:".into()).unwrap();
         let n = tokenizer().encode("Q: apples?\nA:", false).unwrap().get_ids().len();
-        assert!(matches!(next(&rx), Action::TokenCount { prompt_sha256, result: Ok(c) } if prompt_sha256 == "k" && c == n));
+        assert!(
+            matches!(next(&rx), Report::TokenCount { prompt_sha256, result: Ok(c) } if prompt_sha256 == "k" && c == n)
+        );
 
         let cancel = CancelFlag::new();
         w.generate(7, vec![req(2), req(1)], cancel.clone()).unwrap();
@@ -161,16 +185,18 @@ mod tests {
         let mut done = Vec::new();
         loop {
             match next(&rx) {
-                Action::Engine { run: 7, event: EngineEvent::Token { .. }, .. } => {
+                Report::Engine { id: 7, event: EngineEvent::Token { .. }, .. } => {
                     if cancel.is_cancelled() {
                         after_cancel += 1;
                     } else {
                         cancel.cancel();
                     }
                 }
-                Action::Engine { run: 7, request, event: EngineEvent::Done(r), .. } => done.push((request, r.path, r.stop_reason)),
-                Action::GenerationFinished { run: 7 } => break,
-                Action::Engine { .. } => {}
+                Report::Engine { id: 7, request, event: EngineEvent::Done(r), .. } => {
+                    done.push((request, r.path, r.stop_reason))
+                }
+                Report::GenerationFinished { id: 7 } => break,
+                Report::Engine { .. } => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -191,8 +217,15 @@ mod tests {
             let _ = tx.send(a);
         });
         let _w = Worker::spawn(Box::new(|| Err("config.json: missing".to_string())), Arc::clone(&sink));
-        assert!(matches!(next(&rx), Action::ModelFailed(m) if m == "config.json: missing"));
-        let _w = Worker::spawn(Box::new(|| panic!("boom")), sink);
-        assert!(matches!(next(&rx), Action::ModelFailed(m) if m.contains("boom")));
+        assert!(matches!(next(&rx), Report::ModelFailed(m) if m == "config.json: missing"));
+        let _w = Worker::spawn(Box::new(|| panic!("boom")), Arc::clone(&sink));
+        assert!(matches!(next(&rx), Report::ModelFailed(m) if m.contains("boom")));
+        // No thread to load on: said at once, not "loading model…" forever.
+        let _w = Worker::spawn_with(Box::new(|| Err("unused".to_string())), sink, |_| {
+            Err(std::io::Error::other("no threads left"))
+        });
+        assert!(
+            matches!(next(&rx), Report::ModelFailed(m) if m == "could not start the inference thread: no threads left")
+        );
     }
 }

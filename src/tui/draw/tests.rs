@@ -7,10 +7,11 @@ use ratatui::Terminal;
 
 use super::draw;
 use crate::engine::EngineEvent;
-use crate::tui::action::Action;
+use crate::lab::detect::{Failure, FailureKind};
 use crate::tui::app::tests::{app, finished_app, ready_app, TWO_PATHS};
 use crate::tui::app::App;
-use crate::lab::detect::{Failure, FailureKind};
+use crate::tui::intent::Intent;
+use crate::tui::report::Report;
 use crate::tui::theme::Theme;
 
 fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
@@ -34,15 +35,27 @@ fn screen_text(t: &Terminal<TestBackend>) -> String {
 /// Two paths half-way: path 1 has written part of its reasoning, path 2 a little.
 fn streaming_app() -> App {
     let mut a = ready_app();
-    a.update(Action::MoveQuestion(1));
-    a.update(Action::Generate);
-    let run = a.run.as_ref().unwrap().id;
-    a.update(Action::Engine { run, request: 0, event: EngineEvent::Prefilled { prompt_tokens: 620, prefill_ms: 80.0 }, at_ms: 80.0 });
+    a.update(Intent::MoveQuestion(1));
+    a.update(Intent::Generate);
+    // Shift-Tab: the paths take the keys (Enter leaves the focus where it was).
+    a.update(Intent::FocusPrev);
+    let run = a.generation.as_ref().unwrap().id;
+    a.on_report(Report::Engine {
+        id: run,
+        request: 0,
+        event: EngineEvent::Prefilled { prompt_tokens: 620, prefill_ms: 80.0 },
+        at_ms: 80.0,
+    });
     let mut ms = 80.0;
     for (path, text) in [(0, " It takes 2 / 2 = 1 bolt of white fiber. So"), (1, " The robe takes 2")] {
         for (i, w) in text.split_inclusive(' ').enumerate() {
             ms += 20.0;
-            a.update(Action::Engine { run, request: 0, event: EngineEvent::Token { path, id: i as u32, text: w.into() }, at_ms: ms });
+            a.on_report(Report::Engine {
+                id: run,
+                request: 0,
+                event: EngineEvent::Token { path, id: i as u32, text: w.into() },
+                at_ms: ms,
+            });
         }
     }
     a
@@ -58,7 +71,7 @@ fn highlighted_app(theme: Theme) -> App {
         let start = text.match_indices(needle).nth(nth).map(|(i, _)| i).unwrap();
         (start, start + needle.len())
     };
-    let run = a.run.as_mut().unwrap();
+    let run = a.generation.as_mut().unwrap();
     let p = &mut run.panes[1];
     let (rs, re) = span(" The robe takes 2 bolts.", 1);
     let (es, ee) = span("The robe takes", 0);
@@ -72,16 +85,16 @@ fn highlighted_app(theme: Theme) -> App {
         Failure { kind: FailureKind::NoAnswer, start: text.len(), end: text.len(), detail: String::new() },
     ];
     p.labels.set_detected(p.failures.iter().map(|f| f.kind));
-    a.update(Action::FocusPane(1));
-    a.update(Action::ToggleLabel(1));
-    a.update(Action::ToggleLabel(2));
-    a.update(Action::ToggleLabel(2));
-    a.update(Action::ToggleLabel(4));
-    a.update(Action::EditNote);
+    a.update(Intent::FocusPane(1));
+    a.update(Intent::ToggleLabel(1));
+    a.update(Intent::ToggleLabel(2));
+    a.update(Intent::ToggleLabel(2));
+    a.update(Intent::ToggleLabel(4));
+    a.update(Intent::EditNote);
     for c in "loops on the question".chars() {
-        a.update(Action::Input(c));
+        a.update(Intent::Input(c));
     }
-    a.update(Action::Submit);
+    a.update(Intent::Submit);
     a
 }
 
@@ -107,12 +120,19 @@ fn snapshot_finished_with_highlights_and_vote() {
 #[test]
 fn snapshot_help_overlay() {
     let mut a = finished_app();
-    a.update(Action::Help);
+    a.update(Intent::Help);
     let t = render(&a, 140, 45);
     insta::assert_snapshot!("help", t.backend());
     let s = screen_text(&t);
-    for k in ["Enter", "Esc", "Tab / Shift-Tab", "+ / -", "1–6", "7 8 9", "q / Ctrl-C"] {
+    for k in ["Enter", "Esc", "Tab / Shift-Tab", "+ / -", "1–6", "q / Ctrl-C", "Y", "!"] {
         assert!(s.contains(k), "help lists {k}");
+    }
+    // Scrolled down: the rest of the keys and every glyph drawn on screen.
+    a.update(Intent::OverlayMove(30));
+    let s = screen_text(&render(&a, 140, 45));
+    for k in ["7 8 9", "rep? rep✓ rep✗", "⚠ stale", "✓ ✗", "~ (flexible)", "✎", "●", "⟦kind …⟧", "[unsaved labels]"]
+    {
+        assert!(s.contains(k), "help explains {k}:\n{s}");
     }
 }
 
@@ -150,7 +170,7 @@ fn colour_highlights_are_drawn_in_their_kind_style() {
 fn small_sizes_never_panic_and_compact_layout_kicks_in() {
     let screens = [app(), streaming_app(), highlighted_app(Theme::color()), {
         let mut a = finished_app();
-        a.update(Action::Help);
+        a.update(Intent::Help);
         a
     }];
     for a in &screens {
@@ -162,7 +182,7 @@ fn small_sizes_never_panic_and_compact_layout_kicks_in() {
     let mut a = streaming_app();
     let s = screen_text(&render(&a, 40, 12));
     assert!(s.contains("[Paths●]"), "tab line names the focused panel:\n{s}");
-    a.update(Action::FocusNext);
+    a.update(Intent::FocusNext);
     let s = screen_text(&render(&a, 40, 12));
     assert!(s.contains("[Questions]"), "{s}");
     insta::assert_snapshot!("compact_40x12", render(&highlighted_app(Theme::color()), 40, 12).backend());
@@ -172,16 +192,17 @@ fn small_sizes_never_panic_and_compact_layout_kicks_in() {
 fn eight_paths_fit_as_a_grid_or_pages() {
     let mut a = ready_app();
     for _ in 0..6 {
-        a.update(Action::MorePaths);
+        a.update(Intent::MorePaths);
     }
-    a.update(Action::Generate);
-    assert_eq!(a.run.as_ref().unwrap().panes.len(), 8);
+    a.update(Intent::Generate);
+    a.update(Intent::FocusPrev);
+    assert_eq!(a.generation.as_ref().unwrap().panes.len(), 8);
     let s = screen_text(&render(&a, 140, 45));
     for i in 1..=8 {
         assert!(s.contains(&format!("┌ {i} · ")) || s.contains(&format!("┏ {i} · ")), "pane {i} shown:\n{s}");
     }
     // Narrow: a page of panes that holds the focused one.
-    a.update(Action::FocusPane(7));
+    a.update(Intent::FocusPane(7));
     let s = screen_text(&render(&a, 60, 20));
     assert!(s.contains("8/8"), "{s}");
 }

@@ -16,7 +16,7 @@ pub fn line(app: &App, width: u16) -> Line<'static> {
         Some(p) => format!("question {} (gold {})", p.index, p.gold),
         None => "no question".to_string(),
     };
-    let state = match &app.run {
+    let state = match &app.generation {
         Some(r) if r.running && r.cancelling => " ● cancelling…".to_string(),
         Some(r) if r.running => format!(" ● generating {} tok", r.tokens()),
         _ => String::new(),

@@ -7,21 +7,25 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::centered;
+use crate::lab::record::CompareMode;
 use crate::tui::app::{App, ExemplarProposal, Overlay};
 use crate::tui::exemplar::DiffLine;
 use crate::tui::keymap::help;
-use crate::tui::run::CompareMode;
 use crate::tui::wrap::{truncate, wrap};
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let Some(o) = &app.overlay else { return };
     match o {
         Overlay::Help { scroll } => help_overlay(app, frame, area, *scroll),
+        Overlay::TemplateErrors { scroll } => template_errors(app, frame, area, *scroll),
         Overlay::Templates { cursor, picked } => templates(app, frame, area, *cursor, picked),
         Overlay::Sessions { entries, cursor } => sessions(app, frame, area, entries.as_deref(), *cursor),
         Overlay::Note { pane, text } => {
             let r = centered(area, 70, 5);
-            let lines = vec![Line::from(format!("{text}▏")), Line::from(Span::styled("Enter keeps it · Esc cancels", app.theme.dim()))];
+            let lines = vec![
+                Line::from(format!("{text}▏")),
+                Line::from(Span::styled("Enter keeps it · Esc cancels", app.theme.dim())),
+            ];
             window(app, frame, r, format!(" Note on path {} ", pane + 1), lines);
         }
         Overlay::ConfirmQuit => {
@@ -44,7 +48,11 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn window(app: &App, frame: &mut Frame, r: Rect, title: String, lines: Vec<Line<'static>>) {
-    let block = Block::default().borders(Borders::ALL).border_type(BorderType::Double).border_style(app.theme.border(true)).title(title);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(app.theme.border(true))
+        .title(title);
     frame.render_widget(Clear, r);
     frame.render_widget(Paragraph::new(lines).block(block), r);
 }
@@ -59,7 +67,8 @@ fn help_overlay(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     for (section, keys) in help() {
         lines.push(Line::from(Span::styled(section, t.title())));
         for h in keys {
-            let mut what = wrap(&[(h.what.to_string(), t.base())], inner_w.saturating_sub(key_w.max(4)).max(1)).into_iter();
+            let mut what =
+                wrap(&[(h.what.to_string(), t.base())], inner_w.saturating_sub(key_w.max(4)).max(1)).into_iter();
             if key_w == 0 {
                 if !h.keys.is_empty() {
                     lines.push(Line::from(Span::styled(format!("  {}", h.keys), t.key())));
@@ -87,6 +96,22 @@ fn help_overlay(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     window(app, frame, r, " Keys (Esc or ? closes, ↑↓ scroll) ".into(), shown);
 }
 
+fn template_errors(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
+    let r = centered(area, 110, area.height.saturating_sub(2));
+    let w = r.width.saturating_sub(2) as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    for e in &app.template_errors {
+        lines.extend(wrap(&[(format!("• {e}"), app.theme.wrong())], w));
+    }
+    let shown: Vec<Line> = lines.into_iter().skip(scroll).collect();
+    let title = format!(
+        " {} template file(s) in {} failed to load (Esc closes) ",
+        app.template_errors.len(),
+        app.templates_dir.display()
+    );
+    window(app, frame, r, title, shown);
+}
+
 fn list_window(app: &App, frame: &mut Frame, r: Rect, title: String, rows: Vec<(String, bool)>, cursor: usize) {
     let t = &app.theme;
     let h = r.height.saturating_sub(2) as usize;
@@ -97,7 +122,9 @@ fn list_window(app: &App, frame: &mut Frame, r: Rect, title: String, rows: Vec<(
         .enumerate()
         .skip(start)
         .take(h)
-        .map(|(i, (text, _))| Line::from(Span::styled(truncate(&text, w), if i == cursor { t.selected() } else { t.base() })))
+        .map(|(i, (text, _))| {
+            Line::from(Span::styled(truncate(&text, w), if i == cursor { t.selected() } else { t.base() }))
+        })
         .collect();
     window(app, frame, r, title, lines);
 }
@@ -123,17 +150,26 @@ fn templates(app: &App, frame: &mut Frame, area: Rect, cursor: usize, picked: &[
         })
         .collect();
     let r = centered(area, 80, (rows.len() as u16 + 2).max(4));
-    let title = if ab { " A/B templates: Space ticks (up to 4), Enter uses them " } else { " Template: Enter uses it " };
+    let title =
+        if ab { " A/B templates: Space ticks (up to 4), Enter uses them " } else { " Template: Enter uses it " };
     list_window(app, frame, r, title.into(), rows, cursor);
 }
 
-fn sessions(app: &App, frame: &mut Frame, area: Rect, entries: Option<&[crate::tui::session::SessionEntry]>, cursor: usize) {
+fn sessions(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    entries: Option<&[crate::tui::session::SessionEntry]>,
+    cursor: usize,
+) {
     let title = format!(" Open a session from {} (newest first) ", app.sessions_dir.display());
-    let r = centered(area, 80, area.height.saturating_sub(4).min(20));
+    let r = centered(area, 120, area.height.saturating_sub(4).min(20));
     match entries {
         None => window(app, frame, r, title, vec![Line::from("listing…")]),
         Some([]) => window(app, frame, r, title, vec![Line::from("no saved sessions yet (s saves one)")]),
-        Some(list) => list_window(app, frame, r, title, list.iter().map(|e| (e.name.clone(), false)).collect(), cursor),
+        Some(list) => {
+            list_window(app, frame, r, title, list.iter().map(|e| (e.summary.clone(), false)).collect(), cursor)
+        }
     }
 }
 
@@ -154,7 +190,15 @@ fn exemplar(app: &App, frame: &mut Frame, area: Rect, p: &ExemplarProposal) {
             Span::styled("Esc", t.key()),
             Span::raw(" cancel"),
         ])),
-        Some(n) => lines.push(Line::from(vec![Span::raw("name of the copy: "), Span::styled(format!("{n}▏"), t.key())])),
+        Some(n) => {
+            lines.push(Line::from(vec![Span::raw("name of the copy: "), Span::styled(format!("{n}▏"), t.key())]))
+        }
+    }
+    for warning in &p.warnings {
+        lines.extend(wrap(&[(format!("! {warning}"), t.wrong())], w));
+    }
+    if p.confirmed {
+        lines.push(Line::from(Span::styled("Enter again writes it anyway; Esc leaves the template as it is", t.key())));
     }
     lines.push(Line::default());
     let mut body: Vec<Line> = Vec::new();

@@ -9,9 +9,10 @@ use ratatui::Frame;
 
 use super::panel;
 use crate::engine::StopReason;
+use crate::lab::record::CompareMode;
 use crate::tui::app::{App, Focus};
+use crate::tui::generation::{Generation, Pane};
 use crate::tui::highlight::highlight;
-use crate::tui::run::{CompareMode, Pane, Run};
 use crate::tui::wrap::{truncate, wrap};
 
 const MIN_W: u16 = 30;
@@ -19,7 +20,7 @@ const MIN_H: u16 = 6;
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let Some(run) = &app.run else {
+    let Some(run) = &app.generation else {
         let block = panel(t, " Paths ".into(), app.focus == Focus::Paths);
         let msg = match &app.model {
             crate::tui::app::ModelState::Loading => "loading model… (pick a question meanwhile)",
@@ -53,16 +54,17 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn draw_pane(app: &App, run: &Run, i: usize, paged: bool, frame: &mut Frame, area: Rect) {
+fn draw_pane(app: &App, run: &Generation, i: usize, paged: bool, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let p = &run.panes[i];
     let focused = i == app.pane;
     let name = match run.mode {
         CompareMode::SelfConsistency if paged => format!(" {}/{}", i + 1, run.panes.len()),
         CompareMode::SelfConsistency => format!(" {}", i + 1),
+        // A/B grid: the template's letter and the path's number within it (B2: path 2 of template B).
         CompareMode::Ab => {
             let name = run.prompts.get(p.prompt).map_or("?", |s| s.template.as_str());
-            format!(" {} {}", (b'A' + (i % 26) as u8) as char, name)
+            format!(" {}{} {}", (b'A' + (p.prompt % 26) as u8) as char, p.path + 1, name)
         }
     };
     let title = title_line(app, run, p, name, area.width.saturating_sub(2) as usize);
@@ -86,7 +88,13 @@ fn draw_pane(app: &App, run: &Run, i: usize, paged: bool, frame: &mut Frame, are
     let mut segs = vec![(tail, t.prompt_text())];
     segs.extend(highlight(&p.text, &p.failures, t, t.generated()));
     if p.token_ids.is_empty() && !p.finished() {
-        let waiting = if p.started_ms.is_some() { " …" } else if run.cancelling { " (cancelling)" } else { " (waiting for the prompt)" };
+        let waiting = if p.started_ms.is_some() {
+            " …"
+        } else if run.cancelling {
+            " (cancelling)"
+        } else {
+            " (waiting for the prompt)"
+        };
         segs.push((waiting.to_string(), t.dim()));
     } else if !p.finished() {
         segs.push(("▌".to_string(), t.dim()));
@@ -117,7 +125,7 @@ fn prompt_tail(prompt: &str) -> String {
 
 /// The pane's title: path (or template), tokens, tokens/s, answer with ✓/✗ and the stop reason, in the
 /// longest form that fits `width` (narrow panes get abbreviations, then lose the rate and count).
-fn title_line(app: &App, run: &Run, p: &Pane, name: String, width: usize) -> Line<'static> {
+fn title_line(app: &App, run: &Generation, p: &Pane, name: String, width: usize) -> Line<'static> {
     for level in 0..5 {
         let line = title_at(app, run, p, &name, level);
         if line.width() <= width || level == 4 {
@@ -127,12 +135,16 @@ fn title_line(app: &App, run: &Run, p: &Pane, name: String, width: usize) -> Lin
     Line::default()
 }
 
-fn title_at(app: &App, run: &Run, p: &Pane, name: &str, level: u8) -> Line<'static> {
+fn title_at(app: &App, run: &Generation, p: &Pane, name: &str, level: u8) -> Line<'static> {
     let t = &app.theme;
     let full = level == 0;
     let mut spans = vec![Span::styled(name.to_string(), t.title())];
     if level <= 2 {
-        spans.push(Span::raw(if full { format!(" · {} tok", p.token_ids.len()) } else { format!(" · {}t", p.token_ids.len()) }));
+        spans.push(Span::raw(if full {
+            format!(" · {} tok", p.token_ids.len())
+        } else {
+            format!(" · {}t", p.token_ids.len())
+        }));
     }
     if level <= 1 {
         if let Some(r) = p.tokens_per_s() {
@@ -179,8 +191,12 @@ fn footer_line(app: &App, p: &Pane, w: usize) -> Option<Line<'static>> {
             Some(true) => "✓",
             Some(false) => "✗",
         };
-        spans.push(Span::styled(format!("{}{}{mark}", label.key(), label.tag()), t.label(label, on, s.human.is_some())));
+        spans
+            .push(Span::styled(format!("{}{}{mark}", label.key(), label.tag()), t.label(label, on, s.human.is_some())));
         spans.push(Span::raw(" "));
+    }
+    if p.stale {
+        spans.push(Span::styled("⚠ stale: labelled on another text ", t.wrong()));
     }
     if !p.note.is_empty() {
         spans.push(Span::styled(format!("✎ {}", p.note), t.dim()));

@@ -2,61 +2,43 @@
 
 use ratatui::text::{Line, Span};
 
+use crate::lab::detect::FailureKind;
+use crate::lab::record::CompareMode;
 use crate::tui::app::App;
 use crate::tui::highlight::badge;
-use crate::lab::detect::FailureKind;
-use crate::tui::run::CompareMode;
 use crate::tui::wrap::truncate;
 
 pub fn vote_line(app: &App, width: u16) -> Line<'static> {
     let t = &app.theme;
-    let Some(run) = &app.run else {
+    let Some(g) = &app.generation else {
         return Line::from(Span::styled(" Vote: no paths yet", t.dim()));
     };
     let mut spans = Vec::new();
-    if run.mode == CompareMode::Ab {
-        spans.push(Span::styled(" A/B: ", t.title()));
-        for (i, p) in run.panes.iter().enumerate() {
-            let name = run.prompts.get(p.prompt).map_or("?", |s| s.template.as_str());
-            spans.push(Span::raw(format!("{} {name} ", (b'A' + (i % 26) as u8) as char)));
-            match &p.answer {
-                Some(a) => {
-                    spans.push(Span::raw(format!("{a} ")));
-                    spans.push(if run.correct(Some(a)) == Some(true) { Span::styled("✓", t.right()) } else { Span::styled("✗", t.wrong()) });
-                }
-                None => spans.push(Span::styled("—", t.dim())),
-            }
-            spans.push(Span::raw("  "));
-        }
-        spans.push(Span::raw(format!("│ gold {}", run.gold)));
-        return fit(spans, width);
-    }
-    let v = run.vote();
-    spans.push(Span::styled(" Vote: ", t.title()));
-    if v.counts.is_empty() {
-        spans.push(Span::styled("no answers yet", t.dim()));
-    }
-    for (i, (ans, n)) in v.counts.iter().enumerate() {
-        if i > 0 {
-            spans.push(Span::raw(" · "));
-        }
-        let style = if crate::lab::answer::matches_gold(ans, &run.gold) { t.right() } else { t.base() };
-        spans.push(Span::styled(format!("{ans}×{n}"), style));
-    }
-    let silent = run.panes.iter().filter(|p| p.finished() && p.answer.is_none()).count();
-    if silent > 0 {
-        spans.push(Span::styled(format!(" · no answer×{silent}"), t.dim()));
-    }
-    if let Some(m) = &v.majority {
-        let tie = if v.tie { " (tie)" } else { "" };
-        spans.push(Span::raw(format!(" │ majority {m}{tie} · agreement {:.0}% ({}/{} voting) · ", v.agreement * 100.0, (v.agreement * v.voters as f64).round(), v.voters)));
-        if crate::lab::answer::matches_gold(m, &run.gold) {
-            spans.push(Span::styled("✓ right", t.right()));
+    // One vote per template: all paths in self-consistency, each template's column in the A/B grid.
+    for (pi, spec) in g.prompts.iter().enumerate() {
+        let answers: Vec<Option<String>> =
+            g.panes.iter().filter(|p| p.prompt == pi).map(|p| p.answer.clone()).collect();
+        let v = crate::lab::vote::vote(&answers);
+        if g.mode == CompareMode::Ab {
+            spans.push(Span::styled(format!(" {} {}: ", (b'A' + (pi % 26) as u8) as char, spec.template), t.title()));
         } else {
-            spans.push(Span::styled("✗ wrong", t.wrong()));
+            spans.push(Span::styled(" Vote: ", t.title()));
         }
+        spans.push(Span::raw(crate::lab::vote::describe(&v, answers.len())));
+        if let Some(m) = &v.majority {
+            spans.push(Span::raw(" "));
+            spans.push(if crate::lab::answer::matches_gold(m, &g.gold) {
+                Span::styled("✓ right", t.right())
+            } else {
+                Span::styled("✗ wrong", t.wrong())
+            });
+        }
+        spans.push(Span::raw(" │"));
     }
-    spans.push(Span::raw(format!(" (gold {})", run.gold)));
+    spans.push(Span::raw(format!(" gold {}", g.gold)));
+    if g.sampling.temperature == 0.0 && g.panes.len() > g.prompts.len() {
+        spans.push(Span::styled(" · temperature 0: greedy paths of a template are identical", t.dim()));
+    }
     fit(spans, width)
 }
 
@@ -69,6 +51,7 @@ pub fn legend(app: &App) -> Line<'static> {
         spans.push(Span::styled(text, t.failure(k)));
         spans.push(Span::raw(" "));
     }
+    spans.push(Span::styled("│ ~ last number, ? glyphs", t.dim()));
     Line::from(spans)
 }
 

@@ -1,5 +1,6 @@
-//! The UI loop: terminal events and worker reports arrive on one tokio channel; keys become actions
-//! through the keymap; `App::update` turns actions into commands, which are carried out here; frames are
+//! The UI loop: terminal events and worker reports arrive on one tokio channel; keys become intents
+//! through the keymap; the app turns intents and reports into commands, which are carried out here
+//! (their outcomes come back as reports); frames are
 //! drawn when something changed, at most every [`FRAME`] while tokens stream (keys draw at once). The
 //! loop awaits the channel (with a tokio timer while a frame is pending) on a current-thread runtime, so
 //! an idle UI takes no CPU; the model and the key reader stay on their own threads.
@@ -16,14 +17,15 @@ use tokio::sync::mpsc;
 
 use crate::engine::CancelFlag;
 
-use super::action::Action;
 use super::app::{App, AppConfig};
 use super::clipboard::Clipboard;
 use super::command::Command;
-use crate::lab;
+use super::intent::Intent;
+use super::report::Report;
 use super::theme::Theme;
 use super::worker::{Loader, Sink, Worker};
-use super::{draw, keymap, session, terminal, TuiError};
+use super::{config, draw, keymap, session, terminal, TuiError};
+use crate::lab;
 
 /// Shortest time between two frames while tokens stream.
 pub const FRAME: Duration = Duration::from_millis(30);
@@ -34,18 +36,28 @@ pub struct Options {
     pub sessions_dir: PathBuf,
     /// Opens the model; runs on the worker thread while the UI shows "loading model…".
     pub loader: Loader,
+    /// Where settings are remembered between launches (None: not remembered).
+    pub settings_file: Option<PathBuf>,
 }
 
 enum Event {
     Term(TermEvent),
-    Action(Action),
+    Report(Report),
     InputFailed(String),
 }
 
-/// Runs the TUI until the user quits.
-pub fn run(opts: Options) -> Result<(), TuiError> {
+/// Starts the workbench and runs it until the user quits.
+pub fn start(opts: Options) -> Result<(), TuiError> {
     let set = lab::template::load_dir(&opts.templates_dir);
-    let template_errors = set.errors.iter().map(|e| e.to_string()).collect();
+    let mut template_errors: Vec<String> = set.errors.iter().map(|e| e.to_string()).collect();
+    let settings = match opts.settings_file.as_deref().map(config::load) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            template_errors.push(format!("settings not restored: {e}"));
+            None
+        }
+        None => None,
+    };
     let mut app = App::new(AppConfig {
         problems: lab::gsm8k::test_set(),
         templates: set.templates,
@@ -53,13 +65,14 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
         templates_dir: opts.templates_dir.clone(),
         sessions_dir: opts.sessions_dir.clone(),
         theme: Theme::from_env(),
+        settings,
     });
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(TuiError::Terminal)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let worker_tx = tx.clone();
-    let sink: Sink = Arc::new(move |a| {
-        let _ = worker_tx.send(Event::Action(a));
+    let sink: Sink = Arc::new(move |r| {
+        let _ = worker_tx.send(Event::Report(r));
     });
     let worker = Worker::spawn(opts.loader, sink);
 
@@ -67,7 +80,13 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx, Arc::clone(&stop));
 
-    let mut exec = Executor { worker, cancels: HashMap::new(), clipboard: None, sessions_dir: opts.sessions_dir };
+    let mut exec = Executor {
+        worker,
+        cancels: HashMap::new(),
+        clipboard: None,
+        sessions_dir: opts.sessions_dir,
+        settings_file: opts.settings_file,
+    };
     let mut dirty = true;
     let mut urgent = true;
     let mut last_draw = Instant::now() - FRAME;
@@ -104,25 +123,25 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
         }
         let mut failed = None;
         for ev in events {
-            let action = match ev {
+            match ev {
                 Event::Term(TermEvent::Key(k)) => {
                     urgent = true;
-                    keymap::action_for(&app, k)
+                    dirty = true;
+                    if let Some(intent) = keymap::intent_for(&app, k) {
+                        exec.intent(&mut app, intent);
+                    }
                 }
+                // The next frame fits the new size; nothing in the app changes.
                 Event::Term(TermEvent::Resize(_, _)) => {
                     urgent = true;
-                    Some(Action::Resize)
+                    dirty = true;
                 }
-                Event::Term(_) => None,
-                Event::Action(a) => Some(a),
-                Event::InputFailed(e) => {
-                    failed = Some(e);
-                    None
+                Event::Term(_) => {}
+                Event::Report(r) => {
+                    dirty = true;
+                    exec.report(&mut app, r);
                 }
-            };
-            if let Some(a) = action {
-                dirty = true;
-                exec.apply(&mut app, a);
+                Event::InputFailed(e) => failed = Some(e),
             }
         }
         if let Some(e) = failed {
@@ -168,38 +187,51 @@ fn spawn_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<AtomicBool>) -> std::
     })
 }
 
-/// Carries out commands; results come back as actions and are applied at once.
+/// Carries out commands; what they learn comes back as reports, applied at once.
 struct Executor {
     worker: Worker,
     cancels: HashMap<u64, CancelFlag>,
     clipboard: Option<Clipboard>,
     sessions_dir: PathBuf,
+    settings_file: Option<PathBuf>,
 }
 
 impl Executor {
-    fn apply(&mut self, app: &mut App, action: Action) {
-        let mut queue = VecDeque::from([action]);
-        while let Some(a) = queue.pop_front() {
-            if let Action::GenerationFinished { run } | Action::GenerationFailed { run, .. } = &a {
-                self.cancels.remove(run);
-            }
-            for cmd in app.update(a) {
-                if let Some(back) = self.execute(cmd) {
-                    queue.push_back(back);
+    fn intent(&mut self, app: &mut App, intent: Intent) {
+        let cmds = app.update(intent);
+        self.run_all(app, cmds);
+    }
+
+    fn report(&mut self, app: &mut App, report: Report) {
+        if let Report::GenerationFinished { id } | Report::GenerationFailed { id, .. } = &report {
+            self.cancels.remove(id);
+        }
+        let cmds = app.on_report(report);
+        self.run_all(app, cmds);
+    }
+
+    /// Carries out `cmds` and the commands their reports lead to.
+    fn run_all(&mut self, app: &mut App, cmds: Vec<Command>) {
+        let mut queue = VecDeque::from(cmds);
+        while let Some(cmd) = queue.pop_front() {
+            if let Some(back) = self.execute(cmd) {
+                if let Report::GenerationFinished { id } | Report::GenerationFailed { id, .. } = &back {
+                    self.cancels.remove(id);
                 }
+                queue.extend(app.on_report(back));
             }
         }
     }
 
-    fn execute(&mut self, cmd: Command) -> Option<Action> {
+    fn execute(&mut self, cmd: Command) -> Option<Report> {
         match cmd {
-            Command::StartGeneration { run, requests } => {
+            Command::StartGeneration { id, requests } => {
                 let cancel = CancelFlag::new();
-                self.cancels.insert(run, cancel.clone());
-                self.worker.generate(run, requests, cancel).err().map(|message| Action::GenerationFailed { run, message })
+                self.cancels.insert(id, cancel.clone());
+                self.worker.generate(id, requests, cancel).err().map(|message| Report::GenerationFailed { id, message })
             }
-            Command::CancelGeneration { run } => {
-                if let Some(c) = self.cancels.get(&run) {
+            Command::CancelGeneration { id } => {
+                if let Some(c) = self.cancels.get(&id) {
                     c.cancel();
                 }
                 None
@@ -208,33 +240,45 @@ impl Executor {
                 .worker
                 .count_tokens(prompt_sha256.clone(), text)
                 .err()
-                .map(|e| Action::TokenCount { prompt_sha256, result: Err(e) }),
+                .map(|e| Report::TokenCount { prompt_sha256, result: Err(e) }),
             Command::SaveSession { mut session, path } => {
                 Some(match session::save(&self.sessions_dir, &mut session, path.as_deref(), chrono::Local::now()) {
-                    Ok(p) => Action::SessionSaved(p),
-                    Err(e) => Action::Failed(format!("saving the session failed: {e}")),
+                    Ok(p) => Report::SessionSaved(p),
+                    Err(e) => Report::Failed(format!("saving the session failed: {e}")),
                 })
             }
             Command::ListSessions => Some(match session::list(&self.sessions_dir) {
-                Ok(list) => Action::SessionsListed(list),
-                Err(e) => Action::Failed(e.to_string()),
+                Ok(list) => Report::SessionsListed(list),
+                Err(e) => Report::Failed(e.to_string()),
             }),
             Command::OpenSession(path) => Some(match session::load(&path) {
-                Ok(s) => Action::SessionOpened { path, session: Box::new(s) },
-                Err(e) => Action::Failed(e.to_string()),
+                Ok(s) => Report::SessionOpened { path, session: Box::new(s) },
+                Err(e) => Report::Failed(e.to_string()),
             }),
             Command::Copy(text) => {
                 let cb = self.clipboard.get_or_insert_with(Clipboard::new);
                 let mut out = std::io::stdout();
                 Some(match cb.copy(&text, &mut out) {
-                    Ok(o) => Action::Copied(o),
-                    Err(e) => Action::Failed(format!("copy failed: {e}")),
+                    Ok(o) => Report::Copied(o),
+                    Err(e) => Report::Failed(format!("copy failed: {e}")),
                 })
             }
-            Command::WriteTemplate { path, template } => Some(match template.save(&path) {
-                Ok(()) => Action::TemplateWritten { path, template },
-                Err(e) => Action::Failed(e.to_string()),
-            }),
+            Command::WriteExemplar { path, text } => {
+                Some(match crate::fsutil::write_atomic(&path, format!("{text}\n").as_bytes()) {
+                    Ok(()) => Report::ExemplarWritten(path),
+                    Err(e) => Report::Failed(format!("writing {}: {e}", path.display())),
+                })
+            }
+            Command::SaveSettings(settings) => {
+                let file = self.settings_file.as_ref()?;
+                config::save(file, &settings).err().map(Report::Failed)
+            }
+            Command::WriteTemplate { path, template, new } => {
+                Some(match if new { template.save_new(&path) } else { template.save(&path) } {
+                    Ok(()) => Report::TemplateWritten { path, template },
+                    Err(e) => Report::Failed(e.to_string()),
+                })
+            }
             Command::Quit => {
                 let _ = std::io::stdout().flush();
                 None

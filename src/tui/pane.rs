@@ -1,0 +1,180 @@
+//! One path on screen: its text as it streams, what the detectors see in it so far, the human's labels
+//! and note, and how far it is scrolled.
+
+use crate::engine::StopReason;
+use crate::lab;
+use crate::lab::answer::AnswerRule;
+use crate::lab::detect::{DetectContext, Failure, StreamDetector};
+use crate::lab::labels::Labels;
+use crate::lab::record::{flatten_stop, PathRecord};
+
+pub struct Pane {
+    /// Index into [`Generation::prompts`](super::generation::Generation::prompts) (the request this
+    /// path belongs to).
+    pub prompt: usize,
+    /// Path index within its request.
+    pub path: usize,
+    pub text: String,
+    pub token_ids: Vec<u32>,
+    pub stop: Option<StopReason>,
+    /// Milliseconds from the start of the generation at which this path's prefill finished.
+    pub started_ms: Option<f64>,
+    pub last_ms: Option<f64>,
+    pub failures: Vec<Failure>,
+    pub answer: Option<String>,
+    pub answer_rule: AnswerRule,
+    pub labels: Labels,
+    pub note: String,
+    /// The labels were kept from a run whose text for this path differed (a rerun of a session).
+    pub stale: bool,
+    /// Lines scrolled up from the bottom; 0 follows the stream.
+    pub scroll_up: usize,
+    detector: Option<StreamDetector>,
+    /// Text length when the findings were last refreshed while streaming.
+    refreshed_at: usize,
+    /// How many times the findings were refreshed while streaming.
+    refreshes: usize,
+}
+
+impl Pane {
+    pub fn new(prompt: usize, path: usize, ctx: DetectContext) -> Self {
+        Self {
+            prompt,
+            path,
+            text: String::new(),
+            token_ids: Vec::new(),
+            stop: None,
+            started_ms: None,
+            last_ms: None,
+            failures: Vec::new(),
+            answer: None,
+            answer_rule: AnswerRule::None,
+            labels: Labels::default(),
+            note: String::new(),
+            stale: false,
+            scroll_up: 0,
+            detector: Some(StreamDetector::new(ctx)),
+            refreshed_at: 0,
+            refreshes: 0,
+        }
+    }
+
+    /// A finished pane restored from a saved path (its findings as saved, no detector).
+    pub fn restored(prompt: usize, path: usize, record: &PathRecord) -> Result<Self, String> {
+        Ok(Self {
+            prompt,
+            path,
+            text: record.text.clone(),
+            token_ids: record.token_ids.clone(),
+            stop: Some(record.stop()?),
+            started_ms: None,
+            last_ms: None,
+            failures: record.failures.clone(),
+            answer: record.answer.clone(),
+            answer_rule: record.answer_rule,
+            labels: record.labels(),
+            note: record.note.clone(),
+            stale: record.stale,
+            scroll_up: 0,
+            detector: None,
+            refreshed_at: record.text.len(),
+            refreshes: 0,
+        })
+    }
+
+    /// The path as recorded (`number` as on screen, `correct` against the run's gold).
+    pub fn record(&self, number: usize, template: &str, correct: Option<bool>) -> PathRecord {
+        let (stop_reason, stop_string) = flatten_stop(self.stop.as_ref().unwrap_or(&StopReason::Cancelled));
+        let mut r = PathRecord {
+            path: number,
+            template: template.to_string(),
+            text: self.text.clone(),
+            token_ids: self.token_ids.clone(),
+            tokens: self.token_ids.len(),
+            stop_reason,
+            stop_string,
+            answer: self.answer.clone(),
+            answer_rule: self.answer_rule,
+            correct,
+            failures: self.failures.clone(),
+            labels: Vec::new(),
+            note: self.note.clone(),
+            stale: self.stale,
+        };
+        r.set_labels(&self.labels);
+        r
+    }
+
+    pub fn finished(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    pub fn tokens_per_s(&self) -> Option<f64> {
+        let (a, b) = (self.started_ms?, self.last_ms?);
+        (b > a && !self.token_ids.is_empty()).then(|| self.token_ids.len() as f64 * 1000.0 / (b - a))
+    }
+
+    fn set_findings(&mut self, answer: Option<String>, rule: AnswerRule, failures: Vec<Failure>) {
+        self.answer = answer;
+        self.answer_rule = rule;
+        self.labels.set_detected(failures.iter().map(|f| f.kind));
+        self.failures = failures;
+    }
+
+    pub(super) fn push_token(&mut self, id: u32, text: &str, at_ms: f64) {
+        self.token_ids.push(id);
+        self.text.push_str(text);
+        self.last_ms = Some(at_ms);
+        let Some(d) = self.detector.as_mut() else { return };
+        d.push(text);
+        // Reading the findings costs time in the length of the text, so they are read again once the
+        // text has grown by a fixed share of itself: linear work over a path, not quadratic, and
+        // every token while the text is short. `finish` reads them exactly.
+        if self.text.len() >= self.refreshed_at + (self.text.len() / 32).max(1) {
+            let failures = d.failures();
+            let ex = lab::answer::extract(&self.text);
+            self.refreshed_at = self.text.len();
+            self.refreshes += 1;
+            self.set_findings(ex.answer, ex.rule, failures);
+        }
+    }
+
+    /// Final findings from the lab's analysis of the final text (which is authoritative).
+    pub(super) fn finish(&mut self, text: String, token_ids: Vec<u32>, stop: StopReason, ctx: &DetectContext) {
+        let a = lab::analysis::finish_stream(self.detector.take(), ctx, &text, stop.stop_string(), None);
+        self.text = text;
+        self.token_ids = token_ids;
+        self.stop = Some(stop);
+        self.refreshed_at = self.text.len();
+        self.set_findings(a.answer, a.answer_rule, a.failures);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> DetectContext {
+        DetectContext { question: "How many bolts?".into(), instruction: None, prompt_ends_with_answer_marker: true }
+    }
+
+    #[test]
+    fn streamed_findings_equal_the_finished_texts_and_are_read_a_linear_number_of_times() {
+        let text = "She has 3 + 4 = 8 apples. She has 3 + 4 = 8 apples. Then 2 * 5 = 10. ".repeat(60);
+        let mut p = Pane::new(0, 0, ctx());
+        let mut ids = Vec::new();
+        for (i, w) in text.split_inclusive(' ').enumerate() {
+            p.push_token(i as u32, w, i as f64);
+            ids.push(i as u32);
+        }
+        let tokens = ids.len();
+        assert!(tokens > 1000);
+        // Far fewer reads than tokens, each on a text a fixed share longer than the last.
+        assert!(p.refreshes < tokens / 4, "{} reads for {tokens} tokens", p.refreshes);
+        assert!(!p.failures.is_empty(), "findings show while streaming");
+        p.finish(text.clone(), ids, StopReason::MaxTokens, &ctx());
+        let whole = lab::analysis::analyze_stopped(&ctx(), &text, None, None);
+        assert_eq!(p.failures, whole.failures);
+        assert_eq!((p.answer.clone(), p.answer_rule), (whole.answer, whole.answer_rule));
+    }
+}
