@@ -4,11 +4,10 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, SamplingParams};
+use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, GenerationStats, PathResult, SamplingParams};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
 use crate::lab::template::Template;
@@ -49,6 +48,10 @@ pub struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Decode up to this many sequences (paths of several questions) in one batch; a finished
+    /// question's rows go to the next question at once. Output equals one question at a time.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -87,6 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.sampling.paths == 0 {
         anyhow::bail!("--paths must be at least 1");
     }
+    if args.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
     let mut results = match &args.out {
         Some(p) => Some(ResultsFile::open(p, &template.name)?),
         None => None,
@@ -96,7 +102,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|r| r.existing.iter().filter(|r| wanted.contains(&r.index)).cloned().collect())
         .unwrap_or_default();
-    let done: HashSet<usize> = results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
+    let done: HashSet<usize> =
+        results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
     let todo: Vec<usize> = questions.iter().copied().filter(|i| !done.contains(i)).collect();
     if let (Some(r), Some(p)) = (&results, &args.out) {
         if !r.existing.is_empty() || r.dropped_partial_line {
@@ -115,8 +122,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let engine = args.model.open_engine()?;
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
-        for &i in &todo {
-            let r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), args.sampling.paths)?;
+        let params = args.sampling.params();
+        evaluate_questions(engine.as_ref(), &template, &todo, &params, args.sampling.paths, args.batch, &mut |r| {
             if let Some(f) = results.as_mut() {
                 f.append(&r)?;
             }
@@ -125,7 +132,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             records.push(r);
             bar.inc(1);
             update_message(&bar, &evalfile::summarize(&records));
-        }
+            Ok(())
+        })?;
         bar.finish_and_clear();
     }
     records.sort_by_key(|r| r.index);
@@ -165,24 +173,71 @@ pub fn evaluate_question(
     params: &SamplingParams,
     paths: usize,
 ) -> anyhow::Result<EvalRecord> {
-    let problem = gsm8k::test_problem(index)?;
-    let prompt = template.render(&problem.question);
-    let req = GenerateRequest {
-        prompt: prompt.clone(),
-        paths,
-        sampling: params.clone(),
-        stop: template.stop_strings().to_vec(),
-    };
-    let mut done: Vec<Option<PathResult>> = vec![None; paths];
-    let stats = engine
-        .generate(&req, &CancelFlag::new(), &mut |ev| {
-            if let EngineEvent::Done(r) = ev {
-                if let Some(slot) = done.get_mut(r.path) {
-                    *slot = Some(r);
-                }
-            }
+    let mut out = None;
+    evaluate_questions(engine, template, &[index], params, paths, 1, &mut |r| {
+        out = Some(r);
+        Ok(())
+    })?;
+    out.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish it"))
+}
+
+/// Generates and reads the questions `indices`, decoding up to `batch` sequences together
+/// ([`Engine::generate_many`]); `done` gets each record as soon as its question finishes.
+pub fn evaluate_questions(
+    engine: &dyn Engine,
+    template: &Template,
+    indices: &[usize],
+    params: &SamplingParams,
+    paths: usize,
+    batch: usize,
+    done: &mut dyn FnMut(EvalRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let problems = indices.iter().map(|&i| gsm8k::test_problem(i)).collect::<Result<Vec<_>, _>>()?;
+    let reqs: Vec<GenerateRequest> = problems
+        .iter()
+        .map(|p| GenerateRequest {
+            prompt: template.render(&p.question),
+            paths,
+            sampling: params.clone(),
+            stop: template.stop_strings().to_vec(),
         })
-        .with_context(|| format!("question {index}"))?;
+        .collect();
+    let mut finished: Vec<Vec<Option<PathResult>>> = vec![vec![None; paths]; reqs.len()];
+    let mut failed: Option<anyhow::Error> = None;
+    let run = engine.generate_many(&reqs, batch, &CancelFlag::new(), &mut |i, ev| match ev {
+        EngineEvent::Done(r) => {
+            if let Some(slot) = finished[i].get_mut(r.path) {
+                *slot = Some(r);
+            }
+        }
+        EngineEvent::Stats(stats) if failed.is_none() => {
+            let paths = std::mem::take(&mut finished[i]);
+            let record = read_question(template, indices[i], &reqs[i].prompt, problems[i], paths, &stats);
+            if let Err(e) = record.and_then(&mut *done) {
+                failed = Some(e);
+            }
+        }
+        _ => {}
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match (run, indices) {
+        (Err(e), [one]) => Err(anyhow::Error::new(e).context(format!("question {one}"))),
+        (Err(e), _) => Err(anyhow::Error::new(e).context("questions")),
+        (Ok(_), _) => Ok(()),
+    }
+}
+
+/// The record of question `index` from its finished paths.
+fn read_question(
+    template: &Template,
+    index: usize,
+    prompt: &str,
+    problem: &gsm8k::Problem,
+    done: Vec<Option<PathResult>>,
+    stats: &GenerationStats,
+) -> anyhow::Result<EvalRecord> {
     let ctx = DetectContext::for_template(template, &problem.question);
     let paths: Vec<EvalPath> = done
         .into_iter()
@@ -208,7 +263,7 @@ pub fn evaluate_question(
     Ok(EvalRecord {
         index,
         template: template.name.clone(),
-        prompt_hash: evalfile::prompt_hash(&prompt),
+        prompt_hash: evalfile::prompt_hash(prompt),
         correct: is_right(&v.majority),
         first_correct: paths.first().is_some_and(|p| is_right(&p.answer)),
         paths,
@@ -232,11 +287,7 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
     let model = args.model.model.as_deref().unwrap_or("default (tiny-bloom-gsm8k)");
     t.push_str(&format!(
         "eval {template} on GSM8K test {}: {} questions, {} paths each (model {model}, temperature {}, seed {})\n",
-        args.questions,
-        s.questions,
-        args.sampling.paths,
-        args.sampling.temperature,
-        args.sampling.seed
+        args.questions, s.questions, args.sampling.paths, args.sampling.temperature, args.sampling.seed
     ));
     t.push_str(&format!(
         "first-path accuracy:    {}/{} = {}\n",
@@ -261,7 +312,11 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
         Some(all) => {
             t.push_str(&format!("tokens/s:               {all:.1} ({} tokens generated in all)", s.tokens));
             if ms > 0.0 {
-                t.push_str(&format!("; this run {:.1} ({tokens} tokens in {:.1} s)", tokens as f64 / (ms / 1000.0), ms / 1000.0));
+                t.push_str(&format!(
+                    "; this run {:.1} ({tokens} tokens in {:.1} s)",
+                    tokens as f64 / (ms / 1000.0),
+                    ms / 1000.0
+                ));
             }
             t.push('\n');
         }
