@@ -31,12 +31,7 @@ pub struct LocalEngine {
 }
 
 impl LocalEngine {
-    pub fn new(
-        model: Box<dyn DecoderModel>,
-        tokenizer: Tokenizer,
-        eos_token_id: Option<u32>,
-        info: ModelInfo,
-    ) -> Self {
+    pub fn new(model: Box<dyn DecoderModel>, tokenizer: Tokenizer, eos_token_id: Option<u32>, info: ModelInfo) -> Self {
         Self { model: Mutex::new(model), tokenizer, eos_token_id, info }
     }
 
@@ -156,6 +151,10 @@ impl Engine for LocalEngine {
 
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
         Ok(self.encode(text)?.len())
+    }
+
+    fn next_token_logprobs(&self, prompt: &str, tokens: &[String]) -> Result<Vec<Option<f32>>, EngineError> {
+        super::score::next_token_logprobs(&self.model, &self.tokenizer, prompt, tokens)
     }
 
     /// Events: `Prefilled`; per step, one `Token` per live path (its text is what became final:
