@@ -102,6 +102,7 @@ pub fn parse_questions(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (_, template) = super::prompt::load_template(&args.template, args.templates_dir.as_deref())?;
     let questions = parse_questions(&args.questions, gsm8k::test_set().len())?;
+    let strategies = Strategy::parse_list(&args.select).context("--select")?;
     if args.sampling.paths == 0 {
         anyhow::bail!("--paths must be at least 1");
     }
@@ -128,7 +129,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
-    let strategies = Strategy::parse_list(&args.select)?;
     let unjudged = records.iter().any(|r| !r.select.iter().any(|s| s.strategy == Strategy::Judge));
     let judging = strategies.contains(&Strategy::Judge) && (unjudged || !todo.is_empty());
     let engine = if !todo.is_empty() || (judging && args.judge_model.is_none()) {
