@@ -2,14 +2,18 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
 use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, GenerationStats, PathResult, SamplingParams};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
+use crate::lab::judge::JudgePrompt;
+use crate::lab::select::{self, Selector, Strategy};
 use crate::lab::template::Template;
 use crate::lab::{analysis, answer, gsm8k, vote};
 
@@ -17,8 +21,13 @@ const AFTER_HELP: &str = "\
 Each question is generated with the template's stop strings. With --out FILE.jsonl, one JSON line per
 question is appended as soon as it finishes:
   {\"index\", \"template\", \"prompt_hash\" (sha256 of the prompt), \"paths\": [{\"text\", \"answer\",
-   \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\"}], \"vote\", \"gold\",
-   \"correct\" (majority vote right), \"first_correct\", \"generation_ms\"}
+   \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\",
+   \"logprob\"?}], \"vote\", \"gold\",
+   \"correct\" (majority vote right), \"first_correct\", \"generation_ms\",
+   \"select\": [{\"strategy\", \"answer\", \"correct\", \"tie\"?, \"fallback\"?, \"scores\"?}]}
+--select majority,weighted,verified,judge scores the same paths with each strategy: majority (ties go to
+the answer given first), weighted (votes weighted by each path's probability), verified (majority of the
+paths without arithmetic_error), judge (the model picks a candidate after templates/judge/judge.yaml).
 Rerunning with the same --out skips the questions already there (a line cut short by a crash is run
 again), so an interrupted run loses no finished question.
 
@@ -52,6 +61,16 @@ pub struct Args {
     /// question's rows go to the next question at once. Output equals one question at a time.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
+    /// Selection strategies scored on the same paths (comma list): majority, weighted, verified, judge.
+    #[arg(long, default_value = "majority")]
+    pub select: String,
+    /// Model for `--select judge` (directory or hub id; same --dtype/--quantize). Default: the model that
+    /// generated.
+    #[arg(long)]
+    pub judge_model: Option<String>,
+    /// Judge prompt file. Default: judge/judge.yaml in the templates directory, else the shipped one.
+    #[arg(long, value_name = "FILE.yaml")]
+    pub judge_prompt: Option<PathBuf>,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -87,6 +106,7 @@ pub fn parse_questions(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (_, template) = super::prompt::load_template(&args.template, args.templates_dir.as_deref())?;
     let questions = parse_questions(&args.questions, gsm8k::test_set().len())?;
+    let strategies = Strategy::parse_list(&args.select).context("--select")?;
     if args.sampling.paths == 0 {
         anyhow::bail!("--paths must be at least 1");
     }
@@ -116,14 +136,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    let unjudged = records.iter().any(|r| !r.select.iter().any(|s| s.strategy == Strategy::Judge));
+    let judging = strategies.contains(&Strategy::Judge) && (unjudged || !todo.is_empty());
+    let engine = if !todo.is_empty() || (judging && args.judge_model.is_none()) {
+        Some(args.model.open_engine()?)
+    } else {
+        None
+    };
+    let selector = Selector { judge: open_judge(&args, judging, engine.as_ref())?, strategies };
+    let filled = records.iter_mut().map(|r| selector.fill(r)).collect::<Result<Vec<bool>, _>>()?;
+    if let (Some(p), n @ 1..) = (&args.out, filled.iter().filter(|&&f| f).count()) {
+        eprintln!(
+            "scored {n} questions already in {} with strategies their lines lack (not written back)",
+            p.display()
+        );
+    }
     let mut generation_ms_this_run = 0.0;
     let mut tokens_this_run = 0usize;
-    if !todo.is_empty() {
-        let engine = args.model.open_engine()?;
+    if let (false, Some(engine)) = (todo.is_empty(), engine) {
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
         let params = args.sampling.params();
-        evaluate_questions(engine.as_ref(), &template, &todo, &params, args.sampling.paths, args.batch, &mut |r| {
+        evaluate_questions(engine.as_ref(), &template, &todo, &params, args.sampling.paths, args.batch, &mut |mut r| {
+            selector.fill(&mut r)?;
             if let Some(f) = results.as_mut() {
                 f.append(&r)?;
             }
@@ -145,6 +180,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", summary_text(&template.name, &args, &summary, this_run));
     }
     Ok(())
+}
+
+/// The judge's engine (`--judge-model`, else the generating engine) and prompt, when judging.
+fn open_judge(
+    args: &Args,
+    judging: bool,
+    engine: Option<&Arc<dyn Engine>>,
+) -> anyhow::Result<Option<(Arc<dyn Engine>, JudgePrompt)>> {
+    if !judging {
+        return Ok(None);
+    }
+    let dir = args.templates_dir.clone().unwrap_or_else(crate::lab::default_dir);
+    let (_, prompt) = JudgePrompt::resolve(args.judge_prompt.as_deref(), &dir)?;
+    let engine = match (&args.judge_model, engine) {
+        (Some(m), _) => {
+            ModelArgs { model: Some(m.clone()), ..args.model.clone() }.open_engine().context("--judge-model")?
+        }
+        (None, Some(e)) => Arc::clone(e),
+        (None, None) => args.model.open_engine()?,
+    };
+    Ok(Some((engine, prompt)))
 }
 
 fn progress_bar(len: usize, done: usize) -> ProgressBar {
@@ -254,6 +310,7 @@ fn read_question(
                 stop_reason: r.stop_reason.as_str().to_string(),
                 stop_string: stop,
                 tokens: r.token_ids.len(),
+                logprob: None,
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -270,6 +327,7 @@ fn read_question(
         vote: v,
         gold: problem.gold.clone(),
         generation_ms: stats.prefill_ms + stats.decode_ms,
+        select: Vec::new(),
     })
 }
 
@@ -302,6 +360,7 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
         pct(s.majority_correct, s.questions),
         s.ties
     ));
+    t.push_str(&select::summary_lines(&s.strategies));
     t.push_str(&format!("answers by rule:        strict {}, flexible {}, none {}\n", s.strict, s.flexible, s.none));
     t.push_str(&format!("failures by kind (paths with it, of {}):\n", s.paths));
     for k in FailureKind::ALL {

@@ -177,6 +177,10 @@ impl Engine for LocalEngine {
         Ok(self.encode(text)?.len())
     }
 
+    fn next_token_logprobs(&self, prompt: &str, tokens: &[String]) -> Result<Vec<Option<f32>>, EngineError> {
+        super::score::next_token_logprobs(&self.model, &self.tokenizer, prompt, tokens)
+    }
+
     /// Events: `Prefilled`; per step, one `Token` per live path (its text is what became final:
     /// complete characters not possibly part of a stop string; the last token of a path also
     /// carries the rest); `Done` for each path as it stops; `Stats`. A path's `Done.text` is the

@@ -193,6 +193,15 @@ pub trait Engine: Send + Sync {
         let _ = max_rows;
         reqs.iter().enumerate().map(|(i, r)| self.generate(r, cancel, &mut |e| sink(i, e))).collect()
     }
+
+    /// Log-probabilities (natural log of the softmax of the model's logits, temperature 1) that the
+    /// token right after `prompt` is each of `tokens`, each a string that is one token. One forward
+    /// pass over the prompt, nothing sampled (the `judge` selection strategy). `None` for a token the
+    /// engine cannot score (a server that reports only its most likely tokens).
+    fn next_token_logprobs(&self, prompt: &str, tokens: &[String]) -> Result<Vec<Option<f32>>, EngineError> {
+        let _ = (prompt, tokens);
+        Err(EngineError::Invalid(format!("the engine of {} cannot score next tokens", self.info().id)))
+    }
 }
 
 /// A causal LM with a batch-aware KV cache: what the local engine drives. Rows are paths.
@@ -236,6 +245,7 @@ pub mod fake;
 pub mod local;
 mod rng;
 pub mod sampler;
+mod score;
 pub mod spawn;
 pub mod stop;
 pub mod text_stream;

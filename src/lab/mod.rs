@@ -6,8 +6,11 @@ pub mod answer;
 pub mod detect;
 pub mod evalfile;
 pub mod gsm8k;
+pub mod judge;
 pub mod number;
 pub mod prompt_parse;
+pub mod select;
+pub mod stats;
 pub mod template;
 pub mod vote;
 
