@@ -157,18 +157,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
         let params = args.sampling.params();
-        evaluate_questions(engine.as_ref(), &template, &todo, &params, args.sampling.paths, args.batch, &mut |mut r| {
-            selector.fill(&mut r)?;
-            if let Some(f) = results.as_mut() {
-                f.append(&r)?;
-            }
-            generation_ms_this_run += r.generation_ms;
-            tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
-            records.push(r);
-            bar.inc(1);
-            update_message(&bar, &evalfile::summarize(&records));
-            Ok(())
-        })?;
+        evaluate_questions(
+            engine.as_ref(),
+            &template,
+            &todo,
+            &params,
+            args.sampling.paths,
+            args.batch,
+            &mut |mut r| {
+                selector.fill(&mut r)?;
+                if let Some(f) = results.as_mut() {
+                    f.append(&r)?;
+                }
+                generation_ms_this_run += r.generation_ms;
+                tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
+                records.push(r);
+                bar.inc(1);
+                update_message(&bar, &evalfile::summarize(&records));
+                Ok(())
+            },
+        )?;
         bar.finish_and_clear();
     }
     records.sort_by_key(|r| r.index);
