@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::answer::AnswerRule;
 use super::detect::FailureKind;
 use super::record::PathRecord;
+use super::select::{Selection, StrategySummary};
 use super::settings::RunSettings;
 use super::vote::Vote;
 
@@ -34,6 +35,9 @@ pub struct EvalRecord {
     /// Everything that decided this line's output (absent only in files of cotscope before 0.1.1).
     #[serde(default)]
     pub settings: Option<RunSettings>,
+    /// Each selection strategy's answer (`--select`); majority first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select: Vec<Selection>,
 }
 
 /// Errors reading or writing a results file. One line, naming the file.
@@ -184,6 +188,10 @@ pub struct Summary {
     pub none: usize,
     pub tokens: usize,
     pub generation_ms: f64,
+    /// Accuracy of each selection strategy the records hold, with its 95% Wilson interval and its
+    /// differences from the majority vote.
+    #[serde(default)]
+    pub strategies: Vec<StrategySummary>,
 }
 
 impl Summary {
@@ -208,8 +216,12 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 /// Totals over `records`.
-pub fn summarize<'a>(records: impl IntoIterator<Item = &'a EvalRecord>) -> Summary {
-    let mut s = Summary { failures: FailureKind::ALL.iter().map(|&k| (k, 0)).collect(), ..Summary::default() };
+pub fn summarize<'a>(records: impl IntoIterator<Item = &'a EvalRecord> + Clone) -> Summary {
+    let mut s = Summary {
+        failures: FailureKind::ALL.iter().map(|&k| (k, 0)).collect(),
+        strategies: super::select::summarize(records.clone()),
+        ..Summary::default()
+    };
     for r in records {
         s.questions += 1;
         s.first_correct += usize::from(r.first_correct);
@@ -261,6 +273,7 @@ mod tests {
             first_correct: answer == gold,
             generation_ms: 10.0,
             settings: Some(settings(template)),
+            select: vec![],
         }
     }
 

@@ -6,11 +6,14 @@ pub mod answer;
 pub mod detect;
 pub mod evalfile;
 pub mod gsm8k;
+pub mod judge;
 pub mod labels;
 pub mod number;
 pub mod prompt_parse;
 pub mod record;
+pub mod select;
 pub mod settings;
+pub mod stats;
 pub mod template;
 pub mod vote;
 

@@ -120,6 +120,10 @@ pub struct PathRecord {
     /// The labels were kept from an earlier run whose text for this path differed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,
+    /// Sum of the log-probabilities of the tokens the model chose (calculator-forced tokens
+    /// excluded), when the run asked the engine for them (`eval --select weighted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprob: Option<f64>,
 }
 
 /// The one place a [`StopReason`] becomes its recorded fields: the contract name and the stop string.
@@ -164,6 +168,7 @@ impl PathRecord {
             labels: Vec::new(),
             note: String::new(),
             stale: false,
+            logprob: None,
         }
     }
 

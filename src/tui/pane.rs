@@ -100,6 +100,7 @@ impl Pane {
             labels: Vec::new(),
             note: self.note.clone(),
             stale: self.stale,
+            logprob: None,
         };
         r.set_labels(&self.labels);
         r
