@@ -8,6 +8,7 @@ pub mod evalfile;
 pub mod gsm8k;
 pub mod number;
 pub mod prompt_parse;
+pub mod report;
 pub mod stats;
 pub mod template;
 pub mod vote;
