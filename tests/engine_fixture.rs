@@ -75,7 +75,6 @@ fn greedy_paths_in_one_batch_equal_single_runs_and_the_reference() {
     }
 }
 
-
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }

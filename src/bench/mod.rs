@@ -3,6 +3,9 @@
 //! paths), the peak resident memory, and the machine's read bandwidth to put the decode rate
 //! against the bound it sets (every weight is streamed once per step).
 
+pub mod eval_scenario;
+pub mod question_switch;
+
 use std::time::Instant;
 
 use candle_core::{DType, Device};
@@ -31,7 +34,7 @@ pub fn random_model(cfg: &Config, opts: &LoadOptions) -> candle_core::Result<Ben
         n_params: cfg.n_params(),
         weight_bytes: bloom.weight_bytes(),
         decode_bytes_per_step: bloom.decode_bytes_per_step(),
-        model: Box::new(BloomDecoder::new(bloom)),
+        model: Box::new(BloomDecoder::with_prefix_cache(bloom, opts.prefix_cache_bytes())),
     })
 }
 
@@ -51,7 +54,12 @@ pub struct DecodeRun {
 }
 
 /// Prefills `prompt`, forks it into `paths` rows and runs `new_tokens` greedy steps on all of them.
-pub fn run_decode(m: &mut dyn DecoderModel, prompt: &[u32], new_tokens: usize, paths: usize) -> Result<DecodeRun, EngineError> {
+pub fn run_decode(
+    m: &mut dyn DecoderModel,
+    prompt: &[u32],
+    new_tokens: usize,
+    paths: usize,
+) -> Result<DecodeRun, EngineError> {
     let t0 = Instant::now();
     let logits = m.prefill(prompt)?;
     let prefill_s = t0.elapsed().as_secs_f64();
@@ -91,7 +99,6 @@ pub fn synthetic_prompt(n: usize, vocab: usize) -> Vec<u32> {
         })
         .collect()
 }
-
 
 /// The process's peak resident set (`VmHWM` of /proc/self/status), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
@@ -142,13 +149,15 @@ pub fn read_bandwidth_gb_s(mib: usize, threads: usize) -> f64 {
 /// auto-vectorised loop turned out compute-bound under `-C target-cpu=native`).
 fn sum_u64(xs: &[u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: avx2 was just detected.
+    if crate::model::cpu::features().avx2 {
+        // SAFETY: avx2 was detected.
         return unsafe { sum_u64_avx2(xs) };
     }
     sum_u64_portable(xs)
 }
 
+/// # Safety
+/// The CPU must support avx2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn sum_u64_avx2(xs: &[u64]) -> u64 {
@@ -195,7 +204,13 @@ mod tests {
 
     #[test]
     fn tiny_random_model_decodes_batched_and_counts_bytes() {
-        let cfg = Config { vocab_size: 512, hidden_size: 64, n_layer: 2, n_head: 4, ..Config::published("bloom-560m").unwrap() };
+        let cfg = Config {
+            vocab_size: 512,
+            hidden_size: 64,
+            n_layer: 2,
+            n_head: 4,
+            ..Config::published("bloom-560m").unwrap()
+        };
         let mut m = random_model(&cfg, &LoadOptions::default()).unwrap();
         // f32: 512×64 tied head plus per layer 12·64² weights, biases and norms.
         assert!(m.weight_bytes > 4 * (512 * 64 + 2 * 12 * 64 * 64));
@@ -205,7 +220,11 @@ mod tests {
         let run = run_decode(m.model.as_mut(), &prompt, 3, 4).unwrap();
         assert_eq!(run.paths, 4);
         assert!(run.decode_tok_s > 0.0);
-        let q = random_model(&cfg, &LoadOptions { quantize: Some(crate::model::quant::QuantKind::Q8_0), ..Default::default() }).unwrap();
+        let q = random_model(
+            &cfg,
+            &LoadOptions { quantize: Some(crate::model::quant::QuantKind::Q8_0), ..Default::default() },
+        )
+        .unwrap();
         assert!(q.weight_bytes * 3 < m.weight_bytes, "q8_0 is about a quarter of f32");
     }
 

@@ -2,15 +2,18 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, SamplingParams};
+use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, GenerationStats, PathResult, SamplingParams};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
+use crate::lab::judge::JudgePrompt;
+use crate::lab::select::{self, Selector, Strategy};
 use crate::lab::template::Template;
 use crate::lab::{analysis, answer, gsm8k, vote};
 
@@ -18,8 +21,13 @@ const AFTER_HELP: &str = "\
 Each question is generated with the template's stop strings. With --out FILE.jsonl, one JSON line per
 question is appended as soon as it finishes:
   {\"index\", \"template\", \"prompt_hash\" (sha256 of the prompt), \"paths\": [{\"text\", \"answer\",
-   \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\"}], \"vote\", \"gold\",
-   \"correct\" (majority vote right), \"first_correct\", \"generation_ms\"}
+   \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\",
+   \"logprob\"?}], \"vote\", \"gold\",
+   \"correct\" (majority vote right), \"first_correct\", \"generation_ms\",
+   \"select\": [{\"strategy\", \"answer\", \"correct\", \"tie\"?, \"fallback\"?, \"scores\"?}]}
+--select majority,weighted,verified,judge scores the same paths with each strategy: majority (ties go to
+the answer given first), weighted (votes weighted by each path's probability), verified (majority of the
+paths without arithmetic_error), judge (the model picks a candidate after templates/judge/judge.yaml).
 Rerunning with the same --out skips the questions already there (a line cut short by a crash is run
 again), so an interrupted run loses no finished question.
 
@@ -49,6 +57,20 @@ pub struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Decode up to this many sequences (paths of several questions) in one batch; a finished
+    /// question's rows go to the next question at once. Output equals one question at a time.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Selection strategies scored on the same paths (comma list): majority, weighted, verified, judge.
+    #[arg(long, default_value = "majority")]
+    pub select: String,
+    /// Model for `--select judge` (directory or hub id; same --dtype/--quantize). Default: the model that
+    /// generated.
+    #[arg(long)]
+    pub judge_model: Option<String>,
+    /// Judge prompt file. Default: judge/judge.yaml in the templates directory, else the shipped one.
+    #[arg(long, value_name = "FILE.yaml")]
+    pub judge_prompt: Option<PathBuf>,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -84,8 +106,12 @@ pub fn parse_questions(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (_, template) = super::prompt::load_template(&args.template, args.templates_dir.as_deref())?;
     let questions = parse_questions(&args.questions, gsm8k::test_set().len())?;
+    let strategies = Strategy::parse_list(&args.select).context("--select")?;
     if args.sampling.paths == 0 {
         anyhow::bail!("--paths must be at least 1");
+    }
+    if args.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
     }
     let mut results = match &args.out {
         Some(p) => Some(ResultsFile::open(p, &template.name)?),
@@ -96,7 +122,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|r| r.existing.iter().filter(|r| wanted.contains(&r.index)).cloned().collect())
         .unwrap_or_default();
-    let done: HashSet<usize> = results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
+    let done: HashSet<usize> =
+        results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
     let todo: Vec<usize> = questions.iter().copied().filter(|i| !done.contains(i)).collect();
     if let (Some(r), Some(p)) = (&results, &args.out) {
         if !r.existing.is_empty() || r.dropped_partial_line {
@@ -109,23 +136,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    let unjudged = records.iter().any(|r| !r.select.iter().any(|s| s.strategy == Strategy::Judge));
+    let judging = strategies.contains(&Strategy::Judge) && (unjudged || !todo.is_empty());
+    let engine = if !todo.is_empty() || (judging && args.judge_model.is_none()) {
+        Some(args.model.open_engine()?)
+    } else {
+        None
+    };
+    let selector = Selector { judge: open_judge(&args, judging, engine.as_ref())?, strategies };
+    let filled = records.iter_mut().map(|r| selector.fill(r)).collect::<Result<Vec<bool>, _>>()?;
+    if let (Some(p), n @ 1..) = (&args.out, filled.iter().filter(|&&f| f).count()) {
+        eprintln!(
+            "scored {n} questions already in {} with strategies their lines lack (not written back)",
+            p.display()
+        );
+    }
     let mut generation_ms_this_run = 0.0;
     let mut tokens_this_run = 0usize;
-    if !todo.is_empty() {
-        let engine = args.model.open_engine()?;
+    if let (false, Some(engine)) = (todo.is_empty(), engine) {
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
-        for &i in &todo {
-            let r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), args.sampling.paths)?;
-            if let Some(f) = results.as_mut() {
-                f.append(&r)?;
-            }
-            generation_ms_this_run += r.generation_ms;
-            tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
-            records.push(r);
-            bar.inc(1);
-            update_message(&bar, &evalfile::summarize(&records));
-        }
+        let params = args.sampling.params();
+        evaluate_questions(
+            engine.as_ref(),
+            &template,
+            &todo,
+            &params,
+            args.sampling.paths,
+            args.batch,
+            &mut |mut r| {
+                selector.fill(&mut r)?;
+                if let Some(f) = results.as_mut() {
+                    f.append(&r)?;
+                }
+                generation_ms_this_run += r.generation_ms;
+                tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
+                records.push(r);
+                bar.inc(1);
+                update_message(&bar, &evalfile::summarize(&records));
+                Ok(())
+            },
+        )?;
         bar.finish_and_clear();
     }
     records.sort_by_key(|r| r.index);
@@ -137,6 +188,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", summary_text(&template.name, &args, &summary, this_run));
     }
     Ok(())
+}
+
+/// The judge's engine (`--judge-model`, else the generating engine) and prompt, when judging.
+fn open_judge(
+    args: &Args,
+    judging: bool,
+    engine: Option<&Arc<dyn Engine>>,
+) -> anyhow::Result<Option<(Arc<dyn Engine>, JudgePrompt)>> {
+    if !judging {
+        return Ok(None);
+    }
+    let dir = args.templates_dir.clone().unwrap_or_else(crate::lab::default_dir);
+    let (_, prompt) = JudgePrompt::resolve(args.judge_prompt.as_deref(), &dir)?;
+    let engine = match (&args.judge_model, engine) {
+        (Some(m), _) => {
+            ModelArgs { model: Some(m.clone()), ..args.model.clone() }.open_engine().context("--judge-model")?
+        }
+        (None, Some(e)) => Arc::clone(e),
+        (None, None) => args.model.open_engine()?,
+    };
+    Ok(Some((engine, prompt)))
 }
 
 fn progress_bar(len: usize, done: usize) -> ProgressBar {
@@ -165,24 +237,71 @@ pub fn evaluate_question(
     params: &SamplingParams,
     paths: usize,
 ) -> anyhow::Result<EvalRecord> {
-    let problem = gsm8k::test_problem(index)?;
-    let prompt = template.render(&problem.question);
-    let req = GenerateRequest {
-        prompt: prompt.clone(),
-        paths,
-        sampling: params.clone(),
-        stop: template.stop_strings().to_vec(),
-    };
-    let mut done: Vec<Option<PathResult>> = vec![None; paths];
-    let stats = engine
-        .generate(&req, &CancelFlag::new(), &mut |ev| {
-            if let EngineEvent::Done(r) = ev {
-                if let Some(slot) = done.get_mut(r.path) {
-                    *slot = Some(r);
-                }
-            }
+    let mut out = None;
+    evaluate_questions(engine, template, &[index], params, paths, 1, &mut |r| {
+        out = Some(r);
+        Ok(())
+    })?;
+    out.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish it"))
+}
+
+/// Generates and reads the questions `indices`, decoding up to `batch` sequences together
+/// ([`Engine::generate_many`]); `done` gets each record as soon as its question finishes.
+pub fn evaluate_questions(
+    engine: &dyn Engine,
+    template: &Template,
+    indices: &[usize],
+    params: &SamplingParams,
+    paths: usize,
+    batch: usize,
+    done: &mut dyn FnMut(EvalRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let problems = indices.iter().map(|&i| gsm8k::test_problem(i)).collect::<Result<Vec<_>, _>>()?;
+    let reqs: Vec<GenerateRequest> = problems
+        .iter()
+        .map(|p| GenerateRequest {
+            prompt: template.render(&p.question),
+            paths,
+            sampling: params.clone(),
+            stop: template.stop_strings().to_vec(),
         })
-        .with_context(|| format!("question {index}"))?;
+        .collect();
+    let mut finished: Vec<Vec<Option<PathResult>>> = vec![vec![None; paths]; reqs.len()];
+    let mut failed: Option<anyhow::Error> = None;
+    let run = engine.generate_many(&reqs, batch, &CancelFlag::new(), &mut |i, ev| match ev {
+        EngineEvent::Done(r) => {
+            if let Some(slot) = finished[i].get_mut(r.path) {
+                *slot = Some(r);
+            }
+        }
+        EngineEvent::Stats(stats) if failed.is_none() => {
+            let paths = std::mem::take(&mut finished[i]);
+            let record = read_question(template, indices[i], &reqs[i].prompt, problems[i], paths, &stats);
+            if let Err(e) = record.and_then(&mut *done) {
+                failed = Some(e);
+            }
+        }
+        _ => {}
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match (run, indices) {
+        (Err(e), [one]) => Err(anyhow::Error::new(e).context(format!("question {one}"))),
+        (Err(e), _) => Err(anyhow::Error::new(e).context("questions")),
+        (Ok(_), _) => Ok(()),
+    }
+}
+
+/// The record of question `index` from its finished paths.
+fn read_question(
+    template: &Template,
+    index: usize,
+    prompt: &str,
+    problem: &gsm8k::Problem,
+    done: Vec<Option<PathResult>>,
+    stats: &GenerationStats,
+) -> anyhow::Result<EvalRecord> {
     let ctx = DetectContext::for_template(template, &problem.question);
     let paths: Vec<EvalPath> = done
         .into_iter()
@@ -199,6 +318,7 @@ pub fn evaluate_question(
                 stop_reason: r.stop_reason.as_str().to_string(),
                 stop_string: stop,
                 tokens: r.token_ids.len(),
+                logprob: None,
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -208,13 +328,14 @@ pub fn evaluate_question(
     Ok(EvalRecord {
         index,
         template: template.name.clone(),
-        prompt_hash: evalfile::prompt_hash(&prompt),
+        prompt_hash: evalfile::prompt_hash(prompt),
         correct: is_right(&v.majority),
         first_correct: paths.first().is_some_and(|p| is_right(&p.answer)),
         paths,
         vote: v,
         gold: problem.gold.clone(),
         generation_ms: stats.prefill_ms + stats.decode_ms,
+        select: Vec::new(),
     })
 }
 
@@ -232,11 +353,7 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
     let model = args.model.model.as_deref().unwrap_or("default (tiny-bloom-gsm8k)");
     t.push_str(&format!(
         "eval {template} on GSM8K test {}: {} questions, {} paths each (model {model}, temperature {}, seed {})\n",
-        args.questions,
-        s.questions,
-        args.sampling.paths,
-        args.sampling.temperature,
-        args.sampling.seed
+        args.questions, s.questions, args.sampling.paths, args.sampling.temperature, args.sampling.seed
     ));
     t.push_str(&format!(
         "first-path accuracy:    {}/{} = {}\n",
@@ -251,6 +368,7 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
         pct(s.majority_correct, s.questions),
         s.ties
     ));
+    t.push_str(&select::summary_lines(&s.strategies));
     t.push_str(&format!("answers by rule:        strict {}, flexible {}, none {}\n", s.strict, s.flexible, s.none));
     t.push_str(&format!("failures by kind (paths with it, of {}):\n", s.paths));
     for k in FailureKind::ALL {
@@ -261,7 +379,11 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
         Some(all) => {
             t.push_str(&format!("tokens/s:               {all:.1} ({} tokens generated in all)", s.tokens));
             if ms > 0.0 {
-                t.push_str(&format!("; this run {:.1} ({tokens} tokens in {:.1} s)", tokens as f64 / (ms / 1000.0), ms / 1000.0));
+                t.push_str(&format!(
+                    "; this run {:.1} ({tokens} tokens in {:.1} s)",
+                    tokens as f64 / (ms / 1000.0),
+                    ms / 1000.0
+                ));
             }
             t.push('\n');
         }

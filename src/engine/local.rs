@@ -31,12 +31,7 @@ pub struct LocalEngine {
 }
 
 impl LocalEngine {
-    pub fn new(
-        model: Box<dyn DecoderModel>,
-        tokenizer: Tokenizer,
-        eos_token_id: Option<u32>,
-        info: ModelInfo,
-    ) -> Self {
+    pub fn new(model: Box<dyn DecoderModel>, tokenizer: Tokenizer, eos_token_id: Option<u32>, info: ModelInfo) -> Self {
         Self { model: Mutex::new(model), tokenizer, eos_token_id, info }
     }
 
@@ -82,17 +77,17 @@ pub fn validate(req: &GenerateRequest) -> Result<(), EngineError> {
 }
 
 /// The state of one path during generation.
-struct PathState {
+pub(crate) struct PathState {
     index: usize,
     sampler: Sampler,
     stream: TextStream,
     stop: StopMatcher,
     ids: Vec<u32>,
-    text: String,
+    pub(crate) text: String,
 }
 
 impl PathState {
-    fn new(req: &GenerateRequest, index: usize) -> Self {
+    pub(crate) fn new(req: &GenerateRequest, index: usize) -> Self {
         Self {
             index,
             sampler: Sampler::new(&req.sampling, index),
@@ -131,7 +126,7 @@ impl PathState {
     }
 
     /// Releases all held-back text at the end of the path (it may still complete a stop string).
-    fn flush(&mut self, tokenizer: &Tokenizer) -> Result<(String, Option<StopReason>), EngineError> {
+    pub(crate) fn flush(&mut self, tokenizer: &Tokenizer) -> Result<(String, Option<StopReason>), EngineError> {
         let rest = self.stream.finish(tokenizer)?;
         let out = self.stop.push(&rest);
         if let Some(s) = out.stopped {
@@ -140,13 +135,37 @@ impl PathState {
         Ok((out.text + &self.stop.finish(), None))
     }
 
-    fn result(&self, stop_reason: StopReason) -> PathResult {
+    pub(crate) fn result(&self, stop_reason: StopReason) -> PathResult {
         PathResult { path: self.index, text: self.text.clone(), token_ids: self.ids.clone(), stop_reason }
     }
 }
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
+}
+
+impl LocalEngine {
+    /// Takes path `path`'s next token from `logits` and reports it (`Token`, then `Done` if the path
+    /// ends with it). Returns the token to feed the model next, or `None` when the path has ended.
+    pub(crate) fn advance(
+        &self,
+        path: &mut PathState,
+        logits: &[f32],
+        max_new: usize,
+        sink: &mut dyn FnMut(EngineEvent),
+    ) -> Result<Option<u32>, EngineError> {
+        let tok = path.sampler.sample(logits)?;
+        let (text, stopped) = path.accept(tok, self.eos_token_id, max_new, &self.tokenizer)?;
+        path.text.push_str(&text);
+        sink(EngineEvent::Token { path: path.index, id: tok, text });
+        match stopped {
+            Some(reason) => {
+                sink(EngineEvent::Done(path.result(reason)));
+                Ok(None)
+            }
+            None => Ok(Some(tok)),
+        }
+    }
 }
 
 impl Engine for LocalEngine {
@@ -156,6 +175,10 @@ impl Engine for LocalEngine {
 
     fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
         Ok(self.encode(text)?.len())
+    }
+
+    fn next_token_logprobs(&self, prompt: &str, tokens: &[String]) -> Result<Vec<Option<f32>>, EngineError> {
+        super::score::next_token_logprobs(&self.model, &self.tokenizer, prompt, tokens)
     }
 
     /// Events: `Prefilled`; per step, one `Token` per live path (its text is what became final:
@@ -211,18 +234,10 @@ impl Engine for LocalEngine {
                     None => &first_logits,
                     Some(rows) => &rows[row],
                 };
-                let path = &mut paths[p];
-                let tok = path.sampler.sample(logits)?;
-                let (text, stopped) = path.accept(tok, self.eos_token_id, max_new, &self.tokenizer)?;
                 generated += 1;
-                path.text.push_str(&text);
-                sink(EngineEvent::Token { path: p, id: tok, text });
-                match stopped {
-                    Some(reason) => sink(EngineEvent::Done(path.result(reason))),
-                    None => {
-                        kept_rows.push(row);
-                        next_tokens.push(tok);
-                    }
+                if let Some(tok) = self.advance(&mut paths[p], logits, max_new, sink)? {
+                    kept_rows.push(row);
+                    next_tokens.push(tok);
                 }
             }
             if kept_rows.is_empty() {
@@ -260,9 +275,29 @@ impl Engine for LocalEngine {
             decode_ms,
             generated_tokens: generated,
             decode_tok_s,
+            cached_prompt_tokens: model.cached_prompt_tokens(),
         };
         sink(EngineEvent::Stats(stats.clone()));
         Ok(stats)
+    }
+    /// With `max_rows` > 1, the requests are decoded as one continuously refilled batch (see
+    /// [`super::batch`]) when the model can batch prompts; otherwise one at a time.
+    fn generate_many(
+        &self,
+        reqs: &[GenerateRequest],
+        max_rows: usize,
+        cancel: &CancelFlag,
+        sink: &mut dyn FnMut(usize, EngineEvent),
+    ) -> Result<Vec<GenerationStats>, EngineError> {
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| EngineError::Model("the model is unusable: an earlier generation panicked".into()))?;
+        if max_rows > 1 && model.can_batch_prompts() {
+            return super::batch::generate_many(self, model.as_mut(), reqs, max_rows, cancel, sink);
+        }
+        drop(model);
+        reqs.iter().enumerate().map(|(i, r)| self.generate(r, cancel, &mut |e| sink(i, e))).collect()
     }
 }
 
