@@ -291,3 +291,56 @@ fn html_is_self_contained_and_renders_in_headless_chromium() {
         std::fs::copy(&shot, keep).unwrap();
     }
 }
+
+/// `eval`'s own summary (`--json`) and `report` agree on files `eval` wrote with the embedded model.
+#[test]
+fn agrees_with_eval_on_files_eval_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    let mut summaries = Vec::new();
+    for template in ["wei-8shot", "cot-paths"] {
+        let out = dir.path().join(format!("{template}.jsonl"));
+        let o = cotscope(&[
+            "eval",
+            "--template",
+            template,
+            "--questions",
+            "0..3",
+            "--paths",
+            "2",
+            "--max-new-tokens",
+            "12",
+            "--temperature",
+            "0",
+            "--json",
+            "--out",
+            s(&out),
+        ]);
+        summaries.push(serde_json::from_str::<Value>(ok(&o).trim()).unwrap());
+        files.push(out);
+    }
+    let mut args = vec!["report", s(&files[0]), s(&files[1])];
+    // Files that record no settings (an eval before settings were recorded) are compared only with --force.
+    let first_line: Value =
+        serde_json::from_str(std::fs::read_to_string(&files[0]).unwrap().lines().next().unwrap()).unwrap();
+    if first_line.get("settings").is_none() {
+        args.push("--force");
+    }
+    let t = ok(&cotscope(&args));
+    assert!(t.contains("A wei-8shot") && t.contains("B cot-paths") && t.contains("A vs B: 3 questions"), "{t}");
+    args.extend(["--format", "json"]);
+    let v: Value = serde_json::from_str(&ok(&cotscope(&args))).unwrap();
+    for (run, sum) in v["runs"].as_array().unwrap().iter().zip(&summaries) {
+        assert_eq!(run["questions"], sum["questions"]);
+        assert_eq!(run["paths"], sum["paths"]);
+        assert_eq!(run["correct"], sum["majority_correct"]);
+        assert_eq!(run["first_correct"], sum["first_correct"]);
+        let q = sum["questions"].as_f64().unwrap();
+        assert_eq!(run["accuracy"].as_f64().unwrap(), sum["majority_correct"].as_f64().unwrap() / q);
+        let mean = sum["tokens"].as_f64().unwrap() / sum["paths"].as_f64().unwrap();
+        assert!((run["mean_tokens"].as_f64().unwrap() - mean).abs() < 1e-9);
+        let ci = (run["ci_low"].as_f64().unwrap(), run["ci_high"].as_f64().unwrap());
+        assert!(ci.0 <= run["accuracy"].as_f64().unwrap() && run["accuracy"].as_f64().unwrap() <= ci.1, "{run}");
+    }
+    assert_eq!(v["pairs"][0]["questions"], 3);
+}

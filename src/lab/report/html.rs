@@ -65,6 +65,9 @@ pub fn render(report: &Report) -> String {
     };
     section(&mut t, "Runs and their settings", None, find("Runs"));
     section(&mut t, "Accuracy (95% Wilson interval)", Some(svg::accuracy(report)), find("Accuracy"));
+    if let Some(sel) = find("Selection") {
+        section(&mut t, "Selection strategies (eval --select)", None, Some(sel));
+    }
     if !report.pairs.is_empty() {
         section(&mut t, "Paired comparison (exact McNemar test)", Some(svg::flips(report)), find("Paired"));
     }

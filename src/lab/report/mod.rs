@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::detect::FailureKind;
+use super::select::Strategy;
 use super::stats;
 pub use load::{read_run, Run};
 use settings::{Comparison, Scope};
@@ -74,6 +75,19 @@ pub struct RunReport {
     pub stop_reasons: Vec<Rate>,
     /// Generated tokens per path.
     pub mean_tokens: f64,
+    /// Accuracy of each `eval --select` strategy the file records (empty without --select).
+    pub selections: Vec<StrategyAccuracy>,
+}
+
+/// One selection strategy's accuracy over the questions that record it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StrategyAccuracy {
+    pub strategy: String,
+    pub questions: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
 }
 
 /// Paired counts of two runs over the questions both ran.
@@ -215,6 +229,23 @@ pub fn run_report(i: usize, run: &Run) -> RunReport {
         .collect();
     let tokens: usize = all_paths().map(|p| p.tokens).sum();
     let (ci, first_ci) = (stats::wilson(correct, questions), stats::wilson(first_correct, questions));
+    let selections = Strategy::ALL
+        .iter()
+        .filter_map(|&st| {
+            let picks: Vec<bool> =
+                records.iter().filter_map(|r| r.select.iter().find(|x| x.strategy == st).map(|x| x.correct)).collect();
+            let n = picks.iter().filter(|&&c| c).count();
+            let i = stats::wilson(n, picks.len());
+            (!picks.is_empty()).then(|| StrategyAccuracy {
+                strategy: st.name().to_string(),
+                questions: picks.len(),
+                correct: n,
+                accuracy: ratio(n, picks.len()),
+                ci_low: i.low,
+                ci_high: i.high,
+            })
+        })
+        .collect();
     RunReport {
         label: label(i),
         file: run.path.display().to_string(),
@@ -234,6 +265,7 @@ pub fn run_report(i: usize, run: &Run) -> RunReport {
         failures,
         stop_reasons,
         mean_tokens: ratio(tokens, paths),
+        selections,
     }
 }
 
@@ -342,6 +374,7 @@ pub(crate) mod tests {
             vote: v,
             gold: gold.into(),
             generation_ms: 1.0,
+            select: vec![],
         }
     }
 
@@ -427,6 +460,22 @@ pub(crate) mod tests {
         let r = build(&[scored("a", 0..3, &[0], Some(0.7)), scored("b", 3..6, &[4], Some(0.7))], false).unwrap();
         assert!(r.pairs.is_empty());
         assert!(r.notes.iter().any(|n| n.contains("no question in common")), "{:?}", r.notes);
+    }
+
+    #[test]
+    fn selection_strategies_are_counted_where_recorded() {
+        use crate::lab::select::{Choice, Selection};
+        let mut records: Vec<EvalRecord> = (0..4).map(|q| record(q, "t", "1", &[Some("1")], "eos")).collect();
+        for (q, right) in [(0, true), (1, false), (2, true)] {
+            records[q].select =
+                vec![Selection { strategy: Strategy::Weighted, choice: Choice::default(), correct: right }];
+        }
+        let r = run_report(0, &run("t", records, None));
+        assert_eq!(r.selections.len(), 1);
+        let w = &r.selections[0];
+        assert_eq!((w.strategy.as_str(), w.questions, w.correct), ("weighted", 3, 2));
+        assert_eq!((w.ci_low, w.ci_high), (stats::wilson(2, 3).low, stats::wilson(2, 3).high));
+        assert!(run_report(0, &scored("u", 0..2, &[0], None)).selections.is_empty());
     }
 
     #[test]

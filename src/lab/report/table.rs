@@ -99,9 +99,30 @@ pub fn human_tables(report: &Report) -> Vec<Table> {
                 })
                 .collect(),
         },
+        Table {
+            title: "Selection strategies (eval --select)".into(),
+            headers: strings(["Run", "Strategy", "Accuracy", "95% CI", "Right"]),
+            rows: report
+                .runs
+                .iter()
+                .flat_map(|r| {
+                    r.selections.iter().map(|x| {
+                        vec![
+                            run_name(r),
+                            x.strategy.clone(),
+                            pct(x.accuracy),
+                            ci(x.ci_low, x.ci_high),
+                            format!("{}/{}", x.correct, x.questions),
+                        ]
+                    })
+                })
+                .collect(),
+        },
         rates_table("Failures per 100 paths", "Failure", report, |r| &r.failures),
         rates_table("Stop reasons per 100 paths", "Stop reason", report, |r| &r.stop_reasons),
     ];
+    // Only files of `eval --select` have strategies.
+    out.retain(|t| !t.title.starts_with("Selection") || !t.rows.is_empty());
     if !report.pairs.is_empty() {
         out.push(Table {
             title: "Paired comparison (majority vote; exact McNemar test)".into(),

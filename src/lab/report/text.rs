@@ -132,6 +132,26 @@ pub fn render(report: &Report, g: &Glyphs) -> String {
     let first = |r: &RunReport| (r.first_path_accuracy, r.first_path_ci_low, r.first_path_ci_high, r.first_correct);
     accuracy_chart(&mut t, "First-path accuracy", report, first, name_w, g);
 
+    if report.runs.iter().any(|r| !r.selections.is_empty()) {
+        let _ = writeln!(t, "\nSelection strategies (eval --select), 95% Wilson interval");
+        for r in &report.runs {
+            for x in &r.selections {
+                let _ = writeln!(
+                    t,
+                    "  {}  {:<9} |{}|  {:>6}  [{:.1}, {:.1}]  {}/{}",
+                    pad(&run_name(r), name_w),
+                    x.strategy,
+                    interval_bar(x.accuracy, x.ci_low, x.ci_high, g),
+                    pct(x.accuracy),
+                    100.0 * x.ci_low,
+                    100.0 * x.ci_high,
+                    x.correct,
+                    x.questions
+                );
+            }
+        }
+    }
+
     rates_chart(&mut t, "Failures per 100 paths (a path counts once per kind)", report, |r| &r.failures, g);
     rates_chart(&mut t, "Stop reasons per 100 paths", report, |r| &r.stop_reasons, g);
 
