@@ -361,6 +361,7 @@ pub(crate) mod tests {
                 stop_reason: stop.to_string(),
                 stop_string: None,
                 tokens: 10,
+                logprob: None,
             })
             .collect();
         let v = vote(&answers.iter().map(|a| a.map(str::to_string)).collect::<Vec<_>>());
