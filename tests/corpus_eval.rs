@@ -99,3 +99,22 @@ fn answers_compared_with_lm_eval_filters() {
     );
     assert!(ours as f64 >= 0.95 * n as f64, "cotscope reads the reader's answer on {ours} of {n}");
 }
+
+#[test]
+fn streaming_equals_detect_all_on_real_output() {
+    use cotscope::lab::detect::{detect_all, StreamDetector};
+    for it in bloom_corpus() {
+        let want = detect_all(&it.context(), &it.text);
+        for size in [1, 3, 7] {
+            let mut d = StreamDetector::new(it.context());
+            let chars: Vec<char> = it.text.chars().collect();
+            for chunk in chars.chunks(size) {
+                d.push(&chunk.iter().collect::<String>());
+                for f in d.failures() {
+                    assert!(f.end <= d.text().len(), "{}", it.id);
+                }
+            }
+            assert_eq!(d.finish(), want, "{} in chunks of {size}", it.id);
+        }
+    }
+}

@@ -271,7 +271,7 @@ impl Repetition {
 
 /// A long word made of one short piece said over and over.
 fn piece_loop(text: &str, w: &Word) -> Option<RawSpan> {
-    let raw = text[w.start..w.end].as_bytes();
+    let raw = &text.as_bytes()[w.start..w.end];
     if raw.len() < LONG_WORD {
         return None;
     }
