@@ -3,6 +3,8 @@
 
 pub mod analysis;
 pub mod answer;
+mod conclusion;
+pub mod corpus;
 pub mod detect;
 pub mod evalfile;
 pub mod gsm8k;
