@@ -8,7 +8,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, SamplingParams};
+use crate::engine::{CancelFlag, Engine, EngineEvent, Forcer, GenerateRequest, PathResult, SamplingParams};
+use crate::lab::calculator::{self, Calculator};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
 use crate::lab::template::Template;
@@ -49,6 +50,10 @@ pub struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Calculator in the loop: after `expression =`, write the exact result for the model; those
+    /// results are not checked for arithmetic errors.
+    #[arg(long)]
+    pub calculator: bool,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -96,7 +101,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|r| r.existing.iter().filter(|r| wanted.contains(&r.index)).cloned().collect())
         .unwrap_or_default();
-    let done: HashSet<usize> = results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
+    let done: HashSet<usize> =
+        results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
     let todo: Vec<usize> = questions.iter().copied().filter(|i| !done.contains(i)).collect();
     if let (Some(r), Some(p)) = (&results, &args.out) {
         if !r.existing.is_empty() || r.dropped_partial_line {
@@ -116,7 +122,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
         for &i in &todo {
-            let r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), args.sampling.paths)?;
+            let opts = QuestionOptions { paths: args.sampling.paths, calculator: args.calculator };
+            let r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), &opts)?;
             if let Some(f) = results.as_mut() {
                 f.append(&r)?;
             }
@@ -157,14 +164,24 @@ fn update_message(bar: &ProgressBar, s: &Summary) {
     ));
 }
 
-/// Generates `paths` paths for question `index` and reads them.
+/// How each question is generated, besides sampling.
+#[derive(Clone, Debug, Default)]
+pub struct QuestionOptions {
+    /// Paths per question.
+    pub paths: usize,
+    /// Calculator in the loop.
+    pub calculator: bool,
+}
+
+/// Generates `opts.paths` paths for question `index` and reads them.
 pub fn evaluate_question(
     engine: &dyn Engine,
     template: &Template,
     index: usize,
     params: &SamplingParams,
-    paths: usize,
+    opts: &QuestionOptions,
 ) -> anyhow::Result<EvalRecord> {
+    let paths = opts.paths;
     let problem = gsm8k::test_problem(index)?;
     let prompt = template.render(&problem.question);
     let req = GenerateRequest {
@@ -172,6 +189,8 @@ pub fn evaluate_question(
         paths,
         sampling: params.clone(),
         stop: template.stop_strings().to_vec(),
+        forcer: opts.calculator.then(|| Forcer::new(Calculator)),
+        ..GenerateRequest::default()
     };
     let mut done: Vec<Option<PathResult>> = vec![None; paths];
     let stats = engine
@@ -195,7 +214,9 @@ pub fn evaluate_question(
                 text: r.text,
                 answer: a.answer,
                 answer_rule: a.answer_rule,
-                failures: a.failures,
+                // The calculator's results are right by construction.
+                failures: calculator::drop_forced_results(a.failures, &r.forced_spans),
+                forced_spans: r.forced_spans,
                 stop_reason: r.stop_reason.as_str().to_string(),
                 stop_string: stop,
                 tokens: r.token_ids.len(),
@@ -232,11 +253,7 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
     let model = args.model.model.as_deref().unwrap_or("default (tiny-bloom-gsm8k)");
     t.push_str(&format!(
         "eval {template} on GSM8K test {}: {} questions, {} paths each (model {model}, temperature {}, seed {})\n",
-        args.questions,
-        s.questions,
-        args.sampling.paths,
-        args.sampling.temperature,
-        args.sampling.seed
+        args.questions, s.questions, args.sampling.paths, args.sampling.temperature, args.sampling.seed
     ));
     t.push_str(&format!(
         "first-path accuracy:    {}/{} = {}\n",
@@ -261,7 +278,11 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
         Some(all) => {
             t.push_str(&format!("tokens/s:               {all:.1} ({} tokens generated in all)", s.tokens));
             if ms > 0.0 {
-                t.push_str(&format!("; this run {:.1} ({tokens} tokens in {:.1} s)", tokens as f64 / (ms / 1000.0), ms / 1000.0));
+                t.push_str(&format!(
+                    "; this run {:.1} ({tokens} tokens in {:.1} s)",
+                    tokens as f64 / (ms / 1000.0),
+                    ms / 1000.0
+                ));
             }
             t.push('\n');
         }
@@ -307,7 +328,8 @@ mod tests {
         ];
         let engine = fake_engine(&texts);
         let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r = evaluate_question(&engine, &wei(), 1, &params, 3).unwrap();
+        let r =
+            evaluate_question(&engine, &wei(), 1, &params, &QuestionOptions { paths: 3, calculator: false }).unwrap();
         assert_eq!(r.index, 1);
         assert_eq!(r.gold, "3");
         assert_eq!(r.prompt_hash, evalfile::prompt_hash(&wei().render(&gsm8k::test_set()[1].question)));
@@ -326,7 +348,8 @@ mod tests {
         // The template stops at "\nQ:": the invented question is cut off but still reported.
         let engine = fake_engine(&[" 2 + 1 = 3. The answer is 3.\nQ: Tom has 4 cats."]);
         let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r = evaluate_question(&engine, &wei(), 1, &params, 1).unwrap();
+        let r =
+            evaluate_question(&engine, &wei(), 1, &params, &QuestionOptions { paths: 1, calculator: false }).unwrap();
         let p = &r.paths[0];
         assert_eq!(p.text, " 2 + 1 = 3. The answer is 3.");
         assert_eq!((p.stop_reason.as_str(), p.stop_string.as_deref()), ("stop_string", Some("\nQ:")));
