@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::answer::AnswerRule;
 use super::detect::{Failure, FailureKind};
+use super::select::{Selection, StrategySummary};
 use super::vote::Vote;
 
 /// One path of one question.
@@ -29,6 +30,10 @@ pub struct EvalPath {
     /// Byte ranges of `text` the calculator wrote (`eval --calculator`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced_spans: Vec<std::ops::Range<usize>>,
+    /// Sum of the log-probabilities of the tokens the model chose (calculator-forced tokens
+    /// excluded), when the run asked the engine for them (`--select weighted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprob: Option<f64>,
 }
 
 /// One question: a line of the results file.
@@ -49,6 +54,9 @@ pub struct EvalRecord {
     /// Generation time of this question (prefill and decode), for the speed summary.
     #[serde(default)]
     pub generation_ms: f64,
+    /// Each selection strategy's answer (`--select`); majority first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select: Vec<Selection>,
 }
 
 /// Errors reading or writing a results file. One line, naming the file.
@@ -166,6 +174,10 @@ pub struct Summary {
     pub none: usize,
     pub tokens: usize,
     pub generation_ms: f64,
+    /// Accuracy of each selection strategy the records hold, with its 95% Wilson interval and its
+    /// differences from the majority vote.
+    #[serde(default)]
+    pub strategies: Vec<StrategySummary>,
 }
 
 impl Summary {
@@ -190,8 +202,12 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 /// Totals over `records`.
-pub fn summarize<'a>(records: impl IntoIterator<Item = &'a EvalRecord>) -> Summary {
-    let mut s = Summary { failures: FailureKind::ALL.iter().map(|&k| (k, 0)).collect(), ..Summary::default() };
+pub fn summarize<'a>(records: impl IntoIterator<Item = &'a EvalRecord> + Clone) -> Summary {
+    let mut s = Summary {
+        failures: FailureKind::ALL.iter().map(|&k| (k, 0)).collect(),
+        strategies: super::select::summarize(records.clone()),
+        ..Summary::default()
+    };
     for r in records {
         s.questions += 1;
         s.first_correct += usize::from(r.first_correct);
@@ -231,6 +247,7 @@ mod tests {
             stop_string: Some("\n\n".into()),
             tokens: 5,
             forced_spans: vec![],
+            logprob: None,
         };
         let v = vote(&[Some(answer.to_string())]);
         EvalRecord {
@@ -243,6 +260,7 @@ mod tests {
             correct: answer == gold,
             first_correct: answer == gold,
             generation_ms: 10.0,
+            select: vec![],
         }
     }
 

@@ -7,8 +7,11 @@ pub mod calculator;
 pub mod detect;
 pub mod evalfile;
 pub mod gsm8k;
+pub mod judge;
 pub mod number;
 pub mod prompt_parse;
+pub mod select;
+pub mod stats;
 pub mod template;
 pub mod vote;
 

@@ -254,7 +254,7 @@ fn quote_opt(s: &Option<String>) -> String {
     }
 }
 
-fn parse_error(path: &Path, e: &serde_yaml::Error) -> TemplateError {
+pub(crate) fn parse_error(path: &Path, e: &serde_yaml::Error) -> TemplateError {
     let full = e.to_string();
     // serde_yaml appends " at line L column C"; the location goes in front instead.
     let message = match full.find(" at line ") {

@@ -20,12 +20,18 @@ pub struct Vote {
     pub voters: usize,
 }
 
+/// The form answers are compared and reported in: the number normalised (`$1,000` and `1000.0` are
+/// `1000`), else the trimmed text.
+pub fn answer_key(a: &str) -> String {
+    number::normalize(a).unwrap_or_else(|| a.trim().to_string())
+}
+
 /// Votes over the paths' answers; paths without an answer do not vote. Answers are compared as numbers
 /// (`18` and `18.0` are one answer).
 pub fn vote(answers: &[Option<String>]) -> Vote {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for a in answers.iter().flatten() {
-        let key = number::normalize(a).unwrap_or_else(|| a.trim().to_string());
+        let key = answer_key(a);
         match counts.iter_mut().find(|(k, _)| *k == key) {
             Some((_, n)) => *n += 1,
             None => counts.push((key, 1)),
