@@ -183,8 +183,10 @@ fn run_eval(args: Args, threads: usize) -> anyhow::Result<()> {
                 top_p: None,
                 seed: 0,
                 max_new_tokens: args.new_tokens,
+                ..SamplingParams::default()
             },
             stop: template.stop_strings().to_vec(),
+            ..GenerateRequest::default()
         })
         .collect();
     let runs = bench::eval_scenario::run(&engine, &reqs, &args.batch).context("eval run")?;

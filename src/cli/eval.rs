@@ -9,7 +9,10 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, GenerationStats, PathResult, SamplingParams};
+use crate::engine::{
+    CancelFlag, Engine, EngineEvent, Forcer, GenerateRequest, GenerationStats, PathResult, SamplingParams,
+};
+use crate::lab::calculator::{self, Calculator};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
 use crate::lab::judge::JudgePrompt;
@@ -22,7 +25,7 @@ Each question is generated with the template's stop strings. With --out FILE.jso
 question is appended as soon as it finishes:
   {\"index\", \"template\", \"prompt_hash\" (sha256 of the prompt), \"paths\": [{\"text\", \"answer\",
    \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\",
-   \"logprob\"?}], \"vote\", \"gold\",
+   \"logprob\"?, \"forced_spans\"? (byte ranges the calculator wrote)}], \"vote\", \"gold\",
    \"correct\" (majority vote right), \"first_correct\", \"generation_ms\",
    \"select\": [{\"strategy\", \"answer\", \"correct\", \"tie\"?, \"fallback\"?, \"scores\"?}]}
 --select majority,weighted,verified,judge scores the same paths with each strategy: majority (ties go to
@@ -71,6 +74,10 @@ pub struct Args {
     /// Judge prompt file. Default: judge/judge.yaml in the templates directory, else the shipped one.
     #[arg(long, value_name = "FILE.yaml")]
     pub judge_prompt: Option<PathBuf>,
+    /// Calculator in the loop: after `expression =`, write the exact result for the model; those
+    /// results are not checked for arithmetic errors.
+    #[arg(long)]
+    pub calculator: bool,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -157,26 +164,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
         let params = args.sampling.params();
-        evaluate_questions(
-            engine.as_ref(),
-            &template,
-            &todo,
-            &params,
-            args.sampling.paths,
-            args.batch,
-            &mut |mut r| {
-                selector.fill(&mut r)?;
-                if let Some(f) = results.as_mut() {
-                    f.append(&r)?;
-                }
-                generation_ms_this_run += r.generation_ms;
-                tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
-                records.push(r);
-                bar.inc(1);
-                update_message(&bar, &evalfile::summarize(&records));
-                Ok(())
-            },
-        )?;
+        let opts = QuestionOptions {
+            paths: args.sampling.paths,
+            batch: args.batch,
+            calculator: args.calculator,
+            // `weighted` needs each path's probability.
+            logprobs: selector.strategies.contains(&Strategy::Weighted),
+        };
+        evaluate_questions(engine.as_ref(), &template, &todo, &params, &opts, &mut |mut r| {
+            selector.fill(&mut r)?;
+            if let Some(f) = results.as_mut() {
+                f.append(&r)?;
+            }
+            generation_ms_this_run += r.generation_ms;
+            tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
+            records.push(r);
+            bar.inc(1);
+            update_message(&bar, &evalfile::summarize(&records));
+            Ok(())
+        })?;
         bar.finish_and_clear();
     }
     records.sort_by_key(|r| r.index);
@@ -229,6 +235,19 @@ fn update_message(bar: &ProgressBar, s: &Summary) {
     ));
 }
 
+/// How questions are generated, besides sampling.
+#[derive(Clone, Debug, Default)]
+pub struct QuestionOptions {
+    /// Paths per question.
+    pub paths: usize,
+    /// Sequences decoded together ([`Engine::generate_many`]).
+    pub batch: usize,
+    /// Calculator in the loop.
+    pub calculator: bool,
+    /// Record each path's log-probability (`EvalPath::logprob`).
+    pub logprobs: bool,
+}
+
 /// Generates `paths` paths for question `index` and reads them.
 pub fn evaluate_question(
     engine: &dyn Engine,
@@ -238,24 +257,25 @@ pub fn evaluate_question(
     paths: usize,
 ) -> anyhow::Result<EvalRecord> {
     let mut out = None;
-    evaluate_questions(engine, template, &[index], params, paths, 1, &mut |r| {
+    let opts = QuestionOptions { paths, batch: 1, ..QuestionOptions::default() };
+    evaluate_questions(engine, template, &[index], params, &opts, &mut |r| {
         out = Some(r);
         Ok(())
     })?;
     out.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish it"))
 }
 
-/// Generates and reads the questions `indices`, decoding up to `batch` sequences together
+/// Generates and reads the questions `indices`, decoding up to `opts.batch` sequences together
 /// ([`Engine::generate_many`]); `done` gets each record as soon as its question finishes.
 pub fn evaluate_questions(
     engine: &dyn Engine,
     template: &Template,
     indices: &[usize],
     params: &SamplingParams,
-    paths: usize,
-    batch: usize,
+    opts: &QuestionOptions,
     done: &mut dyn FnMut(EvalRecord) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let (paths, batch) = (opts.paths, opts.batch);
     let problems = indices.iter().map(|&i| gsm8k::test_problem(i)).collect::<Result<Vec<_>, _>>()?;
     let reqs: Vec<GenerateRequest> = problems
         .iter()
@@ -264,6 +284,9 @@ pub fn evaluate_questions(
             paths,
             sampling: params.clone(),
             stop: template.stop_strings().to_vec(),
+            logprobs: opts.logprobs.then_some(0),
+            forcer: opts.calculator.then(|| Forcer::new(Calculator)),
+            ..GenerateRequest::default()
         })
         .collect();
     let mut finished: Vec<Vec<Option<PathResult>>> = vec![vec![None; paths]; reqs.len()];
@@ -276,7 +299,7 @@ pub fn evaluate_questions(
         }
         EngineEvent::Stats(stats) if failed.is_none() => {
             let paths = std::mem::take(&mut finished[i]);
-            let record = read_question(template, indices[i], &reqs[i].prompt, problems[i], paths, &stats);
+            let record = read_question(template, &reqs[i], indices[i], problems[i], paths, &stats);
             if let Err(e) = record.and_then(&mut *done) {
                 failed = Some(e);
             }
@@ -296,8 +319,8 @@ pub fn evaluate_questions(
 /// The record of question `index` from its finished paths.
 fn read_question(
     template: &Template,
+    req: &GenerateRequest,
     index: usize,
-    prompt: &str,
     problem: &gsm8k::Problem,
     done: Vec<Option<PathResult>>,
     stats: &GenerationStats,
@@ -311,14 +334,16 @@ fn read_question(
             let stop = r.stop_reason.stop_string().map(str::to_string);
             let a = analysis::analyze_stopped(&ctx, &r.text, stop.as_deref(), Some(&problem.gold));
             Ok(EvalPath {
-                text: r.text,
                 answer: a.answer,
                 answer_rule: a.answer_rule,
-                failures: a.failures,
+                // The calculator's results are right by construction.
+                failures: calculator::drop_forced_results(a.failures, &r.forced_spans),
                 stop_reason: r.stop_reason.as_str().to_string(),
                 stop_string: stop,
                 tokens: r.token_ids.len(),
-                logprob: None,
+                logprob: req.logprobs.is_some().then(|| r.sum_logprob()),
+                forced_spans: r.forced_spans,
+                text: r.text,
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -328,7 +353,7 @@ fn read_question(
     Ok(EvalRecord {
         index,
         template: template.name.clone(),
-        prompt_hash: evalfile::prompt_hash(prompt),
+        prompt_hash: evalfile::prompt_hash(&req.prompt),
         correct: is_right(&v.majority),
         first_correct: paths.first().is_some_and(|p| is_right(&p.answer)),
         paths,

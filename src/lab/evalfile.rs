@@ -27,6 +27,9 @@ pub struct EvalPath {
     /// Generated tokens.
     #[serde(default)]
     pub tokens: usize,
+    /// Byte ranges of `text` the calculator wrote (`eval --calculator`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced_spans: Vec<std::ops::Range<usize>>,
     /// Sum of the log-probabilities of the tokens the model chose (calculator-forced tokens
     /// excluded), when the run asked the engine for them (`--select weighted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,6 +246,7 @@ mod tests {
             stop_reason: "stop_string".into(),
             stop_string: Some("\n\n".into()),
             tokens: 5,
+            forced_spans: vec![],
             logprob: None,
         };
         let v = vote(&[Some(answer.to_string())]);

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod answer;
+pub mod calculator;
 mod conclusion;
 pub mod corpus;
 pub mod detect;

@@ -362,6 +362,7 @@ pub(crate) mod tests {
                 stop_string: None,
                 tokens: 10,
                 logprob: None,
+                forced_spans: vec![],
             })
             .collect();
         let v = vote(&answers.iter().map(|a| a.map(str::to_string)).collect::<Vec<_>>());
