@@ -40,7 +40,7 @@ fn compute_threads(cli: &Cli) -> usize {
         Some(Command::Generate(a)) => a.model.threads,
         Some(Command::Eval(a)) => a.model.threads,
         Some(Command::Bench(a)) => a.threads,
-        Some(Command::Prompt(_)) | Some(Command::Analyze(_)) => 0,
+        Some(Command::Prompt(_)) | Some(Command::Analyze(_)) | Some(Command::Report(_)) => 0,
     }
 }
 
