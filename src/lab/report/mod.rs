@@ -343,41 +343,42 @@ pub(crate) mod tests {
     use super::*;
     use crate::lab::answer::AnswerRule;
     use crate::lab::detect::Failure;
-    use crate::lab::evalfile::{EvalPath, EvalRecord};
+    use crate::lab::evalfile::EvalRecord;
     use crate::lab::vote::vote;
 
     /// A record whose paths answer `answers` (None: no answer), each path stopping for `stop`.
     pub(crate) fn record(index: usize, template: &str, gold: &str, answers: &[Option<&str>], stop: &str) -> EvalRecord {
-        let paths: Vec<EvalPath> = answers
+        // Built through serde, as a results file is read, so fields added later with defaults need no edit here.
+        let paths: Vec<serde_json::Value> = answers
             .iter()
-            .map(|a| EvalPath {
-                text: format!(" The answer is {}.", a.unwrap_or("?")),
-                answer: a.map(str::to_string),
-                answer_rule: if a.is_some() { AnswerRule::Strict } else { AnswerRule::None },
-                failures: match a {
+            .map(|a| {
+                let failures = match a {
                     None => vec![Failure { kind: FailureKind::NoAnswer, start: 0, end: 1, detail: String::new() }],
                     Some(_) => vec![],
-                },
-                stop_reason: stop.to_string(),
-                stop_string: None,
-                tokens: 10,
-                logprob: None,
-                forced_spans: vec![],
+                };
+                serde_json::json!({
+                    "text": format!(" The answer is {}.", a.unwrap_or("?")),
+                    "answer": a,
+                    "answer_rule": if a.is_some() { AnswerRule::Strict } else { AnswerRule::None },
+                    "failures": failures,
+                    "stop_reason": stop,
+                    "tokens": 10,
+                })
             })
             .collect();
         let v = vote(&answers.iter().map(|a| a.map(str::to_string)).collect::<Vec<_>>());
-        EvalRecord {
-            index,
-            template: template.into(),
-            prompt_hash: String::new(),
-            correct: v.majority.as_deref() == Some(gold),
-            first_correct: answers.first().copied().flatten() == Some(gold),
-            paths,
-            vote: v,
-            gold: gold.into(),
-            generation_ms: 1.0,
-            select: vec![],
-        }
+        serde_json::from_value(serde_json::json!({
+            "index": index,
+            "template": template,
+            "prompt_hash": "",
+            "correct": v.majority.as_deref() == Some(gold),
+            "first_correct": answers.first().copied().flatten() == Some(gold),
+            "paths": paths,
+            "vote": v,
+            "gold": gold,
+            "generation_ms": 1.0,
+        }))
+        .unwrap()
     }
 
     fn run(name: &str, records: Vec<EvalRecord>, temperature: Option<f64>) -> Run {
