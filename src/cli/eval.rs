@@ -9,7 +9,10 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, GenerationStats, PathResult, SamplingParams};
+use crate::engine::{
+    CancelFlag, Engine, EngineEvent, Forcer, GenerateRequest, GenerationStats, PathResult, SamplingParams,
+};
+use crate::lab::calculator::{self, Calculator};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
 use crate::lab::judge::JudgePrompt;
@@ -71,6 +74,10 @@ pub struct Args {
     /// Judge prompt file. Default: judge/judge.yaml in the templates directory, else the shipped one.
     #[arg(long, value_name = "FILE.yaml")]
     pub judge_prompt: Option<PathBuf>,
+    /// Calculator in the loop: after `expression =`, write the exact result for the model; those
+    /// results are not checked for arithmetic errors.
+    #[arg(long)]
+    pub calculator: bool,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -162,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &template,
             &todo,
             &params,
-            args.sampling.paths,
+            &QuestionOptions { paths: args.sampling.paths, calculator: args.calculator },
             args.batch,
             &mut |mut r| {
                 selector.fill(&mut r)?;
@@ -229,16 +236,25 @@ fn update_message(bar: &ProgressBar, s: &Summary) {
     ));
 }
 
-/// Generates `paths` paths for question `index` and reads them.
+/// How each question is generated, besides sampling.
+#[derive(Clone, Debug, Default)]
+pub struct QuestionOptions {
+    /// Paths per question.
+    pub paths: usize,
+    /// Calculator in the loop.
+    pub calculator: bool,
+}
+
+/// Generates `opts.paths` paths for question `index` and reads them.
 pub fn evaluate_question(
     engine: &dyn Engine,
     template: &Template,
     index: usize,
     params: &SamplingParams,
-    paths: usize,
+    opts: &QuestionOptions,
 ) -> anyhow::Result<EvalRecord> {
     let mut out = None;
-    evaluate_questions(engine, template, &[index], params, paths, 1, &mut |r| {
+    evaluate_questions(engine, template, &[index], params, opts, 1, &mut |r| {
         out = Some(r);
         Ok(())
     })?;
@@ -252,7 +268,7 @@ pub fn evaluate_questions(
     template: &Template,
     indices: &[usize],
     params: &SamplingParams,
-    paths: usize,
+    opts: &QuestionOptions,
     batch: usize,
     done: &mut dyn FnMut(EvalRecord) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -261,12 +277,14 @@ pub fn evaluate_questions(
         .iter()
         .map(|p| GenerateRequest {
             prompt: template.render(&p.question),
-            paths,
+            paths: opts.paths,
             sampling: params.clone(),
             stop: template.stop_strings().to_vec(),
+            forcer: opts.calculator.then(|| Forcer::new(Calculator)),
+            ..GenerateRequest::default()
         })
         .collect();
-    let mut finished: Vec<Vec<Option<PathResult>>> = vec![vec![None; paths]; reqs.len()];
+    let mut finished: Vec<Vec<Option<PathResult>>> = vec![vec![None; opts.paths]; reqs.len()];
     let mut failed: Option<anyhow::Error> = None;
     let run = engine.generate_many(&reqs, batch, &CancelFlag::new(), &mut |i, ev| match ev {
         EngineEvent::Done(r) => {
@@ -314,7 +332,9 @@ fn read_question(
                 text: r.text,
                 answer: a.answer,
                 answer_rule: a.answer_rule,
-                failures: a.failures,
+                // The calculator's results are right by construction.
+                failures: calculator::drop_forced_results(a.failures, &r.forced_spans),
+                forced_spans: r.forced_spans,
                 stop_reason: r.stop_reason.as_str().to_string(),
                 stop_string: stop,
                 tokens: r.token_ids.len(),
@@ -429,7 +449,8 @@ mod tests {
         ];
         let engine = fake_engine(&texts);
         let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r = evaluate_question(&engine, &wei(), 1, &params, 3).unwrap();
+        let r =
+            evaluate_question(&engine, &wei(), 1, &params, &QuestionOptions { paths: 3, calculator: false }).unwrap();
         assert_eq!(r.index, 1);
         assert_eq!(r.gold, "3");
         assert_eq!(r.prompt_hash, evalfile::prompt_hash(&wei().render(&gsm8k::test_set()[1].question)));
@@ -448,7 +469,8 @@ mod tests {
         // The template stops at "\nQ:": the invented question is cut off but still reported.
         let engine = fake_engine(&[" 2 + 1 = 3. The answer is 3.\nQ: Tom has 4 cats."]);
         let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r = evaluate_question(&engine, &wei(), 1, &params, 1).unwrap();
+        let r =
+            evaluate_question(&engine, &wei(), 1, &params, &QuestionOptions { paths: 1, calculator: false }).unwrap();
         let p = &r.paths[0];
         assert_eq!(p.text, " 2 + 1 = 3. The answer is 3.");
         assert_eq!((p.stop_reason.as_str(), p.stop_string.as_deref()), ("stop_string", Some("\nQ:")));

@@ -79,7 +79,7 @@ pub(crate) fn generate_many(
             let prefill_ms = ms(started);
             sink(i, EngineEvent::Prefilled { prompt_tokens: prompts[i].len(), prefill_ms });
             let mut run = Running {
-                paths: (0..req.paths).map(|p| PathState::new(req, p)).collect(),
+                paths: (0..req.paths).map(|p| PathState::new(req, p, &prompts[i])).collect(),
                 live: req.paths,
                 prompt_tokens: prompts[i].len(),
                 cached_prompt_tokens: model.cached_prompt_tokens(),
@@ -95,8 +95,10 @@ pub(crate) fn generate_many(
                     run.live -= 1;
                     continue;
                 }
+                let forcer = req.forcer.as_ref().map(|f| f.0.as_ref());
+                let max_new = req.sampling.max_new_tokens;
                 let tok =
-                    engine.advance(&mut run.paths[p], &logits, req.sampling.max_new_tokens, &mut |e| sink(i, e))?;
+                    engine.advance(&mut run.paths[p], &logits, max_new, req.logprobs, forcer, &mut |e| sink(i, e))?;
                 run.generated += 1;
                 match tok {
                     Some(t) => {
@@ -148,8 +150,11 @@ pub(crate) fn generate_many(
         let mut kept_next = Vec::with_capacity(rows.len());
         for (r, &(i, p)) in rows.iter().enumerate() {
             let Some(run) = running[i].as_mut() else { continue };
-            let max_new = reqs[i].sampling.max_new_tokens;
-            let tok = engine.advance(&mut run.paths[p], &logits[r], max_new, &mut |e| sink(i, e))?;
+            let req = &reqs[i];
+            let forcer = req.forcer.as_ref().map(|f| f.0.as_ref());
+            let max_new = req.sampling.max_new_tokens;
+            let tok =
+                engine.advance(&mut run.paths[p], &logits[r], max_new, req.logprobs, forcer, &mut |e| sink(i, e))?;
             run.generated += 1;
             match tok {
                 Some(t) => {
@@ -172,7 +177,7 @@ pub(crate) fn generate_many(
     }
     // Requests never admitted (cancelled first) end with empty cancelled paths, as `generate` does.
     for (i, req) in reqs.iter().enumerate().skip(admitted) {
-        let paths: Vec<PathState> = (0..req.paths).map(|p| PathState::new(req, p)).collect();
+        let paths: Vec<PathState> = (0..req.paths).map(|p| PathState::new(req, p, &prompts[i])).collect();
         for p in &paths {
             sink(i, EngineEvent::Done(p.result(StopReason::Cancelled)));
         }

@@ -269,6 +269,7 @@ impl Run {
                 paths: self.panes.iter().filter(|p| p.prompt == pi).count(),
                 sampling: self.sampling.clone(),
                 stop: spec.stop.clone(),
+                ..GenerateRequest::default()
             })
             .collect()
     }
@@ -285,9 +286,9 @@ impl Run {
                     p.started_ms = Some(at_ms);
                 }
             }
-            EngineEvent::Token { path, id, text } => {
-                if let Some(i) = self.pane_index(request, path) {
-                    self.panes[i].push_token(id, &text, at_ms);
+            EngineEvent::Token(t) => {
+                if let Some(i) = self.pane_index(request, t.path) {
+                    self.panes[i].push_token(t.id.unwrap_or_default(), &t.text, at_ms);
                 }
             }
             EngineEvent::Done(res) => {
@@ -352,7 +353,7 @@ pub fn detect_context(question: &str, spec: &PromptSpec) -> DetectContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::PathResult;
+    use crate::engine::{PathResult, TokenEvent};
 
     fn spec(name: &str) -> PromptSpec {
         PromptSpec::new(name, format!("{name}\nQ: q\nA:"), vec!["\nQ:".into()], None, true)
@@ -411,17 +412,29 @@ mod tests {
             None,
         );
         run.apply(0, EngineEvent::Prefilled { prompt_tokens: 5, prefill_ms: 1.0 }, 10.0);
-        run.apply(0, EngineEvent::Token { path: 1, id: 7, text: " The answer".into() }, 20.0);
-        run.apply(0, EngineEvent::Token { path: 1, id: 8, text: " is 18.".into() }, 30.0);
+        run.apply(
+            0,
+            EngineEvent::Token(TokenEvent {
+                path: 1,
+                id: Some(7),
+                text: " The answer".into(),
+                ..TokenEvent::default()
+            }),
+            20.0,
+        );
+        run.apply(
+            0,
+            EngineEvent::Token(TokenEvent { path: 1, id: Some(8), text: " is 18.".into(), ..TokenEvent::default() }),
+            30.0,
+        );
         assert_eq!(run.panes[1].text, " The answer is 18.");
         assert_eq!(run.panes[1].answer.as_deref(), Some("18"));
         assert_eq!(run.panes[1].tokens_per_s(), Some(100.0));
         assert!(run.panes[0].text.is_empty());
         let done = PathResult {
-            path: 1,
             text: " The answer is 18.".into(),
             token_ids: vec![7, 8],
-            stop_reason: StopReason::Eos,
+            ..PathResult::empty(1, StopReason::Eos)
         };
         run.apply(0, EngineEvent::Done(done), 31.0);
         assert!(run.panes[1].finished());

@@ -78,8 +78,7 @@ fn generate(engine: &dyn Engine, run: u64, requests: &[GenerateRequest], cancel:
         if cancel.is_cancelled() {
             // Requests never started still close their panes.
             for path in 0..req.paths {
-                let done =
-                    PathResult { path, text: String::new(), token_ids: Vec::new(), stop_reason: StopReason::Cancelled };
+                let done = PathResult::empty(path, StopReason::Cancelled);
                 sink(Action::Engine { run, request, event: EngineEvent::Done(done), at_ms: ms() });
             }
             continue;
@@ -143,8 +142,8 @@ mod tests {
         GenerateRequest {
             prompt: "Q: apples?\nA:".into(),
             paths,
-            sampling: SamplingParams { temperature: 0.0, top_k: None, top_p: None, seed: 1, max_new_tokens: 300 },
-            stop: vec![],
+            sampling: SamplingParams { temperature: 0.0, seed: 1, max_new_tokens: 300, ..SamplingParams::default() },
+            ..GenerateRequest::default()
         }
     }
 

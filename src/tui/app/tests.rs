@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
-use crate::engine::{EngineEvent, PathResult, StopReason};
+use crate::engine::{EngineEvent, PathResult, StopReason, TokenEvent};
 use crate::lab;
 use crate::tui::keymap::action_for;
 
@@ -90,7 +90,12 @@ pub fn stream(app: &mut App, run: u64, texts: &[&str], finish: bool) {
             app.update(Action::Engine {
                 run,
                 request: 0,
-                event: EngineEvent::Token { path, id: i as u32 + 10, text: w.to_string() },
+                event: EngineEvent::Token(TokenEvent {
+                    path,
+                    id: Some(i as u32 + 10),
+                    text: w.to_string(),
+                    ..TokenEvent::default()
+                }),
                 at_ms: ms,
             });
         }
@@ -99,10 +104,9 @@ pub fn stream(app: &mut App, run: u64, texts: &[&str], finish: bool) {
         for (path, text) in texts.iter().enumerate() {
             let n = text.split_inclusive(' ').count();
             let done = PathResult {
-                path,
                 text: text.to_string(),
                 token_ids: (0..n as u32).map(|i| i + 10).collect(),
-                stop_reason: StopReason::StopString(if path == 0 { "\n\n" } else { "\nQ:" }.into()),
+                ..PathResult::empty(path, StopReason::StopString(if path == 0 { "\n\n" } else { "\nQ:" }.into()))
             };
             app.update(Action::Engine { run, request: 0, event: EngineEvent::Done(done), at_ms: 500.0 });
         }
@@ -423,7 +427,7 @@ fn stale_events_of_an_old_run_are_ignored() {
     a.update(Action::Engine {
         run: run + 10,
         request: 0,
-        event: EngineEvent::Token { path: 0, id: 1, text: "x".into() },
+        event: EngineEvent::Token(TokenEvent { path: 0, id: Some(1), text: "x".into(), ..TokenEvent::default() }),
         at_ms: 1.0,
     });
     assert!(a.run.as_ref().unwrap().panes[0].text.is_empty());
