@@ -30,8 +30,6 @@ fn requests(n: usize, temperature: f64) -> Vec<GenerateRequest> {
             paths: 1 + i % 3,
             sampling: SamplingParams {
                 temperature,
-                top_k: None,
-                top_p: None,
                 seed: 5 + i as u64,
                 max_new_tokens: 6 + 5 * (i % 4),
                 ..SamplingParams::default()
