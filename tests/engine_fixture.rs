@@ -38,8 +38,8 @@ fn request(prompt: &str, paths: usize, temperature: f64, seed: u64, max_new_toke
     GenerateRequest {
         prompt: prompt.into(),
         paths,
-        sampling: SamplingParams { temperature, top_k: None, top_p: None, seed, max_new_tokens },
-        stop: vec![],
+        sampling: SamplingParams { temperature, seed, max_new_tokens, ..SamplingParams::default() },
+        ..GenerateRequest::default()
     }
 }
 
@@ -74,7 +74,6 @@ fn greedy_paths_in_one_batch_equal_single_runs_and_the_reference() {
         }
     }
 }
-
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -152,7 +151,7 @@ fn stop_strings_and_streamed_text_on_the_default_model() {
     let streamed: String = events
         .iter()
         .filter_map(|e| match e {
-            EngineEvent::Token { text, .. } => Some(text.as_str()),
+            EngineEvent::Token(t) => Some(t.text.as_str()),
             _ => None,
         })
         .collect();

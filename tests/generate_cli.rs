@@ -168,13 +168,30 @@ fn prompt_file_is_used_byte_for_byte() {
 #[test]
 fn plain_output_is_the_generated_text() {
     let prompt = "Q: A farmer has 4 cows and buys 3 more. How many cows are there?\nA:";
-    let json = json_lines(&cotscope(&["generate", "--prompt", prompt, "--max-new-tokens", "20", "--temperature", "0", "--json"]));
+    let json = json_lines(&cotscope(&[
+        "generate",
+        "--prompt",
+        prompt,
+        "--max-new-tokens",
+        "20",
+        "--temperature",
+        "0",
+        "--json",
+    ]));
     let text = json.iter().find(|(_, v)| v["event"] == "done").unwrap().1["text"].as_str().unwrap().to_string();
     let plain = stdout(&cotscope(&["generate", "--prompt", prompt, "--max-new-tokens", "20", "--temperature", "0"]));
     assert_eq!(plain.trim_end_matches('\n'), text.trim_end_matches('\n'));
     // Several paths: one header each, in order.
     let multi = stdout(&cotscope(&[
-        "generate", "--prompt", prompt, "--max-new-tokens", "10", "--paths", "3", "--temperature", "0.9",
+        "generate",
+        "--prompt",
+        prompt,
+        "--max-new-tokens",
+        "10",
+        "--paths",
+        "3",
+        "--temperature",
+        "0.9",
     ]));
     let headers: Vec<&str> = multi.lines().filter(|l| l.starts_with("--- path ")).collect();
     assert_eq!(headers, vec!["--- path 0 ---", "--- path 1 ---", "--- path 2 ---"]);

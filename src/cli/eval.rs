@@ -2,7 +2,9 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -49,6 +51,10 @@ pub struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Questions in flight at once. With --endpoint the server batches them; a local model takes
+    /// them in turn.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -96,7 +102,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|r| r.existing.iter().filter(|r| wanted.contains(&r.index)).cloned().collect())
         .unwrap_or_default();
-    let done: HashSet<usize> = results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
+    let done: HashSet<usize> =
+        results.as_ref().map(|r| r.existing.iter().map(|r| r.index).collect()).unwrap_or_default();
     let todo: Vec<usize> = questions.iter().copied().filter(|i| !done.contains(i)).collect();
     if let (Some(r), Some(p)) = (&results, &args.out) {
         if !r.existing.is_empty() || r.dropped_partial_line {
@@ -109,34 +116,142 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
-    let mut generation_ms_this_run = 0.0;
-    let mut tokens_this_run = 0usize;
+    if args.concurrency == 0 {
+        anyhow::bail!("--concurrency must be at least 1");
+    }
+    let mut this_run = ThisRun { concurrency: args.concurrency, ..ThisRun::default() };
     if !todo.is_empty() {
         let engine = args.model.open_engine()?;
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
-        for &i in &todo {
-            let r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), args.sampling.paths)?;
+        let params = args.sampling.params();
+        let started = Instant::now();
+        let work = |i: usize| evaluate_question(engine.as_ref(), &template, i, &params, args.sampling.paths);
+        in_flight(&todo, args.concurrency, work, |r| {
+            let r = r?;
             if let Some(f) = results.as_mut() {
                 f.append(&r)?;
             }
-            generation_ms_this_run += r.generation_ms;
-            tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
+            this_run.add(&r);
             records.push(r);
             bar.inc(1);
             update_message(&bar, &evalfile::summarize(&records));
-        }
+            Ok(())
+        })?;
+        this_run.wall_s = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
     }
     records.sort_by_key(|r| r.index);
     let summary = evalfile::summarize(&records);
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        let this_run = (this_run.questions > 0).then(|| this_run.report());
+        println!("{}", serde_json::to_string(&JsonSummary { summary: &summary, this_run })?);
     } else {
-        let this_run = (tokens_this_run, generation_ms_this_run);
-        print!("{}", summary_text(&template.name, &args, &summary, this_run));
+        print!("{}", summary_text(&template.name, &args, &summary, &this_run));
     }
     Ok(())
+}
+
+/// Runs `work` on every item with up to `k` in flight (threads), handing each result to `on_done`
+/// on this thread as it comes; the first error from `on_done` stops taking new items.
+fn in_flight<T: Send>(
+    items: &[usize],
+    k: usize,
+    work: impl Fn(usize) -> T + Sync,
+    mut on_done: impl FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if k <= 1 {
+        return items.iter().try_for_each(|&i| on_done(work(i)));
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..k.min(items.len()) {
+            let (tx, next, stop, work) = (tx.clone(), &next, &stop, &work);
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(&i) = items.get(next.fetch_add(1, Ordering::SeqCst)) else { break };
+                    if tx.send(work(i)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for t in rx {
+            if let Err(e) = on_done(t) {
+                stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What this invocation ran (not the questions resumed from the file).
+#[derive(Clone, Debug, Default)]
+struct ThisRun {
+    questions: usize,
+    tokens: usize,
+    /// Sum of the questions' generation times.
+    generation_ms: f64,
+    /// Each question's latency (its generation time).
+    latencies_ms: Vec<f64>,
+    wall_s: f64,
+    concurrency: usize,
+}
+
+impl ThisRun {
+    fn add(&mut self, r: &EvalRecord) {
+        self.questions += 1;
+        self.tokens += r.paths.iter().map(|p| p.tokens).sum::<usize>();
+        self.generation_ms += r.generation_ms;
+        self.latencies_ms.push(r.generation_ms);
+    }
+
+    fn report(&self) -> ThisRunReport {
+        let mut l = self.latencies_ms.clone();
+        l.sort_by(f64::total_cmp);
+        // Nearest rank.
+        let pct =
+            |p: f64| l.get(((p * l.len() as f64).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0) / 1000.0;
+        let per_s = |n: usize| if self.wall_s > 0.0 { n as f64 / self.wall_s } else { 0.0 };
+        ThisRunReport {
+            questions: self.questions,
+            tokens: self.tokens,
+            wall_s: self.wall_s,
+            concurrency: self.concurrency,
+            questions_per_s: per_s(self.questions),
+            tokens_per_s: per_s(self.tokens),
+            latency_p50_s: pct(0.5),
+            latency_p90_s: pct(0.9),
+            latency_max_s: l.last().copied().unwrap_or(0.0) / 1000.0,
+        }
+    }
+}
+
+/// `this_run` in the `--json` summary.
+#[derive(Clone, Debug, serde::Serialize)]
+struct ThisRunReport {
+    questions: usize,
+    tokens: usize,
+    wall_s: f64,
+    concurrency: usize,
+    questions_per_s: f64,
+    tokens_per_s: f64,
+    latency_p50_s: f64,
+    latency_p90_s: f64,
+    latency_max_s: f64,
+}
+
+/// The `--json` summary: the summary's fields, plus `this_run` when questions ran.
+#[derive(serde::Serialize)]
+struct JsonSummary<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    this_run: Option<ThisRunReport>,
 }
 
 fn progress_bar(len: usize, done: usize) -> ProgressBar {
@@ -172,15 +287,24 @@ pub fn evaluate_question(
         paths,
         sampling: params.clone(),
         stop: template.stop_strings().to_vec(),
+        ..GenerateRequest::default()
     };
     let mut done: Vec<Option<PathResult>> = vec![None; paths];
+    // Token events, not ids, count tokens: a server may give no ids.
+    let mut tokens = vec![0usize; paths];
     let stats = engine
-        .generate(&req, &CancelFlag::new(), &mut |ev| {
-            if let EngineEvent::Done(r) = ev {
+        .generate(&req, &CancelFlag::new(), &mut |ev| match ev {
+            EngineEvent::Token(t) => {
+                if let Some(n) = tokens.get_mut(t.path) {
+                    *n += 1;
+                }
+            }
+            EngineEvent::Done(r) => {
                 if let Some(slot) = done.get_mut(r.path) {
                     *slot = Some(r);
                 }
             }
+            _ => {}
         })
         .with_context(|| format!("question {index}"))?;
     let ctx = DetectContext::for_template(template, &problem.question);
@@ -198,7 +322,7 @@ pub fn evaluate_question(
                 failures: a.failures,
                 stop_reason: r.stop_reason.as_str().to_string(),
                 stop_string: stop,
-                tokens: r.token_ids.len(),
+                tokens: r.token_ids.len().max(tokens[i]),
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -227,16 +351,13 @@ fn pct(a: usize, b: usize) -> String {
 }
 
 /// The summary for people.
-fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, f64)) -> String {
+fn summary_text(template: &str, args: &Args, s: &Summary, run: &ThisRun) -> String {
+    let (tokens, ms) = (run.tokens, run.generation_ms);
     let mut t = String::new();
-    let model = args.model.model.as_deref().unwrap_or("default (tiny-bloom-gsm8k)");
+    let model = args.model.describe();
     t.push_str(&format!(
         "eval {template} on GSM8K test {}: {} questions, {} paths each (model {model}, temperature {}, seed {})\n",
-        args.questions,
-        s.questions,
-        args.sampling.paths,
-        args.sampling.temperature,
-        args.sampling.seed
+        args.questions, s.questions, args.sampling.paths, args.sampling.temperature, args.sampling.seed
     ));
     t.push_str(&format!(
         "first-path accuracy:    {}/{} = {}\n",
@@ -261,11 +382,26 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
         Some(all) => {
             t.push_str(&format!("tokens/s:               {all:.1} ({} tokens generated in all)", s.tokens));
             if ms > 0.0 {
-                t.push_str(&format!("; this run {:.1} ({tokens} tokens in {:.1} s)", tokens as f64 / (ms / 1000.0), ms / 1000.0));
+                t.push_str(&format!(
+                    "; this run {:.1} ({tokens} tokens in {:.1} s)",
+                    tokens as f64 / (ms / 1000.0),
+                    ms / 1000.0
+                ));
             }
             t.push('\n');
         }
         None => t.push_str("tokens/s:               n/a\n"),
+    }
+    if run.questions > 0 {
+        let r = run.report();
+        t.push_str(&format!(
+            "throughput:             {:.2} questions/s, {:.1} tokens/s ({} questions in {:.1} s wall, concurrency {})\n",
+            r.questions_per_s, r.tokens_per_s, r.questions, r.wall_s, r.concurrency
+        ));
+        t.push_str(&format!(
+            "latency per question:   p50 {:.2} s, p90 {:.2} s, max {:.2} s\n",
+            r.latency_p50_s, r.latency_p90_s, r.latency_max_s
+        ));
     }
     t
 }

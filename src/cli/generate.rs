@@ -92,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         paths: args.sampling.paths,
         sampling: args.sampling.params(),
         stop: args.stop.iter().map(|s| unescape(s)).collect(),
+        ..GenerateRequest::default()
     };
     // Reject a bad request before spending time on loading the model.
     crate::engine::local::validate(&req)?;
@@ -128,8 +129,13 @@ struct JsonOutput;
 struct TokenLine<'a> {
     event: &'static str,
     path: usize,
-    id: u32,
+    /// null when the engine (a server) gives no ids.
+    id: Option<u32>,
     text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprob: Option<f32>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    top: &'a [crate::engine::TopLogprob],
 }
 
 #[derive(Serialize)]
@@ -141,6 +147,9 @@ struct DoneLine<'a> {
     stop_reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_string: Option<&'a str>,
+    /// With stop_reason "error": what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -162,9 +171,10 @@ impl Output for JsonOutput {
     fn event(&mut self, w: &mut dyn Write, ev: &EngineEvent) -> io::Result<()> {
         match ev {
             EngineEvent::Prefilled { .. } => Ok(()),
-            EngineEvent::Token { path, id, text } => {
-                json_line(w, &TokenLine { event: "token", path: *path, id: *id, text })
-            }
+            EngineEvent::Token(t) => json_line(
+                w,
+                &TokenLine { event: "token", path: t.path, id: t.id, text: &t.text, logprob: t.logprob, top: &t.top },
+            ),
             EngineEvent::Done(r) => json_line(
                 w,
                 &DoneLine {
@@ -174,6 +184,7 @@ impl Output for JsonOutput {
                     text: &r.text,
                     stop_reason: r.stop_reason.as_str(),
                     stop_string: r.stop_reason.stop_string(),
+                    error: r.stop_reason.error(),
                 },
             ),
             EngineEvent::Stats(s) => json_line(
@@ -245,9 +256,10 @@ impl PlainOutput {
 }
 
 fn describe(r: &PathResult) -> String {
-    match r.stop_reason.stop_string() {
-        Some(s) => format!("path {}: stop_string {s:?}", r.path),
-        None => format!("path {}: {}", r.path, r.stop_reason.as_str()),
+    match (r.stop_reason.stop_string(), r.stop_reason.error()) {
+        (Some(s), _) => format!("path {}: stop_string {s:?}", r.path),
+        (_, Some(e)) => format!("path {}: error: {e}", r.path),
+        _ => format!("path {}: {}", r.path, r.stop_reason.as_str()),
     }
 }
 
@@ -255,11 +267,11 @@ impl Output for PlainOutput {
     fn event(&mut self, w: &mut dyn Write, ev: &EngineEvent) -> io::Result<()> {
         match ev {
             EngineEvent::Prefilled { .. } => self.header(w, 0),
-            EngineEvent::Token { path: 0, text, .. } => {
+            EngineEvent::Token(crate::engine::TokenEvent { path: 0, text, .. }) => {
                 self.streamed += text.len();
                 self.write_text(w, text)
             }
-            EngineEvent::Token { .. } => Ok(()),
+            EngineEvent::Token(_) => Ok(()),
             EngineEvent::Done(r) => {
                 self.reasons.push(describe(r));
                 if let Some(slot) = self.finished.get_mut(r.path) {

@@ -15,7 +15,7 @@ use super::stop::StopMatcher;
 use super::text_stream::TextStream;
 use super::{
     CancelFlag, DecoderModel, Engine, EngineError, EngineEvent, GenerateRequest, GenerationStats, ModelInfo,
-    PathResult, StopReason,
+    PathResult, StopReason, TokenEvent,
 };
 
 /// Most paths one request may ask for.
@@ -31,12 +31,7 @@ pub struct LocalEngine {
 }
 
 impl LocalEngine {
-    pub fn new(
-        model: Box<dyn DecoderModel>,
-        tokenizer: Tokenizer,
-        eos_token_id: Option<u32>,
-        info: ModelInfo,
-    ) -> Self {
+    pub fn new(model: Box<dyn DecoderModel>, tokenizer: Tokenizer, eos_token_id: Option<u32>, info: ModelInfo) -> Self {
         Self { model: Mutex::new(model), tokenizer, eos_token_id, info }
     }
 
@@ -141,7 +136,11 @@ impl PathState {
     }
 
     fn result(&self, stop_reason: StopReason) -> PathResult {
-        PathResult { path: self.index, text: self.text.clone(), token_ids: self.ids.clone(), stop_reason }
+        PathResult {
+            text: self.text.clone(),
+            token_ids: self.ids.clone(),
+            ..PathResult::empty(self.index, stop_reason)
+        }
     }
 }
 
@@ -216,7 +215,7 @@ impl Engine for LocalEngine {
                 let (text, stopped) = path.accept(tok, self.eos_token_id, max_new, &self.tokenizer)?;
                 generated += 1;
                 path.text.push_str(&text);
-                sink(EngineEvent::Token { path: p, id: tok, text });
+                sink(EngineEvent::Token(TokenEvent { path: p, id: Some(tok), text, ..TokenEvent::default() }));
                 match stopped {
                     Some(reason) => sink(EngineEvent::Done(path.result(reason))),
                     None => {
@@ -283,8 +282,8 @@ mod tests {
         GenerateRequest {
             prompt: prompt.into(),
             paths,
-            sampling: SamplingParams { temperature, top_k: None, top_p: None, seed: 7, max_new_tokens },
-            stop: vec![],
+            sampling: SamplingParams { temperature, seed: 7, max_new_tokens, ..SamplingParams::default() },
+            ..GenerateRequest::default()
         }
     }
 
@@ -310,7 +309,7 @@ mod tests {
         events
             .iter()
             .filter_map(|e| match e {
-                EngineEvent::Token { path: p, text, .. } if *p == path => Some(text.clone()),
+                EngineEvent::Token(t) if t.path == path => Some(t.text.clone()),
                 _ => None,
             })
             .collect()
@@ -339,7 +338,7 @@ mod tests {
             assert_eq!(r.text, crate::engine::text_stream::decode(engine.tokenizer(), &r.token_ids).unwrap());
             // A path's Done comes after all its tokens.
             let done_at = events.iter().position(|e| matches!(e, EngineEvent::Done(d) if d.path == r.path));
-            let last_tok = events.iter().rposition(|e| matches!(e, EngineEvent::Token { path, .. } if *path == r.path));
+            let last_tok = events.iter().rposition(|e| matches!(e, EngineEvent::Token(t) if t.path == r.path));
             assert!(done_at > last_tok);
         }
         assert_eq!(stats.generated_tokens, 36);
@@ -451,7 +450,7 @@ mod tests {
             let mut seen = 0;
             engine
                 .generate(&request("Q: x", 3, 0.8, 50), &cancel, &mut |e| {
-                    if let EngineEvent::Token { path: 0, .. } = e {
+                    if let EngineEvent::Token(TokenEvent { path: 0, .. }) = e {
                         seen += 1;
                         if seen == k {
                             flag.cancel();

@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     fn params(temperature: f64, top_k: Option<usize>, top_p: Option<f64>, seed: u64) -> SamplingParams {
-        SamplingParams { temperature, top_k, top_p, seed, max_new_tokens: 16 }
+        SamplingParams { temperature, top_k, top_p, seed, max_new_tokens: 16, ..SamplingParams::default() }
     }
 
     /// Deterministic pseudo-random logits of BLOOM's vocabulary size.

@@ -95,8 +95,8 @@ pub struct Template {
 impl Template {
     /// Reads and checks a template file.
     pub fn load(path: &Path) -> Result<Template, TemplateError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TemplateError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| TemplateError::Read { path: path.to_path_buf(), source })?;
         Self::from_yaml(&text, path)
     }
 
@@ -198,7 +198,9 @@ impl Template {
     pub fn to_yaml(&self) -> Result<String, TemplateError> {
         let mut y = String::new();
         y.push_str("# cotscope prompt template: exemplars (a question and one or more reasoning paths, each the\n");
-        y.push_str("# text after the answer prefix) and the layout that puts them together; see templates/README.md.\n");
+        y.push_str(
+            "# text after the answer prefix) and the layout that puts them together; see templates/README.md.\n",
+        );
         y.push_str(&format!("name: {}\n", quote(&self.name)));
         y.push_str(&format!("description: {}\n", quote(&self.description)));
         let l = &self.layout;
@@ -276,9 +278,10 @@ pub struct TemplateSet {
 impl TemplateSet {
     /// The template called `name` (its `name` field, or else its file stem).
     pub fn find(&self, name: &str) -> Option<&(PathBuf, Template)> {
-        self.templates.iter().find(|(_, t)| t.name == name).or_else(|| {
-            self.templates.iter().find(|(p, _)| p.file_stem().and_then(|s| s.to_str()) == Some(name))
-        })
+        self.templates
+            .iter()
+            .find(|(_, t)| t.name == name)
+            .or_else(|| self.templates.iter().find(|(p, _)| p.file_stem().and_then(|s| s.to_str()) == Some(name)))
     }
 
     /// Names of the loaded templates.
@@ -384,8 +387,7 @@ mod tests {
         std::fs::write(dir.path().join("good.yaml"), &good).unwrap();
         std::fs::write(dir.path().join("bad.yaml"), "name: bad\nlayout:\n  separator: \"\\n\"\n  sepparator: x\n")
             .unwrap();
-        std::fs::write(dir.path().join("broken.yaml"), "name: broken\nexemplars:\n  - question: [unclosed\n")
-            .unwrap();
+        std::fs::write(dir.path().join("broken.yaml"), "name: broken\nexemplars:\n  - question: [unclosed\n").unwrap();
         let set = load_dir(dir.path());
         assert_eq!(set.names(), vec!["wei-8shot"]);
         assert_eq!(set.errors.len(), 2);
@@ -427,7 +429,9 @@ mod tests {
         let last = re.exemplars().last().unwrap();
         assert_eq!(last.question, "Q2 has \"quotes\" and a colon: yes");
         assert_eq!(last.paths, vec!["2 + 3 = 5. The answer is 5.".to_string()]);
-        assert!(re.render("New?").contains("Q: Q2 has \"quotes\" and a colon: yes\nA: 2 + 3 = 5. The answer is 5.\nQ: New?"));
+        assert!(re
+            .render("New?")
+            .contains("Q: Q2 has \"quotes\" and a colon: yes\nA: 2 + 3 = 5. The answer is 5.\nQ: New?"));
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(files.len(), 1, "no temporary files left behind");
     }
