@@ -388,6 +388,8 @@ pub trait DecoderModel: Send {
 
 pub mod fake;
 pub mod local;
+pub mod logprobs;
+pub mod penalty;
 pub mod remote;
 mod rng;
 pub mod sampler;

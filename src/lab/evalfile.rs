@@ -26,6 +26,9 @@ pub struct EvalPath {
     /// Generated tokens.
     #[serde(default)]
     pub tokens: usize,
+    /// Byte ranges of `text` the calculator wrote (`eval --calculator`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced_spans: Vec<std::ops::Range<usize>>,
 }
 
 /// One question: a line of the results file.
@@ -227,6 +230,7 @@ mod tests {
             stop_reason: "stop_string".into(),
             stop_string: Some("\n\n".into()),
             tokens: 5,
+            forced_spans: vec![],
         };
         let v = vote(&[Some(answer.to_string())]);
         EvalRecord {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{EngineEvent, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason, TokenEvent};
+use crate::engine::{EngineEvent, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason};
 
 use super::labels::Labels;
 use crate::lab;
@@ -286,9 +286,9 @@ impl Run {
                     p.started_ms = Some(at_ms);
                 }
             }
-            EngineEvent::Token(TokenEvent { path, id, text, .. }) => {
-                if let Some(i) = self.pane_index(request, path) {
-                    self.panes[i].push_token(id.unwrap_or_default(), &text, at_ms);
+            EngineEvent::Token(t) => {
+                if let Some(i) = self.pane_index(request, t.path) {
+                    self.panes[i].push_token(t.id.unwrap_or_default(), &t.text, at_ms);
                 }
             }
             EngineEvent::Done(res) => {
@@ -353,7 +353,7 @@ pub fn detect_context(question: &str, spec: &PromptSpec) -> DetectContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::PathResult;
+    use crate::engine::{PathResult, TokenEvent};
 
     fn spec(name: &str) -> PromptSpec {
         PromptSpec::new(name, format!("{name}\nQ: q\nA:"), vec!["\nQ:".into()], None, true)

@@ -215,14 +215,7 @@ impl Session {
 }
 
 fn stop_reason(name: &str, stop: Option<&str>) -> Result<StopReason, String> {
-    Ok(match name {
-        "max_tokens" => StopReason::MaxTokens,
-        "eos" => StopReason::Eos,
-        "cancelled" => StopReason::Cancelled,
-        "stop_string" => StopReason::StopString(stop.unwrap_or_default().to_string()),
-        "error" => StopReason::Error(stop.unwrap_or_default().to_string()),
-        other => return Err(format!("unknown stop_reason `{other}`")),
-    })
+    StopReason::from_name(name, stop).ok_or_else(|| format!("unknown stop_reason `{name}`"))
 }
 
 /// Writes `session` atomically: to `existing` if given (saving again), else to a new file in `dir` named

@@ -67,7 +67,14 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            sampling: SamplingParams { temperature: 0.7, seed: 42, max_new_tokens: 128, ..SamplingParams::default() },
+            sampling: SamplingParams {
+                temperature: 0.7,
+                top_k: None,
+                top_p: None,
+                seed: 42,
+                max_new_tokens: 128,
+                ..SamplingParams::default()
+            },
             paths: 2,
             stop_override: None,
         }

@@ -34,7 +34,7 @@ pub(crate) struct CompletionBody<'a> {
     pub(crate) temperature: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) top_p: Option<f64>,
-    /// vLLM and llama.cpp; -1 is "no limit" for both.
+    /// vLLM and llama.cpp; 0 is "no limit" for both (llama-cpp-python rejects -1).
     pub(crate) top_k: i64,
     /// vLLM and llama.cpp; 0 is off.
     pub(crate) min_p: f64,
@@ -81,7 +81,7 @@ pub(crate) fn completion_body<'a>(
         max_tokens: s.max_new_tokens,
         temperature: s.temperature,
         top_p,
-        top_k: s.top_k.filter(|&k| k > 0).map_or(-1, |k| k as i64),
+        top_k: s.top_k.filter(|&k| k > 0).map_or(0, |k| k as i64),
         min_p: s.min_p.unwrap_or(0.0),
         seed: path_seed(s.seed, path),
         frequency_penalty: 0.0,
@@ -116,7 +116,7 @@ mod tests {
         let v = serde_json::to_value(completion_body("bloom", &r, 0, Dialect::default())).unwrap();
         let want = serde_json::json!({
             "model": "bloom", "prompt": "Q: 1 + 1?\nA:", "stream": true, "n": 1, "max_tokens": 48,
-            "temperature": 0.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "seed": path_seed(42, 0),
+            "temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "seed": path_seed(42, 0),
             "frequency_penalty": 0.0, "presence_penalty": 0.0, "repetition_penalty": 1.0,
             "repeat_penalty": 1.0, "typical_p": 1.0, "mirostat_mode": 0, "echo": false
         });

@@ -568,6 +568,29 @@ fn check_equation(toks: &[Token], k: usize, seg: &str, base: usize) -> Option<Ar
     })
 }
 
+/// For the calculator: the exact value of the expression that ends `seg` right before its final `=`, read
+/// as [`check_segment`] reads a left side (so it computes exactly what the checker would check), and the
+/// byte offset where the expression starts. None when the checker would not check it.
+pub fn value_before_final_eq(seg: &str) -> Option<(BigRational, usize)> {
+    let toks = tokenize(seg, 0);
+    let k = toks.len().checked_sub(1)?;
+    if toks[k].tok != Tok::Eq {
+        return None;
+    }
+    let mut lo = k;
+    while lo > 0 && k - lo < MAX_EXPR_TOKENS && extendable(&toks[lo - 1].tok) {
+        lo -= 1;
+    }
+    let (a, (lhs, shape)) = (lo..k).find_map(|a| parse_all(&toks[a..k]).map(|r| (a, r)))?;
+    if shape.binops == 0 || !left_edge_is_clear(&toks, a) || is_range(&toks, a, k) {
+        return None;
+    }
+    if shape.additive && shape.units.windows(2).any(|u| u[0] != u[1]) {
+        return None;
+    }
+    Some((lhs.pct, toks[a].start))
+}
+
 /// A result written with `decimals` places matches when it is the true value rounded or cut to those
 /// places; a whole number matches a fractional result within 1 (floors and ceilings in word problems).
 fn rounded_match(truth: &BigRational, written: &BigRational, decimals: usize) -> bool {

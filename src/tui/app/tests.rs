@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
-use crate::engine::{EngineEvent, PathResult, StopReason};
+use crate::engine::{EngineEvent, PathResult, StopReason, TokenEvent};
 use crate::lab;
 use crate::tui::keymap::action_for;
 
@@ -91,11 +91,11 @@ pub fn stream(app: &mut App, run: u64, texts: &[&str], finish: bool) {
             app.update(Action::Engine {
                 run,
                 request: 0,
-                event: EngineEvent::Token(crate::engine::TokenEvent {
+                event: EngineEvent::Token(TokenEvent {
                     path,
                     id: Some(i as u32 + 10),
                     text: w.to_string(),
-                    ..Default::default()
+                    ..TokenEvent::default()
                 }),
                 at_ms: ms,
             });
@@ -428,12 +428,7 @@ fn stale_events_of_an_old_run_are_ignored() {
     a.update(Action::Engine {
         run: run + 10,
         request: 0,
-        event: EngineEvent::Token(crate::engine::TokenEvent {
-            path: 0,
-            id: Some(1),
-            text: "x".into(),
-            ..Default::default()
-        }),
+        event: EngineEvent::Token(TokenEvent { path: 0, id: Some(1), text: "x".into(), ..TokenEvent::default() }),
         at_ms: 1.0,
     });
     assert!(a.run.as_ref().unwrap().panes[0].text.is_empty());

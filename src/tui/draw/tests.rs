@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier};
 use ratatui::Terminal;
 
 use super::draw;
-use crate::engine::EngineEvent;
+use crate::engine::{EngineEvent, TokenEvent};
 use crate::lab::detect::{Failure, FailureKind};
 use crate::tui::action::Action;
 use crate::tui::app::tests::{app, finished_app, ready_app, TWO_PATHS};
@@ -50,11 +50,11 @@ fn streaming_app() -> App {
             a.update(Action::Engine {
                 run,
                 request: 0,
-                event: EngineEvent::Token(crate::engine::TokenEvent {
+                event: EngineEvent::Token(TokenEvent {
                     path,
                     id: Some(i as u32),
                     text: w.into(),
-                    ..Default::default()
+                    ..TokenEvent::default()
                 }),
                 at_ms: ms,
             });
