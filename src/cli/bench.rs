@@ -290,6 +290,7 @@ fn open_engine(args: &Args, opts: &LoadOptions) -> anyhow::Result<(String, Local
             n_params: m.n_params,
             vocab_size: m.model.vocab_size(),
             dtype: model::format_name(opts),
+            remote: None,
         };
         return Ok((name, LocalEngine::new(m.model, tokenizer, eos, info)));
     }

@@ -288,6 +288,9 @@ pub enum EngineError {
     Model(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A server behind the remote engine failed (the message names the endpoint and the cause).
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl From<candle_core::Error> for EngineError {
@@ -306,6 +309,40 @@ pub struct ModelInfo {
     pub n_params: usize,
     pub vocab_size: usize,
     pub dtype: String,
+    /// Set when the model is served remotely (then `config_hash` is empty and sizes are unknown: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteModel>,
+}
+
+/// A model behind a server, as sessions record it (never with the API key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteModel {
+    /// The API root, e.g. `http://gpu-box:8000/v1`.
+    pub endpoint: String,
+    /// The name requests ask for (`--model`, or the first the server listed).
+    pub served_model: String,
+    /// What the server says the name stands for (vLLM's `root`, text-generation-inference's
+    /// `model_id`), else the served name.
+    pub reported_model: String,
+}
+
+impl ModelInfo {
+    /// Why replaying a session saved with `saved` on this model may not give the same text (empty: it
+    /// should). Remote sampling depends on the server's kernels, batching and sampler, so a server
+    /// on either side makes it unreliable.
+    pub fn replay_warnings(&self, saved: &ModelInfo) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.remote.is_some() || saved.remote.is_some() {
+            let server = self.remote.as_ref().or(saved.remote.as_ref()).map_or("", |r| r.endpoint.as_str());
+            out.push(format!("remote sampling ({server}) may not be bit-reproducible: the text can differ"));
+            if self.id != saved.id {
+                out.push(format!("saved with model {} (now {})", saved.id, self.id));
+            }
+        } else if self.config_hash != saved.config_hash {
+            out.push(format!("saved with model {} (another config than the one loaded)", saved.id));
+        }
+        out
+    }
 }
 
 /// A flag shared between the caller and a running generation; set it to stop within one token step.
@@ -403,6 +440,7 @@ pub mod fake;
 pub mod local;
 pub mod logprobs;
 pub mod penalty;
+pub mod remote;
 mod rng;
 pub mod sampler;
 mod score;

@@ -958,9 +958,7 @@ impl App {
             }
         }
         if let Some(info) = self.model_info() {
-            if info.config_hash != session.model.config_hash {
-                warnings.push(format!("saved with model {} (another config than the one loaded)", session.model.id));
-            }
+            warnings.extend(info.replay_warnings(&session.model));
         }
         self.settings.sampling = session.sampling.clone();
         self.settings.stop_override = None;

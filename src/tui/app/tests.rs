@@ -16,6 +16,7 @@ pub fn model_info() -> ModelInfo {
         n_params: 1000,
         vocab_size: 4096,
         dtype: "f32".into(),
+        remote: None,
     }
 }
 
