@@ -790,7 +790,7 @@ pub fn value_before_final_eq(seg: &str) -> Option<(BigRational, usize)> {
     if shape.binops == 0 || !left_edge_is_clear(&toks, a) || is_range(&toks, a, k) {
         return None;
     }
-    if shape.additive && shape.units.windows(2).any(|u| u[0] != u[1]) {
+    if shape.additive && shape.units.windows(2).any(|u| u[0] != u[1] && is_measure(&u[0]) && is_measure(&u[1])) {
         return None;
     }
     Some((lhs.pct, toks[a].start))
