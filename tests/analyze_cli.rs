@@ -69,7 +69,10 @@ fn default_model_output_against_its_prompt() {
 #[test]
 fn prompt_ending_with_answer_marker_needs_none() {
     let p = prompt_fixture("wei-8shot");
-    let v = json(" It takes 2 / 2 = 1 bolt. 2 + 1 = 3. The answer is 3.", &["--prompt-file", p.to_str().unwrap(), "--gold", "3"]);
+    let v = json(
+        " It takes 2 / 2 = 1 bolt. 2 + 1 = 3. The answer is 3.",
+        &["--prompt-file", p.to_str().unwrap(), "--gold", "3"],
+    );
     assert_eq!(v["failures"], serde_json::json!([]));
     assert_eq!(v["correct"], true);
     // The same text after a prompt that leaves "A:" to the model.

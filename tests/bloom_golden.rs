@@ -27,7 +27,6 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-
 fn greedy(m: &mut LoadedModel, prompt: &[u32], n: usize) -> Vec<u32> {
     let mut logits = m.model.prefill(prompt).unwrap();
     let mut out = Vec::new();
@@ -86,7 +85,10 @@ fn tiny_bloom_pytorch_bin_without_prefix_matches_transformers() {
 #[test]
 fn embedded_default_model_matches_transformers_on_the_template_prompts() {
     let g: Value = serde_json::from_str(
-        &std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/tiny-bloom-gsm8k/golden.json")).unwrap(),
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/tiny-bloom-gsm8k/golden.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let mut m = model::load(None, &LoadOptions::default()).unwrap();

@@ -94,7 +94,10 @@ fn rewrite_weights(dir: &Path, edit: impl FnOnce(&mut std::collections::HashMap<
 fn tensor_with_wrong_shape() {
     let d = copy_fixture();
     rewrite_weights(d.path(), |ts| {
-        ts.insert("transformer.h.1.mlp.dense_h_to_4h.weight".into(), Tensor::zeros((255, 64), candle_core::DType::F32, &Device::Cpu).unwrap());
+        ts.insert(
+            "transformer.h.1.mlp.dense_h_to_4h.weight".into(),
+            Tensor::zeros((255, 64), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
     });
     let e = load_err(d.path());
     assert!(e.contains("model.safetensors") && e.contains("transformer.h.1.mlp.dense_h_to_4h.weight"), "{e}");
@@ -175,7 +178,10 @@ fn cli_unknown_hub_id_fails_with_one_line_naming_the_id() {
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
-    assert!(lines[0].contains("nosuch-org/nosuch-bloom") && lines[0].contains("not in the Hugging Face cache"), "{err}");
+    assert!(
+        lines[0].contains("nosuch-org/nosuch-bloom") && lines[0].contains("not in the Hugging Face cache"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 

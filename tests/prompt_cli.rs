@@ -57,7 +57,8 @@ fn templates_dir_with_a_broken_file() {
     std::fs::copy(root.join("templates/cot-paths.yaml"), dir.path().join("cot-paths.yaml")).unwrap();
     std::fs::write(dir.path().join("broken.yaml"), "name: broken\nexemplars: [\n").unwrap();
     let d = dir.path().to_str().unwrap();
-    let out = bin().args(["prompt", "--template", "cot-paths", "--question", "1", "--templates-dir", d]).output().unwrap();
+    let out =
+        bin().args(["prompt", "--template", "cot-paths", "--question", "1", "--templates-dir", d]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, std::fs::read(root.join("tests/fixtures/prompts/cot-paths.txt")).unwrap());
     let out = bin().args(["prompt", "--template", "broken", "--question", "1", "--templates-dir", d]).output().unwrap();

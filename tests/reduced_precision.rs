@@ -26,7 +26,6 @@ fn floats(v: &Value) -> Vec<f32> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
-
 /// (agreeing steps, steps) of `m` teacher-forced along `continuation` after `prompt`.
 fn agreement(m: &mut LoadedModel, prompt: &[u32], continuation: &[u32]) -> (usize, usize) {
     let mut logits = m.model.prefill(prompt).unwrap();
@@ -40,13 +39,19 @@ fn agreement(m: &mut LoadedModel, prompt: &[u32], continuation: &[u32]) -> (usiz
 
 /// (prompt ids, reference greedy ids) of a fixture directory's golden.json.
 fn fixture_cases(name: &str) -> Vec<(Vec<u32>, Vec<u32>)> {
-    let g: Value = serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures").join(name).join("golden.json")).unwrap()).unwrap();
+    let g: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures").join(name).join("golden.json")).unwrap(),
+    )
+    .unwrap();
     g["cases"].as_array().unwrap().iter().map(|c| (ids(&c["input_ids"]), ids(&c["greedy_ids"]))).collect()
 }
 
 /// Same, for the embedded model's template prompts.
 fn embedded_cases() -> Vec<(Vec<u32>, Vec<u32>)> {
-    let g: Value = serde_json::from_str(&std::fs::read_to_string(root().join("assets/models/tiny-bloom-gsm8k/golden.json")).unwrap()).unwrap();
+    let g: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("assets/models/tiny-bloom-gsm8k/golden.json")).unwrap(),
+    )
+    .unwrap();
     g["cases"].as_array().unwrap().iter().map(|c| (ids(&c["input_ids"]), ids(&c["greedy_ids"]))).collect()
 }
 

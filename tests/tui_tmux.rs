@@ -28,12 +28,14 @@ impl Tmux {
     }
 
     fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux").args(["send-keys", "-t", &self.name]).args(keys).status().expect("tmux send-keys");
+        let status =
+            Command::new("tmux").args(["send-keys", "-t", &self.name]).args(keys).status().expect("tmux send-keys");
         assert!(status.success());
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().expect("tmux capture-pane");
+        let out =
+            Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().expect("tmux capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -85,7 +87,9 @@ fn pick_generate_label_save_quit_in_tmux() {
 
     // The model loads off the UI thread; the prompt's token count appears once it is there.
     t.wait_for("the UI", 30, |s| s.contains("Questions 1319"));
-    t.wait_for("the model and the token count", 120, |s| s.contains("model default") && regex::Regex::new(r"\d+ tokens").unwrap().is_match(s));
+    t.wait_for("the model and the token count", 120, |s| {
+        s.contains("model default") && regex::Regex::new(r"\d+ tokens").unwrap().is_match(s)
+    });
 
     // Pick question 1 (the robe); two paths is the default.
     t.keys(&["j"]);
@@ -144,10 +148,8 @@ fn pick_generate_label_save_quit_in_tmux() {
 
 #[test]
 fn without_a_terminal_the_workbench_says_so_instead_of_hanging() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cotscope"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run cotscope");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_cotscope")).stdin(std::process::Stdio::null()).output().expect("run cotscope");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: the workbench needs an interactive terminal"), "{err}");

@@ -51,7 +51,12 @@ pub struct DecodeRun {
 }
 
 /// Prefills `prompt`, forks it into `paths` rows and runs `new_tokens` greedy steps on all of them.
-pub fn run_decode(m: &mut dyn DecoderModel, prompt: &[u32], new_tokens: usize, paths: usize) -> Result<DecodeRun, EngineError> {
+pub fn run_decode(
+    m: &mut dyn DecoderModel,
+    prompt: &[u32],
+    new_tokens: usize,
+    paths: usize,
+) -> Result<DecodeRun, EngineError> {
     let t0 = Instant::now();
     let logits = m.prefill(prompt)?;
     let prefill_s = t0.elapsed().as_secs_f64();
@@ -91,7 +96,6 @@ pub fn synthetic_prompt(n: usize, vocab: usize) -> Vec<u32> {
         })
         .collect()
 }
-
 
 /// The process's peak resident set (`VmHWM` of /proc/self/status), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
@@ -195,7 +199,13 @@ mod tests {
 
     #[test]
     fn tiny_random_model_decodes_batched_and_counts_bytes() {
-        let cfg = Config { vocab_size: 512, hidden_size: 64, n_layer: 2, n_head: 4, ..Config::published("bloom-560m").unwrap() };
+        let cfg = Config {
+            vocab_size: 512,
+            hidden_size: 64,
+            n_layer: 2,
+            n_head: 4,
+            ..Config::published("bloom-560m").unwrap()
+        };
         let mut m = random_model(&cfg, &LoadOptions::default()).unwrap();
         // f32: 512×64 tied head plus per layer 12·64² weights, biases and norms.
         assert!(m.weight_bytes > 4 * (512 * 64 + 2 * 12 * 64 * 64));
@@ -205,7 +215,11 @@ mod tests {
         let run = run_decode(m.model.as_mut(), &prompt, 3, 4).unwrap();
         assert_eq!(run.paths, 4);
         assert!(run.decode_tok_s > 0.0);
-        let q = random_model(&cfg, &LoadOptions { quantize: Some(crate::model::quant::QuantKind::Q8_0), ..Default::default() }).unwrap();
+        let q = random_model(
+            &cfg,
+            &LoadOptions { quantize: Some(crate::model::quant::QuantKind::Q8_0), ..Default::default() },
+        )
+        .unwrap();
         assert!(q.weight_bytes * 3 < m.weight_bytes, "q8_0 is about a quarter of f32");
     }
 

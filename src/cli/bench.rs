@@ -97,7 +97,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for &paths in &args.paths {
         let r = bench::run_decode(m.model.as_mut(), &prompt, args.new_tokens, paths).context("benchmark run")?;
         if !args.json {
-            eprintln!("paths {paths}: prefill {:.2} s, decode {:.2} tok/s ({:.1} ms/step)", r.prefill_s, r.decode_tok_s, r.step_ms);
+            eprintln!(
+                "paths {paths}: prefill {:.2} s, decode {:.2} tok/s ({:.1} ms/step)",
+                r.prefill_s, r.decode_tok_s, r.step_ms
+            );
         }
         runs.push(r);
     }
@@ -137,12 +140,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn load(args: &Args, opts: &LoadOptions) -> anyhow::Result<(String, BenchModel)> {
     if let Some(shape) = &args.shape {
-        let cfg = Config::published(shape).with_context(|| format!("--shape '{shape}': expected one of {}", SHAPES.join(", ")))?;
-        let m = bench::random_model(&cfg, opts).map_err(|e| anyhow::anyhow!("building random {shape}: {}", model::error::first_line(&e.to_string())))?;
+        let cfg = Config::published(shape)
+            .with_context(|| format!("--shape '{shape}': expected one of {}", SHAPES.join(", ")))?;
+        let m = bench::random_model(&cfg, opts)
+            .map_err(|e| anyhow::anyhow!("building random {shape}: {}", model::error::first_line(&e.to_string())))?;
         return Ok((format!("{shape} (random weights)"), m));
     }
     let l = model::load(args.model.as_deref(), opts)?;
-    let m = BenchModel { model: l.model, n_params: l.info.n_params, weight_bytes: l.weight_bytes, decode_bytes_per_step: l.decode_bytes_per_step };
+    let m = BenchModel {
+        model: l.model,
+        n_params: l.info.n_params,
+        weight_bytes: l.weight_bytes,
+        decode_bytes_per_step: l.decode_bytes_per_step,
+    };
     Ok((l.info.id, m))
 }
 
@@ -150,7 +160,12 @@ fn print_text(r: &Report) {
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     println!("model            {}", r.model);
     println!("format           {} ({} threads)", r.format, r.threads);
-    println!("parameters       {:.1} M, {:.2} GiB of weights, {:.2} GiB streamed per decode step", r.n_params as f64 / 1e6, gib(r.weight_bytes as u64), gib(r.decode_bytes_per_token as u64));
+    println!(
+        "parameters       {:.1} M, {:.2} GiB of weights, {:.2} GiB streamed per decode step",
+        r.n_params as f64 / 1e6,
+        gib(r.weight_bytes as u64),
+        gib(r.decode_bytes_per_token as u64)
+    );
     println!("load             {:.2} s", r.load_s);
     println!("prefill          {} tokens in {:.2} s ({:.0} tok/s)", r.prompt_tokens, r.prefill_s, r.prefill_tok_s);
     for run in &r.runs {

@@ -31,7 +31,9 @@ impl ModelArgs {
         model::threads::set_compute_threads(self.threads);
         let dtype = self.dtype.as_deref().map(model::parse_dtype).transpose().context("--dtype")?;
         let quantize = match self.quantize.as_deref() {
-            Some(q) => Some(model::quant::QuantKind::parse(q).with_context(|| format!("--quantize '{q}': expected q8_0 or q4k"))?),
+            Some(q) => Some(
+                model::quant::QuantKind::parse(q).with_context(|| format!("--quantize '{q}': expected q8_0 or q4k"))?,
+            ),
             None => None,
         };
         let loaded = model::load(self.model.as_deref(), &LoadOptions { dtype, quantize })?;
@@ -60,6 +62,13 @@ pub struct SamplingArgs {
     /// Random seed (path i uses a stream derived from the seed and i).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Hugging Face's repetition penalty on tokens already in the prompt or the path (1 = off; 1.3 is
+    /// a common setting). Applies to greedy decoding too.
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f64,
+    /// Min-p sampling: keep tokens at least this fraction as likely as the most likely one.
+    #[arg(long)]
+    pub min_p: Option<f64>,
 }
 
 impl SamplingArgs {
@@ -70,6 +79,8 @@ impl SamplingArgs {
             top_p: self.top_p,
             seed: self.seed,
             max_new_tokens: self.max_new_tokens,
+            repetition_penalty: self.repetition_penalty,
+            min_p: self.min_p,
         }
     }
 }

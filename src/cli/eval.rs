@@ -9,7 +9,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, SamplingParams};
+use crate::engine::{CancelFlag, Engine, EngineEvent, Forcer, GenerateRequest, PathResult, SamplingParams};
+use crate::lab::calculator::{self, Calculator};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
 use crate::lab::judge::JudgePrompt;
@@ -67,6 +68,10 @@ pub struct Args {
     /// Judge prompt file. Default: judge/judge.yaml in the templates directory, else the shipped one.
     #[arg(long, value_name = "FILE.yaml")]
     pub judge_prompt: Option<PathBuf>,
+    /// Calculator in the loop: after `expression =`, write the exact result for the model; those
+    /// results are not checked for arithmetic errors.
+    #[arg(long)]
+    pub calculator: bool,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -150,7 +155,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
         for &i in &todo {
-            let mut r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), args.sampling.paths)?;
+            let opts = QuestionOptions { paths: args.sampling.paths, calculator: args.calculator };
+            let mut r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), &opts)?;
             selector.fill(&mut r)?;
             if let Some(f) = results.as_mut() {
                 f.append(&r)?;
@@ -213,14 +219,24 @@ fn update_message(bar: &ProgressBar, s: &Summary) {
     ));
 }
 
-/// Generates `paths` paths for question `index` and reads them.
+/// How each question is generated, besides sampling.
+#[derive(Clone, Debug, Default)]
+pub struct QuestionOptions {
+    /// Paths per question.
+    pub paths: usize,
+    /// Calculator in the loop.
+    pub calculator: bool,
+}
+
+/// Generates `opts.paths` paths for question `index` and reads them.
 pub fn evaluate_question(
     engine: &dyn Engine,
     template: &Template,
     index: usize,
     params: &SamplingParams,
-    paths: usize,
+    opts: &QuestionOptions,
 ) -> anyhow::Result<EvalRecord> {
+    let paths = opts.paths;
     let problem = gsm8k::test_problem(index)?;
     let prompt = template.render(&problem.question);
     let req = GenerateRequest {
@@ -228,15 +244,27 @@ pub fn evaluate_question(
         paths,
         sampling: params.clone(),
         stop: template.stop_strings().to_vec(),
+        forcer: opts.calculator.then(|| Forcer::new(Calculator)),
+        // The chosen tokens' log-probabilities, for `--select weighted` (no alternatives needed).
+        logprobs: Some(0),
+        ..GenerateRequest::default()
     };
     let mut done: Vec<Option<PathResult>> = vec![None; paths];
+    // Per path: the sum of the model's own tokens' log-probabilities (None once one is missing).
+    let mut own_logprob: Vec<Option<f64>> = vec![Some(0.0); paths];
     let stats = engine
-        .generate(&req, &CancelFlag::new(), &mut |ev| {
-            if let EngineEvent::Done(r) = ev {
+        .generate(&req, &CancelFlag::new(), &mut |ev| match ev {
+            EngineEvent::Token(t) if !t.forced => {
+                if let Some(sum) = own_logprob.get_mut(t.path) {
+                    *sum = sum.zip(t.logprob).map(|(s, l)| s + f64::from(l));
+                }
+            }
+            EngineEvent::Done(r) => {
                 if let Some(slot) = done.get_mut(r.path) {
                     *slot = Some(r);
                 }
             }
+            _ => {}
         })
         .with_context(|| format!("question {index}"))?;
     let ctx = DetectContext::for_template(template, &problem.question);
@@ -251,11 +279,13 @@ pub fn evaluate_question(
                 text: r.text,
                 answer: a.answer,
                 answer_rule: a.answer_rule,
-                failures: a.failures,
+                // The calculator's results are right by construction.
+                failures: calculator::drop_forced_results(a.failures, &r.forced_spans),
+                forced_spans: r.forced_spans,
                 stop_reason: r.stop_reason.as_str().to_string(),
                 stop_string: stop,
                 tokens: r.token_ids.len(),
-                logprob: None,
+                logprob: own_logprob.get(i).copied().flatten(),
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -366,7 +396,8 @@ mod tests {
         ];
         let engine = fake_engine(&texts);
         let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r = evaluate_question(&engine, &wei(), 1, &params, 3).unwrap();
+        let r =
+            evaluate_question(&engine, &wei(), 1, &params, &QuestionOptions { paths: 3, calculator: false }).unwrap();
         assert_eq!(r.index, 1);
         assert_eq!(r.gold, "3");
         assert_eq!(r.prompt_hash, evalfile::prompt_hash(&wei().render(&gsm8k::test_set()[1].question)));
@@ -385,7 +416,8 @@ mod tests {
         // The template stops at "\nQ:": the invented question is cut off but still reported.
         let engine = fake_engine(&[" 2 + 1 = 3. The answer is 3.\nQ: Tom has 4 cats."]);
         let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r = evaluate_question(&engine, &wei(), 1, &params, 1).unwrap();
+        let r =
+            evaluate_question(&engine, &wei(), 1, &params, &QuestionOptions { paths: 1, calculator: false }).unwrap();
         let p = &r.paths[0];
         assert_eq!(p.text, " 2 + 1 = 3. The answer is 3.");
         assert_eq!((p.stop_reason.as_str(), p.stop_string.as_deref()), ("stop_string", Some("\nQ:")));

@@ -31,10 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Loads template `name` from `dir` (or the default directory); other broken files do not matter.
-pub fn load_template(
-    name: &str,
-    dir: Option<&std::path::Path>,
-) -> anyhow::Result<(PathBuf, template::Template)> {
+pub fn load_template(name: &str, dir: Option<&std::path::Path>) -> anyhow::Result<(PathBuf, template::Template)> {
     let dir = dir.map(PathBuf::from).unwrap_or_else(template::default_dir);
     let set = template::load_dir(&dir);
     let (path, t) = set.get(name)?;

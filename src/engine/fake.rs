@@ -71,7 +71,11 @@ impl FakeModel {
     /// Row `r` of the batch follows `scripts[r % scripts.len()]` (a margin of 20 over every other
     /// logit), then `after` (e.g. an end-of-sequence id) if given, else repeats its last token.
     pub fn scripted(vocab: usize, scripts: Vec<Vec<u32>>, after: Option<u32>) -> Self {
-        Self { scripts: scripts.into_iter().filter(|s| !s.is_empty()).collect(), after_script: after, ..Self::new(vocab) }
+        Self {
+            scripts: scripts.into_iter().filter(|s| !s.is_empty()).collect(),
+            after_script: after,
+            ..Self::new(vocab)
+        }
     }
 
     /// Sleeps this long in every `prefill` and `step` (for screen tests that watch streaming).
@@ -143,7 +147,10 @@ impl DecoderModel for FakeModel {
 
     fn fork(&mut self, n: usize) -> Result<(), EngineError> {
         if self.rows.len() != 1 || n == 0 {
-            return Err(EngineError::Model(format!("fork({n}) needs exactly one cached row, found {}", self.rows.len())));
+            return Err(EngineError::Model(format!(
+                "fork({n}) needs exactly one cached row, found {}",
+                self.rows.len()
+            )));
         }
         self.record(|c| c.forks.push(n));
         let seq = self.rows[0].1.clone();

@@ -13,9 +13,7 @@ use super::EngineError;
 
 /// Decodes ids the way the engine reports text: special tokens (e.g. `</s>`) are left out.
 pub fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String, EngineError> {
-    tokenizer
-        .decode(ids, true)
-        .map_err(|e| EngineError::Tokenizer(format!("cannot decode ids: {e}")))
+    tokenizer.decode(ids, true).map_err(|e| EngineError::Tokenizer(format!("cannot decode ids: {e}")))
 }
 
 /// The detokenizer state of one path.

@@ -28,9 +28,12 @@ pub struct EvalPath {
     #[serde(default)]
     pub tokens: usize,
     /// Sum of the log-probabilities of the tokens the model chose (calculator-forced tokens
-    /// excluded), when the run asked the engine for them (`--select weighted`).
+    /// excluded), when the engine reports them; `--select weighted` votes with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprob: Option<f64>,
+    /// Byte ranges of `text` the calculator wrote (`eval --calculator`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced_spans: Vec<std::ops::Range<usize>>,
 }
 
 /// One question: a line of the results file.
@@ -244,6 +247,7 @@ mod tests {
             stop_string: Some("\n\n".into()),
             tokens: 5,
             logprob: None,
+            forced_spans: vec![],
         };
         let v = vote(&[Some(answer.to_string())]);
         EvalRecord {

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod answer;
+pub mod calculator;
 pub mod detect;
 pub mod evalfile;
 pub mod gsm8k;

@@ -72,10 +72,9 @@ impl Attention {
         }
         let scores = if parts.len() == 1 { parts.remove(0) } else { Tensor::cat(&parts, 3)? };
         let scores = scores.to_dtype(DType::F32)?; // b, h, s, kv
-        // ALiBi adds slope * key position; the query's own offset is constant per row, so softmax ignores it.
-        let positions = Tensor::arange(0u32, kv_len as u32, x.device())?
-            .to_dtype(DType::F32)?
-            .reshape((1, 1, kv_len))?; // 1, 1, kv
+                                                   // ALiBi adds slope * key position; the query's own offset is constant per row, so softmax ignores it.
+        let positions =
+            Tensor::arange(0u32, kv_len as u32, x.device())?.to_dtype(DType::F32)?.reshape((1, 1, kv_len))?; // 1, 1, kv
         let bias = self.slopes.broadcast_mul(&positions)?; // h, 1, kv
         let mut scores = scores.broadcast_add(&bias)?;
         if let Some(mask) = mask {
@@ -216,7 +215,12 @@ impl Bloom {
 
     /// As [`Bloom::new`], with every matrix (embeddings and LM head included) quantized to `quant` as
     /// it is read, so no f32 copy of more than one tensor is ever held. Layer norms and biases stay f32.
-    pub fn new_quantized(cfg: &Config, vb: VarBuilder, lm_head: Option<Tensor>, quant: Option<QuantKind>) -> Result<Self> {
+    pub fn new_quantized(
+        cfg: &Config,
+        vb: VarBuilder,
+        lm_head: Option<Tensor>,
+        quant: Option<QuantKind>,
+    ) -> Result<Self> {
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_epsilon);
         let emb = vb.pp("word_embeddings").get((cfg.vocab_size, h), "weight")?;
         let qemb = match quant {
@@ -237,9 +241,7 @@ impl Bloom {
             Some(w) if !tied => Linear::maybe_quantized(w, None, quant)?,
             _ => tied_head,
         };
-        let blocks = (0..cfg.n_layer)
-            .map(|i| Block::new(cfg, vb.pp("h").pp(i), quant))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = (0..cfg.n_layer).map(|i| Block::new(cfg, vb.pp("h").pp(i), quant)).collect::<Result<Vec<_>>>()?;
         Ok(Self {
             word_embeddings,
             word_embeddings_layernorm: layer_norm(h, eps, vb.pp("word_embeddings_layernorm"))?,
@@ -327,9 +329,8 @@ impl Bloom {
 /// `s, offset + s`: 0 where a query may see a key, -inf where the key lies in its future.
 fn causal_mask(s: usize, offset: usize, dev: &candle_core::Device) -> Result<Tensor> {
     let kv = offset + s;
-    let mask: Vec<f32> = (0..s)
-        .flat_map(|i| (0..kv).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
+    let mask: Vec<f32> =
+        (0..s).flat_map(|i| (0..kv).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 })).collect();
     Tensor::from_vec(mask, (s, kv), dev)
 }
 

@@ -92,7 +92,8 @@ mod tests {
         let got = gelu(&t).unwrap().to_vec1::<f32>().unwrap();
         for (x, g) in xs.iter().zip(&got) {
             let x64 = *x as f64;
-            let want = 0.5 * x64 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x64 + 0.044715 * x64.powi(3))).tanh());
+            let want =
+                0.5 * x64 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x64 + 0.044715 * x64.powi(3))).tanh());
             assert!((*g as f64 - want).abs() <= 2e-6 * (1.0 + want.abs()), "gelu({x}) = {g}, want {want}");
         }
     }

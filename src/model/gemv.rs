@@ -79,7 +79,9 @@ fn has_avx2() -> bool {
     {
         use std::sync::OnceLock;
         static OK: OnceLock<bool> = OnceLock::new();
-        *OK.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c"))
+        *OK.get_or_init(|| {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -287,7 +289,11 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dots<const R: usize, const RW: usize, W: Load8 + super::WeightElem>(x: &[f32], k: usize, w: [&[W]; RW]) -> [[f32; RW]; R] {
+    pub unsafe fn dots<const R: usize, const RW: usize, W: Load8 + super::WeightElem>(
+        x: &[f32],
+        k: usize,
+        w: [&[W]; RW],
+    ) -> [[f32; RW]; R] {
         let mut acc = [[_mm256_setzero_ps(); RW]; R];
         let k8 = k & !7;
         let px = x.as_ptr();
@@ -340,7 +346,10 @@ pub fn matmul_t_q8(x: &[f32], w: &[Q8Block], k: usize, y: &mut [f32]) {
     let m = x.len() / k;
     let per_row = k / 32;
     let n = w.len() / per_row.max(1);
-    assert!(k % 32 == 0 && x.len() == m * k && w.len() == n * per_row && y.len() == m * n, "gemv q8_0: mismatched lengths");
+    assert!(
+        k % 32 == 0 && x.len() == m * k && w.len() == n * per_row && y.len() == m * n,
+        "gemv q8_0: mismatched lengths"
+    );
     let y_ptr = y.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_TASK), |tasks| {
         for t in tasks {
@@ -418,7 +427,11 @@ mod avx512 {
     }
 
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub unsafe fn dots<const R: usize, W: Load16 + super::WeightElem>(x: &[f32], k: usize, w: [&[W]; 2]) -> [[f32; 2]; R] {
+    pub unsafe fn dots<const R: usize, W: Load16 + super::WeightElem>(
+        x: &[f32],
+        k: usize,
+        w: [&[W]; 2],
+    ) -> [[f32; 2]; R] {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         let k16 = k & !15;
         let px = x.as_ptr();
@@ -470,7 +483,10 @@ mod tests {
     fn q8_matches_dequantized_f32() {
         for &(m, n, k) in &[(1, 5, 32), (3, 70, 64), (8, 33, 256), (11, 9, 96)] {
             let w: Vec<Q8Block> = (0..n * k / 32)
-                .map(|b| Q8Block { d: f16::from_f32(0.01 * (b % 5 + 1) as f32), qs: std::array::from_fn(|i| ((i * 7 + b) % 255) as i8) })
+                .map(|b| Q8Block {
+                    d: f16::from_f32(0.01 * (b % 5 + 1) as f32),
+                    qs: std::array::from_fn(|i| ((i * 7 + b) % 255) as i8),
+                })
                 .collect();
             let wf: Vec<f32> = w.iter().flat_map(|b| b.qs.iter().map(move |q| *q as f32 * b.d.to_f32())).collect();
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 10.0).collect();

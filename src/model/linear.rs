@@ -148,7 +148,8 @@ mod tests {
         let dev = Device::Cpu;
         let w = Tensor::arange(0f32, 64. * 8., &dev).unwrap().reshape((8, 64)).unwrap().affine(1e-3, -0.25).unwrap();
         let b = Tensor::arange(0f32, 8., &dev).unwrap();
-        let x = Tensor::arange(0f32, 2. * 3. * 64., &dev).unwrap().reshape((2, 3, 64)).unwrap().affine(1e-2, -1.).unwrap();
+        let x =
+            Tensor::arange(0f32, 2. * 3. * 64., &dev).unwrap().reshape((2, 3, 64)).unwrap().affine(1e-2, -1.).unwrap();
         let dense = Linear::new(w.clone(), Some(b.clone())).forward(&x).unwrap();
         let q = Linear::maybe_quantized(w, Some(b), Some(QuantKind::Q4K)).unwrap(); // width 64: q8_0
         assert!(q.is_quantized());

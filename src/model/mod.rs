@@ -5,9 +5,9 @@ pub mod alibi;
 pub mod bloom;
 pub mod config;
 pub mod embedded;
+pub mod error;
 pub mod gelu;
 pub mod gemv;
-pub mod error;
 pub mod hub;
 pub mod kv_cache;
 pub mod linear;
@@ -109,7 +109,8 @@ pub fn load_dir(dir: &Path, id: &str, opts: &LoadOptions) -> Result<LoadedModel,
     if !tok_path.is_file() {
         return Err(LoadError::file(&tok_path, "not found"));
     }
-    let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| LoadError::file(&tok_path, format!("invalid tokenizer: {e}")))?;
+    let tokenizer =
+        Tokenizer::from_file(&tok_path).map_err(|e| LoadError::file(&tok_path, format!("invalid tokenizer: {e}")))?;
     let cfg = parse_config(&config_bytes).map_err(|m| LoadError::file(&config_path, m))?;
     let files = WeightFiles::find(dir)?;
     let dtype = opts.read_dtype();
@@ -122,9 +123,11 @@ pub fn load_dir(dir: &Path, id: &str, opts: &LoadOptions) -> Result<LoadedModel,
 pub fn load_embedded(opts: &LoadOptions) -> Result<LoadedModel, LoadError> {
     let name = Path::new(embedded::ID);
     let cfg = parse_config(embedded::CONFIG).map_err(|m| LoadError::file(name, m))?;
-    let tokenizer = Tokenizer::from_bytes(embedded::TOKENIZER).map_err(|e| LoadError::file(name, format!("invalid tokenizer: {e}")))?;
+    let tokenizer = Tokenizer::from_bytes(embedded::TOKENIZER)
+        .map_err(|e| LoadError::file(name, format!("invalid tokenizer: {e}")))?;
     let dtype = opts.read_dtype();
-    let vb = VarBuilder::from_slice_safetensors(embedded::WEIGHTS, dtype, &Device::Cpu).map_err(|e| LoadError::file(name, e))?;
+    let vb = VarBuilder::from_slice_safetensors(embedded::WEIGHTS, dtype, &Device::Cpu)
+        .map_err(|e| LoadError::file(name, e))?;
     let model = build_with(&cfg, vb, opts).map_err(|e| LoadError::file(name, e))?;
     Ok(finish(model, tokenizer, "default", embedded::CONFIG, opts))
 }
@@ -171,7 +174,14 @@ fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], opt
         vocab_size: cfg.vocab_size,
         dtype: format_name(opts),
     };
-    LoadedModel { model: Box::new(BloomDecoder::new(model)), tokenizer, info, eos_token_id, weight_bytes, decode_bytes_per_step }
+    LoadedModel {
+        model: Box::new(BloomDecoder::new(model)),
+        tokenizer,
+        info,
+        eos_token_id,
+        weight_bytes,
+        decode_bytes_per_step,
+    }
 }
 
 fn io_msg(e: &std::io::Error) -> String {

@@ -195,10 +195,7 @@ fn quantize_rows<T: GgmlType>(data: &[f32], cols: usize) -> Vec<T> {
     let per_row = cols / T::BLCK_SIZE;
     let rows = data.len() / cols;
     let mut blocks = vec![T::zeros(); rows * per_row];
-    blocks
-        .par_chunks_mut(per_row)
-        .zip(data.par_chunks(cols))
-        .for_each(|(dst, src)| T::from_float(src, dst));
+    blocks.par_chunks_mut(per_row).zip(data.par_chunks(cols)).for_each(|(dst, src)| T::from_float(src, dst));
     blocks
 }
 

@@ -110,9 +110,11 @@ mod tests {
     fn layer_norms_are_identity_and_biases_zero() {
         let r = RandomWeights::new(0);
         let dev = Device::Cpu;
-        let w: Vec<f32> = r.make(&Shape::from(4), "h.0.input_layernorm.weight", DType::F32, &dev).unwrap().to_vec1().unwrap();
+        let w: Vec<f32> =
+            r.make(&Shape::from(4), "h.0.input_layernorm.weight", DType::F32, &dev).unwrap().to_vec1().unwrap();
         assert_eq!(w, vec![1.0; 4]);
-        let b: Vec<f32> = r.make(&Shape::from(4), "h.0.mlp.dense_h_to_4h.bias", DType::F32, &dev).unwrap().to_vec1().unwrap();
+        let b: Vec<f32> =
+            r.make(&Shape::from(4), "h.0.mlp.dense_h_to_4h.bias", DType::F32, &dev).unwrap().to_vec1().unwrap();
         assert_eq!(b, vec![0.0; 4]);
         assert!(r.contains_tensor("word_embeddings.weight"));
         assert!(!r.contains_tensor("transformer.word_embeddings.weight"));

@@ -65,12 +65,28 @@ impl SafetensorsReader {
         let n: usize = e.shape.iter().product();
         let io = |err: std::io::Error| candle_core::Error::Msg(format!("{}: reading {name}: {err}", path.display()));
         let t = match (e.dtype, dtype) {
-            (DType::F32, DType::F32) => Tensor::from_vec(read_exact::<f32>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?,
-            (DType::F16, DType::F16) => Tensor::from_vec(read_exact::<f16>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?,
-            (DType::BF16, DType::BF16) => Tensor::from_vec(read_exact::<bf16>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?,
-            (src, DType::F32) => Tensor::from_vec(read_converted(file, e.start, n, src, |x: f32| x).map_err(io)?, e.shape.clone(), dev)?,
-            (src, DType::F16) => Tensor::from_vec(read_converted(file, e.start, n, src, f16::from_f32).map_err(io)?, e.shape.clone(), dev)?,
-            (src, DType::BF16) => Tensor::from_vec(read_converted(file, e.start, n, src, bf16::from_f32).map_err(io)?, e.shape.clone(), dev)?,
+            (DType::F32, DType::F32) => {
+                Tensor::from_vec(read_exact::<f32>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?
+            }
+            (DType::F16, DType::F16) => {
+                Tensor::from_vec(read_exact::<f16>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?
+            }
+            (DType::BF16, DType::BF16) => {
+                Tensor::from_vec(read_exact::<bf16>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?
+            }
+            (src, DType::F32) => {
+                Tensor::from_vec(read_converted(file, e.start, n, src, |x: f32| x).map_err(io)?, e.shape.clone(), dev)?
+            }
+            (src, DType::F16) => Tensor::from_vec(
+                read_converted(file, e.start, n, src, f16::from_f32).map_err(io)?,
+                e.shape.clone(),
+                dev,
+            )?,
+            (src, DType::BF16) => Tensor::from_vec(
+                read_converted(file, e.start, n, src, bf16::from_f32).map_err(io)?,
+                e.shape.clone(),
+                dev,
+            )?,
             (src, dst) => candle_core::bail!("{name}: cannot read {src:?} as {dst:?}"),
         };
         Ok(t)
@@ -104,7 +120,8 @@ fn read_header(f: &File, size: u64) -> std::result::Result<Vec<(String, Entry)>,
     }
     let mut header = vec![0u8; hlen as usize];
     f.read_exact_at(&mut header, 8).map_err(|e| e.to_string())?;
-    let map: HashMap<String, serde_json::Value> = serde_json::from_slice(&header).map_err(|e| format!("invalid header: {e}"))?;
+    let map: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| format!("invalid header: {e}"))?;
     let base = 8 + hlen;
     let mut out = Vec::new();
     for (name, v) in map {
@@ -146,7 +163,13 @@ fn read_exact<T: Pod>(f: &File, start: u64, n: usize) -> std::io::Result<Vec<T>>
 }
 
 /// `n` elements stored as `src`, converted to `T` through f32 in chunks of 1 MiB.
-fn read_converted<T: Pod>(f: &File, start: u64, n: usize, src: DType, conv: impl Fn(f32) -> T) -> std::io::Result<Vec<T>> {
+fn read_converted<T: Pod>(
+    f: &File,
+    start: u64,
+    n: usize,
+    src: DType,
+    conv: impl Fn(f32) -> T,
+) -> std::io::Result<Vec<T>> {
     const CHUNK: usize = 1 << 18;
     let es = src.size_in_bytes();
     let mut out = Vec::with_capacity(n);

@@ -44,16 +44,24 @@ impl WeightFiles {
                 // Open each file alone first so a truncated or corrupt one is named in the error.
                 for f in files {
                     // SAFETY: the file is mapped read-only; cotscope never writes to model files.
-                    unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }
-                        .map_err(|e| LoadError::file(f, format!("not a valid safetensors file ({})", super::error::first_line(&e.to_string()))))?;
+                    unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.map_err(|e| {
+                        LoadError::file(
+                            f,
+                            format!("not a valid safetensors file ({})", super::error::first_line(&e.to_string())),
+                        )
+                    })?;
                 }
                 // Positioned reads rather than the map: see `safetensors_read` (peak memory of a load).
-                let reader = super::safetensors_read::SafetensorsReader::open(files).map_err(|m| LoadError::file(&files[0], m))?;
+                let reader = super::safetensors_read::SafetensorsReader::open(files)
+                    .map_err(|m| LoadError::file(&files[0], m))?;
                 Ok(VarBuilder::from_backend(Box::new(reader), dtype, dev.clone()))
             }
-            WeightFiles::Pth(f) => {
-                VarBuilder::from_pth(f, dtype, dev).map_err(|e| LoadError::file(f, format!("cannot read PyTorch weights ({})", super::error::first_line(&e.to_string()))))
-            }
+            WeightFiles::Pth(f) => VarBuilder::from_pth(f, dtype, dev).map_err(|e| {
+                LoadError::file(
+                    f,
+                    format!("cannot read PyTorch weights ({})", super::error::first_line(&e.to_string())),
+                )
+            }),
         }
     }
 
@@ -61,7 +69,9 @@ impl WeightFiles {
     pub fn describe(&self) -> PathBuf {
         match self {
             WeightFiles::Safetensors(f) if f.len() == 1 => f[0].clone(),
-            WeightFiles::Safetensors(f) => f[0].parent().map(|p| p.join("model.safetensors.index.json")).unwrap_or_default(),
+            WeightFiles::Safetensors(f) => {
+                f[0].parent().map(|p| p.join("model.safetensors.index.json")).unwrap_or_default()
+            }
             WeightFiles::Pth(f) => f.clone(),
         }
     }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use crate::engine::{EngineEvent, ModelInfo};
 
 use super::clipboard::ClipboardOutcome;
-use crate::lab::template::Template;
 use super::session::{Session, SessionEntry};
+use crate::lab::template::Template;
 
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -91,23 +91,42 @@ pub enum Action {
     /// Loading the model failed; the message names what is wrong.
     ModelFailed(String),
     /// Token count of the prompt with this sha256.
-    TokenCount { prompt_sha256: String, result: Result<usize, String> },
+    TokenCount {
+        prompt_sha256: String,
+        result: Result<usize, String>,
+    },
     /// An engine event of generation `run`, request `request`, `at_ms` after it began.
-    Engine { run: u64, request: usize, event: EngineEvent, at_ms: f64 },
+    Engine {
+        run: u64,
+        request: usize,
+        event: EngineEvent,
+        at_ms: f64,
+    },
     /// Generation `run` stopped with an error.
-    GenerationFailed { run: u64, message: String },
+    GenerationFailed {
+        run: u64,
+        message: String,
+    },
     /// Generation `run` is over (every request done or cancelled).
-    GenerationFinished { run: u64 },
+    GenerationFinished {
+        run: u64,
+    },
     /// The session was written to this file.
     SessionSaved(PathBuf),
     /// Saved sessions, newest first.
     SessionsListed(Vec<SessionEntry>),
     /// A session file was read.
-    SessionOpened { path: PathBuf, session: Box<Session> },
+    SessionOpened {
+        path: PathBuf,
+        session: Box<Session>,
+    },
     /// The clipboard copy went through (how it went).
     Copied(ClipboardOutcome),
     /// A template file was written.
-    TemplateWritten { path: PathBuf, template: Box<Template> },
+    TemplateWritten {
+        path: PathBuf,
+        template: Box<Template>,
+    },
     /// A command of the runner failed; the message is one line.
     Failed(String),
     /// The terminal was resized (nothing to change; the next frame fits).

@@ -10,14 +10,14 @@ use super::action::Action;
 use super::clipboard::ClipboardOutcome;
 use super::command::Command;
 use super::exemplar::{self, DiffLine};
-use crate::lab::gsm8k::Problem;
-use crate::lab::template::Template;
 use super::labels::{Label, LabelState};
 use super::questions::QuestionList;
 use super::run::{CompareMode, Pane, PromptSpec, Run, MAX_AB};
 use super::session::{Session, SessionEntry};
 use super::settings::{Field, Settings};
 use super::theme::Theme;
+use crate::lab::gsm8k::Problem;
+use crate::lab::template::Template;
 
 /// The panel keys go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,12 +88,23 @@ pub struct ExemplarProposal {
 /// A window over the screen that takes the keys while open.
 #[derive(Clone, Debug)]
 pub enum Overlay {
-    Help { scroll: usize },
+    Help {
+        scroll: usize,
+    },
     /// Template chooser; `picked` are the A/B templates ticked.
-    Templates { cursor: usize, picked: Vec<usize> },
+    Templates {
+        cursor: usize,
+        picked: Vec<usize>,
+    },
     /// Saved sessions (None while listing).
-    Sessions { entries: Option<Vec<SessionEntry>>, cursor: usize },
-    Note { pane: usize, text: String },
+    Sessions {
+        entries: Option<Vec<SessionEntry>>,
+        cursor: usize,
+    },
+    Note {
+        pane: usize,
+        text: String,
+    },
     ConfirmQuit,
     Exemplar(Box<ExemplarProposal>),
 }
@@ -163,7 +174,8 @@ pub struct App {
 
 impl App {
     pub fn new(cfg: AppConfig) -> App {
-        let templates: Vec<TemplateEntry> = cfg.templates.into_iter().map(|(path, template)| TemplateEntry { path, template }).collect();
+        let templates: Vec<TemplateEntry> =
+            cfg.templates.into_iter().map(|(path, template)| TemplateEntry { path, template }).collect();
         let template = templates.iter().position(|t| t.template.name == "wei-8shot").unwrap_or(0);
         let mut ab = vec![template];
         if let Some(other) = (0..templates.len()).find(|i| *i != template) {
@@ -202,7 +214,11 @@ impl App {
             quit: false,
         };
         if !cfg.template_errors.is_empty() {
-            app.set_error(format!("{} template(s) failed to load: {}", cfg.template_errors.len(), cfg.template_errors.join("; ")));
+            app.set_error(format!(
+                "{} template(s) failed to load: {}",
+                cfg.template_errors.len(),
+                cfg.template_errors.join("; ")
+            ));
         } else if app.templates.is_empty() {
             app.set_error(format!("no templates in {}", app.templates_dir.display()));
         }
@@ -374,12 +390,10 @@ impl App {
             Action::ChooseTemplate => self.open_template_chooser(),
             Action::ToggleMode => self.toggle_mode(&mut cmds),
             Action::ToggleLabel(k) => self.toggle_label(k),
-            Action::EditNote => {
-                match self.focused_pane() {
-                    Some(p) => self.overlay = Some(Overlay::Note { pane: self.pane, text: p.note.clone() }),
-                    None => self.set_error("no path to annotate yet: Enter generates"),
-                }
-            }
+            Action::EditNote => match self.focused_pane() {
+                Some(p) => self.overlay = Some(Overlay::Note { pane: self.pane, text: p.note.clone() }),
+                None => self.set_error("no path to annotate yet: Enter generates"),
+            },
             Action::Undo => self.undo(),
             Action::Save => {
                 // `s` in the quit question saves, then quits once the file is written.
@@ -545,7 +559,17 @@ impl App {
         }
         let id = self.next_run;
         self.next_run += 1;
-        let run = Run::start(id, self.mode, problem.index, &problem.question, &problem.gold, self.prompts.clone(), self.settings.sampling.clone(), self.settings.paths, Some(model));
+        let run = Run::start(
+            id,
+            self.mode,
+            problem.index,
+            &problem.question,
+            &problem.gold,
+            self.prompts.clone(),
+            self.settings.sampling.clone(),
+            self.settings.paths,
+            Some(model),
+        );
         let requests = run.requests();
         self.run = Some(run);
         self.pane = 0;
@@ -566,7 +590,13 @@ impl App {
         let entry = self.templates.get(t)?;
         let tpl = &entry.template;
         let stop = self.settings.stop_override.clone().unwrap_or_else(|| tpl.stop_strings().to_vec());
-        Some(PromptSpec::new(&tpl.name, tpl.render(question), stop, tpl.instruction().map(str::to_string), tpl.ends_with_answer_marker()))
+        Some(PromptSpec::new(
+            &tpl.name,
+            tpl.render(question),
+            stop,
+            tpl.instruction().map(str::to_string),
+            tpl.ends_with_answer_marker(),
+        ))
     }
 
     /// Re-renders what Enter would send and asks for token counts not known yet.
@@ -728,7 +758,13 @@ impl App {
             (Ok(a), Ok(b)) => exemplar::diff(&a, &b, 3),
             (Err(e), _) | (_, Err(e)) => return self.set_error(format!("template {name}: {e}")),
         };
-        self.overlay = Some(Overlay::Exemplar(Box::new(ExemplarProposal { template: ti, updated, diff, scroll: 0, new_name: None })));
+        self.overlay = Some(Overlay::Exemplar(Box::new(ExemplarProposal {
+            template: ti,
+            updated,
+            diff,
+            scroll: 0,
+            new_name: None,
+        })));
     }
 
     fn input(&mut self, c: Option<char>, cmds: &mut Vec<Command>) {
@@ -870,7 +906,9 @@ impl App {
         let n_templates = self.templates.len();
         match self.overlay.as_mut() {
             Some(Overlay::Help { scroll: s }) => *s = scroll(*s, -d, 200),
-            Some(Overlay::Templates { cursor, .. }) => *cursor = (*cursor as isize + d).clamp(0, n_templates.saturating_sub(1) as isize) as usize,
+            Some(Overlay::Templates { cursor, .. }) => {
+                *cursor = (*cursor as isize + d).clamp(0, n_templates.saturating_sub(1) as isize) as usize
+            }
             Some(Overlay::Sessions { entries, cursor }) => {
                 let n = entries.as_ref().map_or(0, Vec::len);
                 *cursor = (*cursor as isize + d).clamp(0, n.saturating_sub(1) as isize) as usize;

@@ -21,7 +21,10 @@ pub struct Clipboard {
 impl Clipboard {
     pub fn new() -> Self {
         // Without a display server arboard can only fail (after trying to connect); say why plainly.
-        if cfg!(target_os = "linux") && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        if cfg!(target_os = "linux")
+            && std::env::var_os("DISPLAY").is_none()
+            && std::env::var_os("WAYLAND_DISPLAY").is_none()
+        {
             return Self { system: Err("no DISPLAY".to_string()) };
         }
         Self { system: arboard::Clipboard::new().map_err(|e| one_line(&e.to_string())) }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use crate::engine::GenerateRequest;
 
-use crate::lab::template::Template;
 use super::session::Session;
+use crate::lab::template::Template;
 
 #[derive(Clone, Debug)]
 pub enum Command {

@@ -41,7 +41,8 @@ fn draw_full(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(header::line(app, head.width), head);
     let q_w = (area.width * 3 / 10).clamp(28, 48);
     let s_w = 30.min(area.width / 4);
-    let [qa, pa, sa] = Layout::horizontal([Constraint::Length(q_w), Constraint::Min(20), Constraint::Length(s_w)]).areas(top);
+    let [qa, pa, sa] =
+        Layout::horizontal([Constraint::Length(q_w), Constraint::Min(20), Constraint::Length(s_w)]).areas(top);
     questions::draw(app, frame, qa);
     prompt::draw(app, frame, pa);
     settings::draw(app, frame, sa);

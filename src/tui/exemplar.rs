@@ -53,7 +53,10 @@ pub fn diff(old: &str, new: &str, context: usize) -> Vec<DiffLine> {
 
 /// A template name usable as a file name.
 pub fn valid_template_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.')
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.')
 }
 
 #[cfg(test)]
@@ -73,10 +76,24 @@ mod tests {
         let new = "a\nb\nc\nd\ne\nf\n";
         assert_eq!(
             diff(old, new, 2),
-            vec![DiffLine::Skipped(2), DiffLine::Same("c".into()), DiffLine::Same("d".into()), DiffLine::Added("e".into()), DiffLine::Added("f".into())]
+            vec![
+                DiffLine::Skipped(2),
+                DiffLine::Same("c".into()),
+                DiffLine::Same("d".into()),
+                DiffLine::Added("e".into()),
+                DiffLine::Added("f".into())
+            ]
         );
         let d = diff("x\ny\nz", "x\nY\nz", 0);
-        assert_eq!(d, vec![DiffLine::Skipped(1), DiffLine::Removed("y".into()), DiffLine::Added("Y".into()), DiffLine::Skipped(1)]);
+        assert_eq!(
+            d,
+            vec![
+                DiffLine::Skipped(1),
+                DiffLine::Removed("y".into()),
+                DiffLine::Added("Y".into()),
+                DiffLine::Skipped(1)
+            ]
+        );
     }
 
     #[test]

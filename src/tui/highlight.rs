@@ -4,9 +4,9 @@
 
 use ratatui::style::Style;
 
-use crate::lab::detect::{Failure, FailureKind};
 use super::labels::Label;
 use super::theme::Theme;
+use crate::lab::detect::{Failure, FailureKind};
 
 /// Which style wins where spans overlap: the most specific finding first.
 fn priority(kind: FailureKind) -> u8 {
@@ -143,7 +143,11 @@ mod tests {
     #[test]
     fn overlapping_and_out_of_range_spans_do_not_panic() {
         let t = Theme::no_color();
-        let fs = [f(FailureKind::Repetition, 0, 8), f(FailureKind::ArithmeticError, 3, 50), f(FailureKind::NoAnswer, 99, 99)];
+        let fs = [
+            f(FailureKind::Repetition, 0, 8),
+            f(FailureKind::ArithmeticError, 3, 50),
+            f(FailureKind::NoAnswer, 99, 99),
+        ];
         let segs = highlight("é 1+1=3", &fs, &t, Style::default());
         let plain: String = text_of(&segs).replace(['⟦', '⟧'], "");
         assert!(plain.contains("1+1=3"));

@@ -119,7 +119,9 @@ fn overlay_key(overlay: &Overlay, key: KeyEvent) -> Option<Action> {
             _ if down => Some(Action::OverlayMove(1)),
             KeyCode::PageUp => Some(Action::OverlayMove(-10)),
             KeyCode::PageDown => Some(Action::OverlayMove(10)),
-            KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) => Some(Action::Close),
+            KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) => {
+                Some(Action::Close)
+            }
             _ => None,
         },
         Overlay::Templates { .. } | Overlay::Sessions { .. } => match code {
@@ -175,8 +177,15 @@ pub fn hints(app: &App) -> Vec<Hint> {
             Overlay::Sessions { .. } => vec![h("↑↓", "move"), h("Enter", "open"), h("Esc", "cancel")],
             Overlay::Note { .. } => vec![h("type", "note"), h("Enter", "keep"), h("Esc", "cancel")],
             Overlay::ConfirmQuit => vec![h("y", "quit without saving"), h("s", "save and quit"), h("n/Esc", "stay")],
-            Overlay::Exemplar(p) if p.new_name.is_some() => vec![h("type", "new template name"), h("Enter", "write copy"), h("Esc", "back")],
-            Overlay::Exemplar(_) => vec![h("a/Enter", "append to this template"), h("c", "copy under a new name"), h("↑↓", "scroll"), h("Esc", "cancel")],
+            Overlay::Exemplar(p) if p.new_name.is_some() => {
+                vec![h("type", "new template name"), h("Enter", "write copy"), h("Esc", "back")]
+            }
+            Overlay::Exemplar(_) => vec![
+                h("a/Enter", "append to this template"),
+                h("c", "copy under a new name"),
+                h("↑↓", "scroll"),
+                h("Esc", "cancel"),
+            ],
         };
     }
     if app.questions.filtering {
@@ -265,7 +274,13 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("0–9", "type an index to jump to it"),
             ],
         ),
-        ("Prompt", vec![h("↑ ↓ / j k, PgUp PgDn", "scroll the rendered prompt"), h("← →", "A/B view: which template's prompt")]),
+        (
+            "Prompt",
+            vec![
+                h("↑ ↓ / j k, PgUp PgDn", "scroll the rendered prompt"),
+                h("← →", "A/B view: which template's prompt"),
+            ],
+        ),
         (
             "Settings",
             vec![

@@ -21,9 +21,9 @@ pub mod session;
 pub mod settings;
 pub mod terminal;
 pub mod theme;
+mod widgets;
 pub mod worker;
 pub mod wrap;
-mod widgets;
 
 pub use runner::{run, Options};
 

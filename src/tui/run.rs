@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{EngineEvent, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason};
 
+use super::labels::Labels;
 use crate::lab;
 use crate::lab::answer::AnswerRule;
 use crate::lab::detect::{DetectContext, Failure, FailureKind, StreamDetector};
 use crate::lab::vote::Vote;
-use super::labels::Labels;
 
 /// Which comparison a generation makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +47,21 @@ pub struct PromptSpec {
 }
 
 impl PromptSpec {
-    pub fn new(template: &str, prompt: String, stop: Vec<String>, instruction: Option<String>, ends_with_answer_marker: bool) -> Self {
-        Self { template: template.to_string(), prompt_sha256: sha256_hex(&prompt), stop, instruction, ends_with_answer_marker, prompt }
+    pub fn new(
+        template: &str,
+        prompt: String,
+        stop: Vec<String>,
+        instruction: Option<String>,
+        ends_with_answer_marker: bool,
+    ) -> Self {
+        Self {
+            template: template.to_string(),
+            prompt_sha256: sha256_hex(&prompt),
+            stop,
+            instruction,
+            ends_with_answer_marker,
+            prompt,
+        }
     }
 }
 
@@ -98,7 +111,18 @@ impl Pane {
 
     /// A finished pane restored from a saved session (its findings as saved, no detector).
     #[allow(clippy::too_many_arguments)]
-    pub fn restored(prompt: usize, path: usize, text: String, token_ids: Vec<u32>, stop: StopReason, failures: Vec<Failure>, answer: Option<String>, answer_rule: AnswerRule, labels: Labels, note: String) -> Self {
+    pub fn restored(
+        prompt: usize,
+        path: usize,
+        text: String,
+        token_ids: Vec<u32>,
+        stop: StopReason,
+        failures: Vec<Failure>,
+        answer: Option<String>,
+        answer_rule: AnswerRule,
+        labels: Labels,
+        note: String,
+    ) -> Self {
         Self {
             prompt,
             path,
@@ -194,7 +218,17 @@ pub struct Run {
 
 impl Run {
     /// A new run about to start: in self-consistency `paths` panes of prompt 0; in A/B one pane per prompt.
-    pub fn start(id: u64, mode: CompareMode, question: usize, question_text: &str, gold: &str, prompts: Vec<PromptSpec>, sampling: SamplingParams, paths: usize, model: Option<ModelInfo>) -> Self {
+    pub fn start(
+        id: u64,
+        mode: CompareMode,
+        question: usize,
+        question_text: &str,
+        gold: &str,
+        prompts: Vec<PromptSpec>,
+        sampling: SamplingParams,
+        paths: usize,
+        model: Option<ModelInfo>,
+    ) -> Self {
         let mut panes = Vec::new();
         for (pi, spec) in prompts.iter().enumerate() {
             let n = if mode == CompareMode::SelfConsistency { paths.max(1) } else { 1 };
@@ -205,7 +239,8 @@ impl Run {
                 break;
             }
         }
-        let prompts = if mode == CompareMode::SelfConsistency { prompts.into_iter().take(1).collect() } else { prompts };
+        let prompts =
+            if mode == CompareMode::SelfConsistency { prompts.into_iter().take(1).collect() } else { prompts };
         Self {
             id,
             mode,
@@ -234,6 +269,7 @@ impl Run {
                 paths: self.panes.iter().filter(|p| p.prompt == pi).count(),
                 sampling: self.sampling.clone(),
                 stop: spec.stop.clone(),
+                ..GenerateRequest::default()
             })
             .collect()
     }
@@ -250,9 +286,9 @@ impl Run {
                     p.started_ms = Some(at_ms);
                 }
             }
-            EngineEvent::Token { path, id, text } => {
-                if let Some(i) = self.pane_index(request, path) {
-                    self.panes[i].push_token(id, &text, at_ms);
+            EngineEvent::Token(t) => {
+                if let Some(i) = self.pane_index(request, t.path) {
+                    self.panes[i].push_token(t.id.unwrap_or_default(), &t.text, at_ms);
                 }
             }
             EngineEvent::Done(res) => {
@@ -317,7 +353,7 @@ pub fn detect_context(question: &str, spec: &PromptSpec) -> DetectContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::PathResult;
+    use crate::engine::{PathResult, TokenEvent};
 
     fn spec(name: &str) -> PromptSpec {
         PromptSpec::new(name, format!("{name}\nQ: q\nA:"), vec!["\nQ:".into()], None, true)
@@ -325,7 +361,17 @@ mod tests {
 
     #[test]
     fn self_consistency_run_has_one_request_with_n_paths() {
-        let run = Run::start(1, CompareMode::SelfConsistency, 0, "q", "18", vec![spec("a"), spec("b")], SamplingParams::default(), 3, None);
+        let run = Run::start(
+            1,
+            CompareMode::SelfConsistency,
+            0,
+            "q",
+            "18",
+            vec![spec("a"), spec("b")],
+            SamplingParams::default(),
+            3,
+            None,
+        );
         assert_eq!(run.panes.len(), 3);
         let reqs = run.requests();
         assert_eq!(reqs.len(), 1);
@@ -335,7 +381,17 @@ mod tests {
 
     #[test]
     fn ab_run_has_one_request_per_template() {
-        let run = Run::start(1, CompareMode::Ab, 0, "q", "18", vec![spec("a"), spec("b")], SamplingParams::default(), 3, None);
+        let run = Run::start(
+            1,
+            CompareMode::Ab,
+            0,
+            "q",
+            "18",
+            vec![spec("a"), spec("b")],
+            SamplingParams::default(),
+            3,
+            None,
+        );
         assert_eq!(run.panes.len(), 2);
         let reqs = run.requests();
         assert_eq!(reqs.iter().map(|r| r.paths).collect::<Vec<_>>(), vec![1, 1]);
@@ -344,15 +400,42 @@ mod tests {
 
     #[test]
     fn events_fill_panes_and_done_text_wins() {
-        let mut run = Run::start(1, CompareMode::SelfConsistency, 0, "q", "18", vec![spec("a")], SamplingParams::default(), 2, None);
+        let mut run = Run::start(
+            1,
+            CompareMode::SelfConsistency,
+            0,
+            "q",
+            "18",
+            vec![spec("a")],
+            SamplingParams::default(),
+            2,
+            None,
+        );
         run.apply(0, EngineEvent::Prefilled { prompt_tokens: 5, prefill_ms: 1.0 }, 10.0);
-        run.apply(0, EngineEvent::Token { path: 1, id: 7, text: " The answer".into() }, 20.0);
-        run.apply(0, EngineEvent::Token { path: 1, id: 8, text: " is 18.".into() }, 30.0);
+        run.apply(
+            0,
+            EngineEvent::Token(TokenEvent {
+                path: 1,
+                id: Some(7),
+                text: " The answer".into(),
+                ..TokenEvent::default()
+            }),
+            20.0,
+        );
+        run.apply(
+            0,
+            EngineEvent::Token(TokenEvent { path: 1, id: Some(8), text: " is 18.".into(), ..TokenEvent::default() }),
+            30.0,
+        );
         assert_eq!(run.panes[1].text, " The answer is 18.");
         assert_eq!(run.panes[1].answer.as_deref(), Some("18"));
         assert_eq!(run.panes[1].tokens_per_s(), Some(100.0));
         assert!(run.panes[0].text.is_empty());
-        let done = PathResult { path: 1, text: " The answer is 18.".into(), token_ids: vec![7, 8], stop_reason: StopReason::Eos };
+        let done = PathResult {
+            text: " The answer is 18.".into(),
+            token_ids: vec![7, 8],
+            ..PathResult::empty(1, StopReason::Eos)
+        };
         run.apply(0, EngineEvent::Done(done), 31.0);
         assert!(run.panes[1].finished());
         assert_eq!(run.correct(run.panes[1].answer.as_deref()), Some(true));

@@ -20,10 +20,10 @@ use super::action::Action;
 use super::app::{App, AppConfig};
 use super::clipboard::Clipboard;
 use super::command::Command;
-use crate::lab;
 use super::theme::Theme;
 use super::worker::{Loader, Sink, Worker};
 use super::{draw, keymap, session, terminal, TuiError};
+use crate::lab;
 
 /// Shortest time between two frames while tokens stream.
 pub const FRAME: Duration = Duration::from_millis(30);
@@ -196,7 +196,10 @@ impl Executor {
             Command::StartGeneration { run, requests } => {
                 let cancel = CancelFlag::new();
                 self.cancels.insert(run, cancel.clone());
-                self.worker.generate(run, requests, cancel).err().map(|message| Action::GenerationFailed { run, message })
+                self.worker
+                    .generate(run, requests, cancel)
+                    .err()
+                    .map(|message| Action::GenerationFailed { run, message })
             }
             Command::CancelGeneration { run } => {
                 if let Some(c) = self.cancels.get(&run) {

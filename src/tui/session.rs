@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{ModelInfo, SamplingParams, StopReason};
 
-use crate::lab::answer::AnswerRule;
-use crate::lab::detect::Failure;
 use super::labels::{Label, LabelState, Labels};
 use super::run::{CompareMode, Pane, PromptSpec, Run};
+use crate::lab::answer::AnswerRule;
+use crate::lab::detect::Failure;
 
 /// Format version written in every file.
 pub const VERSION: u32 = 1;
@@ -126,7 +126,12 @@ impl Session {
                 labels: p
                     .labels
                     .touched()
-                    .map(|(label, s)| SessionLabel { label, detected: s.detected, human: s.human, value: s.effective() })
+                    .map(|(label, s)| SessionLabel {
+                        label,
+                        detected: s.detected,
+                        human: s.human,
+                        value: s.effective(),
+                    })
                     .collect(),
                 note: p.note.clone(),
             })
@@ -161,7 +166,18 @@ impl Session {
             for l in &p.labels {
                 labels.set(l.label, LabelState { detected: l.detected, human: l.human });
             }
-            panes.push(Pane::restored(prompt, p.path, p.text.clone(), p.token_ids.clone(), stop, p.failures.clone(), p.answer.clone(), p.answer_rule.clone(), labels, p.note.clone()));
+            panes.push(Pane::restored(
+                prompt,
+                p.path,
+                p.text.clone(),
+                p.token_ids.clone(),
+                stop,
+                p.failures.clone(),
+                p.answer.clone(),
+                p.answer_rule.clone(),
+                labels,
+                p.note.clone(),
+            ));
         }
         Ok(Run {
             id,
@@ -199,18 +215,17 @@ impl Session {
 }
 
 fn stop_reason(name: &str, stop: Option<&str>) -> Result<StopReason, String> {
-    Ok(match name {
-        "max_tokens" => StopReason::MaxTokens,
-        "eos" => StopReason::Eos,
-        "cancelled" => StopReason::Cancelled,
-        "stop_string" => StopReason::StopString(stop.unwrap_or_default().to_string()),
-        other => return Err(format!("unknown stop_reason `{other}`")),
-    })
+    StopReason::from_name(name, stop).ok_or_else(|| format!("unknown stop_reason `{name}`"))
 }
 
 /// Writes `session` atomically: to `existing` if given (saving again), else to a new file in `dir` named
 /// after `now`. Returns the path written.
-pub fn save(dir: &Path, session: &mut Session, existing: Option<&Path>, now: chrono::DateTime<chrono::Local>) -> Result<PathBuf, SessionError> {
+pub fn save(
+    dir: &Path,
+    session: &mut Session,
+    existing: Option<&Path>,
+    now: chrono::DateTime<chrono::Local>,
+) -> Result<PathBuf, SessionError> {
     session.created = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
     let path = match existing {
         Some(p) => p.to_path_buf(),
@@ -226,15 +241,21 @@ pub fn save(dir: &Path, session: &mut Session, existing: Option<&Path>, now: chr
         }
     };
     let yaml = session.to_yaml().map_err(|msg| SessionError::Parse { path: path.display().to_string(), msg })?;
-    crate::fsutil::write_atomic(&path, yaml.as_bytes()).map_err(|source| SessionError::Io { path: path.display().to_string(), source })?;
+    crate::fsutil::write_atomic(&path, yaml.as_bytes())
+        .map_err(|source| SessionError::Io { path: path.display().to_string(), source })?;
     Ok(path)
 }
 
 pub fn load(path: &Path) -> Result<Session, SessionError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SessionError::Io { path: path.display().to_string(), source })?;
-    let s: Session = serde_yaml::from_str(&text).map_err(|e| SessionError::Parse { path: path.display().to_string(), msg: e.to_string() })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| SessionError::Io { path: path.display().to_string(), source })?;
+    let s: Session = serde_yaml::from_str(&text)
+        .map_err(|e| SessionError::Parse { path: path.display().to_string(), msg: e.to_string() })?;
     if s.version != VERSION {
-        return Err(SessionError::Parse { path: path.display().to_string(), msg: format!("session version {} (this cotscope reads {VERSION})", s.version) });
+        return Err(SessionError::Parse {
+            path: path.display().to_string(),
+            msg: format!("session version {} (this cotscope reads {VERSION})", s.version),
+        });
     }
     Ok(s)
 }
@@ -286,12 +307,29 @@ mod tests {
         let mut s = annotated_session();
         let now = chrono::Local.with_ymd_and_hms(2025, 3, 4, 5, 6, 7).unwrap();
         let path = save(dir.path(), &mut s, None, now).unwrap();
-        assert_eq!(path.file_name().unwrap().to_str().unwrap(), format!("20250304-050607-q1-{}.yaml", s.templates[0].template));
+        assert_eq!(
+            path.file_name().unwrap().to_str().unwrap(),
+            format!("20250304-050607-q1-{}.yaml", s.templates[0].template)
+        );
         let back = load(&path).unwrap();
         assert_eq!(back, s);
         // The file holds what the issue lists.
         let y = std::fs::read_to_string(&path).unwrap();
-        for key in ["config_hash:", "prompt_sha256:", "index: 1", "gold: '3'", "seed: 42", "token_ids:", "stop_reason: stop_string", "answer: '3'", "failures:", "labels:", "note:", "vote:", "majority: '3'"] {
+        for key in [
+            "config_hash:",
+            "prompt_sha256:",
+            "index: 1",
+            "gold: '3'",
+            "seed: 42",
+            "token_ids:",
+            "stop_reason: stop_string",
+            "answer: '3'",
+            "failures:",
+            "labels:",
+            "note:",
+            "vote:",
+            "majority: '3'",
+        ] {
             assert!(y.contains(key), "{key} in\n{y}");
         }
         // Opening shows it as saved: the run rebuilt from the file saves to the same session.

@@ -67,7 +67,14 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            sampling: SamplingParams { temperature: 0.7, top_k: None, top_p: None, seed: 42, max_new_tokens: 128 },
+            sampling: SamplingParams {
+                temperature: 0.7,
+                top_k: None,
+                top_p: None,
+                seed: 42,
+                max_new_tokens: 128,
+                ..SamplingParams::default()
+            },
             paths: 2,
             stop_override: None,
         }
@@ -95,7 +102,11 @@ impl Settings {
             }
             Field::MaxNewTokens => s.max_new_tokens = step_usize(s.max_new_tokens, delta, 16, 1, 4096),
             Field::Seed => {
-                s.seed = if delta >= 0 { s.seed.wrapping_add(delta as u64) } else { s.seed.wrapping_sub(delta.unsigned_abs() as u64) }
+                s.seed = if delta >= 0 {
+                    s.seed.wrapping_add(delta as u64)
+                } else {
+                    s.seed.wrapping_sub(delta.unsigned_abs() as u64)
+                }
             }
             Field::Stop | Field::Mode | Field::Template => {}
         }
@@ -139,14 +150,23 @@ impl Settings {
                 self.paths = n;
             }
             Field::Temperature => {
-                let v: f64 = t.split_whitespace().next().unwrap_or("").parse().map_err(|_| format!("temperature: `{t}` is not a number"))?;
+                let v: f64 = t
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .parse()
+                    .map_err(|_| format!("temperature: `{t}` is not a number"))?;
                 if !(0.0..=10.0).contains(&v) {
                     return Err(format!("temperature: {v} is outside 0..=10"));
                 }
                 s.temperature = v;
             }
             Field::TopK => {
-                let k: usize = if off { 0 } else { t.parse().map_err(|_| format!("top-k: `{t}` is not a whole number or off"))? };
+                let k: usize = if off {
+                    0
+                } else {
+                    t.parse().map_err(|_| format!("top-k: `{t}` is not a whole number or off"))?
+                };
                 s.top_k = (k > 0).then_some(k);
             }
             Field::TopP => {

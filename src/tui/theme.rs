@@ -101,11 +101,17 @@ impl Theme {
     }
 
     pub fn right(&self) -> Style {
-        self.pick(Style::default().fg(Color::Green).add_modifier(Modifier::BOLD), Style::default().add_modifier(Modifier::BOLD))
+        self.pick(
+            Style::default().fg(Color::Green).add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::BOLD),
+        )
     }
 
     pub fn wrong(&self) -> Style {
-        self.pick(Style::default().fg(Color::Red).add_modifier(Modifier::BOLD), Style::default().add_modifier(Modifier::BOLD))
+        self.pick(
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::BOLD),
+        )
     }
 
     pub fn title(&self) -> Style {
@@ -121,10 +127,7 @@ impl Theme {
     }
 
     pub fn selected(&self) -> Style {
-        self.pick(
-            Style::default().fg(Color::Black).bg(Color::Cyan),
-            Style::default().add_modifier(Modifier::REVERSED),
-        )
+        self.pick(Style::default().fg(Color::Black).bg(Color::Cyan), Style::default().add_modifier(Modifier::REVERSED))
     }
 
     pub fn dim(&self) -> Style {
@@ -132,7 +135,10 @@ impl Theme {
     }
 
     pub fn key(&self) -> Style {
-        self.pick(Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD), Style::default().add_modifier(Modifier::BOLD))
+        self.pick(
+            Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::BOLD),
+        )
     }
 
     pub fn status_error(&self) -> Style {

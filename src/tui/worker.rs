@@ -61,7 +61,9 @@ impl Worker {
 
     /// Queues generation `run`; its requests run one after another (A/B), sharing `cancel`.
     pub fn generate(&self, run: u64, requests: Vec<GenerateRequest>, cancel: CancelFlag) -> Result<(), String> {
-        self.jobs.send(Job::Generate { run, requests, cancel }).map_err(|_| "the inference worker has stopped".to_string())
+        self.jobs
+            .send(Job::Generate { run, requests, cancel })
+            .map_err(|_| "the inference worker has stopped".to_string())
     }
 
     pub fn count_tokens(&self, prompt_sha256: String, text: String) -> Result<(), String> {
@@ -76,7 +78,7 @@ fn generate(engine: &dyn Engine, run: u64, requests: &[GenerateRequest], cancel:
         if cancel.is_cancelled() {
             // Requests never started still close their panes.
             for path in 0..req.paths {
-                let done = PathResult { path, text: String::new(), token_ids: Vec::new(), stop_reason: StopReason::Cancelled };
+                let done = PathResult::empty(path, StopReason::Cancelled);
                 sink(Action::Engine { run, request, event: EngineEvent::Done(done), at_ms: ms() });
             }
             continue;
@@ -127,7 +129,9 @@ mod tests {
         let loader: Loader = Box::new(|| {
             let tok = tokenizer();
             let text = "She has 3 + 4 = 7 apples. ".repeat(40);
-            let model = FakeModel::from_texts(&tok, &[text.as_str()], None).map_err(|e| e.to_string())?.with_step_delay(Duration::from_millis(3));
+            let model = FakeModel::from_texts(&tok, &[text.as_str()], None)
+                .map_err(|e| e.to_string())?
+                .with_step_delay(Duration::from_millis(3));
             let vocab = tok.get_vocab_size(true);
             Ok(Arc::new(LocalEngine::new(Box::new(model), tok, None, fake_info(vocab))) as Arc<dyn Engine>)
         });
@@ -138,8 +142,8 @@ mod tests {
         GenerateRequest {
             prompt: "Q: apples?\nA:".into(),
             paths,
-            sampling: SamplingParams { temperature: 0.0, top_k: None, top_p: None, seed: 1, max_new_tokens: 300 },
-            stop: vec![],
+            sampling: SamplingParams { temperature: 0.0, seed: 1, max_new_tokens: 300, ..SamplingParams::default() },
+            ..GenerateRequest::default()
         }
     }
 
@@ -153,7 +157,9 @@ mod tests {
         assert!(matches!(next(&rx), Action::ModelLoaded(i) if i.id == "fake"));
         w.count_tokens("k".into(), "Q: apples?\nA:".into()).unwrap();
         let n = tokenizer().encode("Q: apples?\nA:", false).unwrap().get_ids().len();
-        assert!(matches!(next(&rx), Action::TokenCount { prompt_sha256, result: Ok(c) } if prompt_sha256 == "k" && c == n));
+        assert!(
+            matches!(next(&rx), Action::TokenCount { prompt_sha256, result: Ok(c) } if prompt_sha256 == "k" && c == n)
+        );
 
         let cancel = CancelFlag::new();
         w.generate(7, vec![req(2), req(1)], cancel.clone()).unwrap();
@@ -168,7 +174,9 @@ mod tests {
                         cancel.cancel();
                     }
                 }
-                Action::Engine { run: 7, request, event: EngineEvent::Done(r), .. } => done.push((request, r.path, r.stop_reason)),
+                Action::Engine { run: 7, request, event: EngineEvent::Done(r), .. } => {
+                    done.push((request, r.path, r.stop_reason))
+                }
                 Action::GenerationFinished { run: 7 } => break,
                 Action::Engine { .. } => {}
                 other => panic!("unexpected {other:?}"),

@@ -28,7 +28,12 @@ pub struct ArithError {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
-    Num { v: BigRational, pct: bool, decimals: usize, bad: bool },
+    Num {
+        v: BigRational,
+        pct: bool,
+        decimals: usize,
+        bad: bool,
+    },
     Op(char),
     /// `x`/`X` as a word: multiplication between operands, else a variable.
     X,
@@ -49,20 +54,58 @@ struct Token {
 /// Words that change what the numbers around them mean (`20% of 50`, `3 times 4`, `2 dozen`): an
 /// expression right after one is not checked, and they are never taken for units.
 const MODIFIERS: &[&str] = &[
-    "of", "times", "by", "per", "plus", "minus", "over", "divided", "multiplied", "than", "into", "less", "more",
-    "fewer", "half", "twice", "double", "triple", "thrice", "quarter", "third", "percent", "squared", "cubed", "to",
-    "from", "with", "without", "add", "added", "subtract", "subtracted", "dozen", "dozens", "hundred", "hundreds",
-    "thousand", "thousands", "million", "millions", "billion", "billions",
+    "of",
+    "times",
+    "by",
+    "per",
+    "plus",
+    "minus",
+    "over",
+    "divided",
+    "multiplied",
+    "than",
+    "into",
+    "less",
+    "more",
+    "fewer",
+    "half",
+    "twice",
+    "double",
+    "triple",
+    "thrice",
+    "quarter",
+    "third",
+    "percent",
+    "squared",
+    "cubed",
+    "to",
+    "from",
+    "with",
+    "without",
+    "add",
+    "added",
+    "subtract",
+    "subtracted",
+    "dozen",
+    "dozens",
+    "hundred",
+    "hundreds",
+    "thousand",
+    "thousands",
+    "million",
+    "millions",
+    "billion",
+    "billions",
 ];
 
 /// Words that are not units (`5 apples and 3 pears`, `9 because …`), though an expression may follow them.
 const NOT_UNITS: &[&str] = &[
-    "and", "or", "is", "are", "was", "were", "equals", "equal", "makes", "gives", "each", "every", "out", "so",
-    "the", "a", "an", "because", "since", "then", "if", "but", "that", "which", "who", "when", "where", "while",
-    "he", "she", "it", "they", "we", "you", "i", "his", "her", "their", "its", "has", "have", "had", "will",
-    "would", "can", "could", "should", "must", "do", "does", "did", "be", "been", "for", "in", "on", "at",
-    "as", "now", "this", "these", "those", "there", "here", "not", "no", "left", "total", "all", "after",
-    "before", "until", "about", "than", "more", "less",
+    "and", "or", "is", "are", "was", "were", "equals", "equal", "makes", "gives", "each", "every", "out", "so", "the",
+    "a", "an", "because", "since", "then", "if", "but", "that", "which", "who", "when", "where", "while", "he", "she",
+    "it", "they", "we", "you", "i", "his", "her", "their", "its", "has", "have", "had", "will", "would", "can",
+    "could", "should", "must", "do", "does", "did", "be", "been", "for", "in", "on", "at", "as", "now", "this",
+    "these", "those", "there", "here", "not", "no", "left", "total", "all", "after", "before", "until", "about",
+    "than", "more", "less",
 ];
 
 /// Units a result may be written in instead: cents, grams, minutes, inches, ounces, hours, days.
@@ -78,12 +121,33 @@ fn is_modifier(w: &str) -> bool {
 }
 
 /// Words between a modifier and a number that keep the modifier attached (`to the 29 + 24`).
-const DETERMINERS: &[&str] = &["the", "a", "an", "his", "her", "their", "its", "my", "our", "your", "these", "those", "this", "that", "all", "each"];
+const DETERMINERS: &[&str] = &[
+    "the", "a", "an", "his", "her", "their", "its", "my", "our", "your", "these", "those", "this", "that", "all",
+    "each",
+];
 
 /// Words that make a following "of" take a part of what comes next (`half of 10 = 5`).
 const PART_WORDS: &[&str] = &[
-    "half", "third", "thirds", "quarter", "quarters", "fourth", "fourths", "fifth", "fifths", "tenth", "tenths",
-    "percent", "twice", "double", "triple", "fraction", "portion", "part", "rest", "remainder",
+    "half",
+    "third",
+    "thirds",
+    "quarter",
+    "quarters",
+    "fourth",
+    "fourths",
+    "fifth",
+    "fifths",
+    "tenth",
+    "tenths",
+    "percent",
+    "twice",
+    "double",
+    "triple",
+    "fraction",
+    "portion",
+    "part",
+    "rest",
+    "remainder",
 ];
 
 /// Whether the word at `i` changes what the expression after it means. "of" does so only after a
@@ -394,7 +458,8 @@ fn left_edge_is_clear(toks: &[Token], a: usize) -> bool {
     while i > 0 && a - i < 3 && matches!(toks[i - 1].tok, Tok::Word(_)) {
         // Two words back, a modifier still binds across a determiner (`to the 29 + 24`, `of his 3 + 2`),
         // not across a verb (`needs to pay 3 x $16`).
-        let binds = a - i == 0 || matches!(&toks[i].tok, Tok::Word(w) if DETERMINERS.contains(&w.to_lowercase().as_str()));
+        let binds =
+            a - i == 0 || matches!(&toks[i].tok, Tok::Word(w) if DETERMINERS.contains(&w.to_lowercase().as_str()));
         if a - i < 2 && binds && blocks_expression(toks, i - 1) {
             return false;
         }
@@ -419,10 +484,7 @@ pub fn check_segment(seg: &str, base: usize) -> Vec<ArithError> {
         return Vec::new();
     }
     let toks = tokenize(seg, base);
-    (0..toks.len())
-        .filter(|&k| toks[k].tok == Tok::Eq)
-        .filter_map(|k| check_equation(&toks, k, seg, base))
-        .collect()
+    (0..toks.len()).filter(|&k| toks[k].tok == Tok::Eq).filter_map(|k| check_equation(&toks, k, seg, base)).collect()
 }
 
 fn check_equation(toks: &[Token], k: usize, seg: &str, base: usize) -> Option<ArithError> {
@@ -504,6 +566,29 @@ fn check_equation(toks: &[Token], k: usize, seg: &str, base: usize) -> Option<Ar
         end: value_end,
         detail: format!("{lhs_text} = {}, not {written}", show(&lhs.pct)),
     })
+}
+
+/// For the calculator: the exact value of the expression that ends `seg` right before its final `=`, read
+/// as [`check_segment`] reads a left side (so it computes exactly what the checker would check), and the
+/// byte offset where the expression starts. None when the checker would not check it.
+pub fn value_before_final_eq(seg: &str) -> Option<(BigRational, usize)> {
+    let toks = tokenize(seg, 0);
+    let k = toks.len().checked_sub(1)?;
+    if toks[k].tok != Tok::Eq {
+        return None;
+    }
+    let mut lo = k;
+    while lo > 0 && k - lo < MAX_EXPR_TOKENS && extendable(&toks[lo - 1].tok) {
+        lo -= 1;
+    }
+    let (a, (lhs, shape)) = (lo..k).find_map(|a| parse_all(&toks[a..k]).map(|r| (a, r)))?;
+    if shape.binops == 0 || !left_edge_is_clear(&toks, a) || is_range(&toks, a, k) {
+        return None;
+    }
+    if shape.additive && shape.units.windows(2).any(|u| u[0] != u[1]) {
+        return None;
+    }
+    Some((lhs.pct, toks[a].start))
 }
 
 /// A result written with `decimals` places matches when it is the true value rounded or cut to those

@@ -91,7 +91,9 @@ impl Echo {
 
     fn open_spans(&self, text: &str) -> Vec<RawSpan> {
         match self.words.len().checked_sub(1) {
-            Some(last) => self.row.iter().filter(|&&l| l >= MIN_WORDS).filter_map(|&l| self.span(text, last, l)).collect(),
+            Some(last) => {
+                self.row.iter().filter(|&&l| l >= MIN_WORDS).filter_map(|&l| self.span(text, last, l)).collect()
+            }
             None => Vec::new(),
         }
     }

@@ -53,10 +53,7 @@ impl AnswerMarker {
         let rest = &text[f..];
         let (end, detail) = match rest.find("\nA:") {
             Some(p) => (f + p, "the answer does not open with \"A:\"; the model writes something else first"),
-            None => (
-                f + rest.find('\n').unwrap_or(rest.len()),
-                "the answer does not open with \"A:\"",
-            ),
+            None => (f + rest.find('\n').unwrap_or(rest.len()), "the answer does not open with \"A:\""),
         };
         let end = f + text[f..end].trim_end().len();
         Some(RawSpan { start: f, end: end.max(f), detail: detail.to_string() })

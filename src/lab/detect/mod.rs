@@ -4,7 +4,7 @@
 //! sentences are handed on once settled, so the result never depends on how the text was chunked), and
 //! [`StreamDetector::finish`] gives exactly what [`detect_all`] gives on the whole text.
 
-mod arith;
+pub(crate) mod arith;
 mod echo;
 mod markers;
 mod repetition;

@@ -102,11 +102,9 @@ impl Repetition {
         let key = words.join(" ");
         let (s, e) = trimmed(text, start, end);
         match self.sentence_index.get(&key) {
-            Some(&first) => self.closed.push(RawSpan {
-                start: s,
-                end: e,
-                detail: format!("repeats the sentence at byte {first}"),
-            }),
+            Some(&first) => {
+                self.closed.push(RawSpan { start: s, end: e, detail: format!("repeats the sentence at byte {first}") })
+            }
             None => {
                 self.sentence_index.insert(key, s);
                 self.sentences.push((words, s));
@@ -126,11 +124,9 @@ impl Repetition {
         let (s, e) = trimmed(text, start, end);
         let key = words.join(" ");
         match self.answer_lines.get(&key) {
-            Some(&first) => self.closed.push(RawSpan {
-                start: s,
-                end: e,
-                detail: format!("repeats the A: block at byte {first}"),
-            }),
+            Some(&first) => {
+                self.closed.push(RawSpan { start: s, end: e, detail: format!("repeats the A: block at byte {first}") })
+            }
             None => {
                 self.answer_lines.insert(key, s);
             }
@@ -148,9 +144,10 @@ impl Repetition {
         if n < MIN_SENTENCE_WORDS || alpha_count(&t) < 2 {
             return None;
         }
-        let (_, at) = self.sentences.iter().find(|(s, _)| {
-            s.len() >= n && s[..n - 1] == t[..n - 1] && s[n - 1].starts_with(t[n - 1].as_str())
-        })?;
+        let (_, at) = self
+            .sentences
+            .iter()
+            .find(|(s, _)| s.len() >= n && s[..n - 1] == t[..n - 1] && s[n - 1].starts_with(t[n - 1].as_str()))?;
         let (s, e) = trimmed(text, start, end);
         Some(RawSpan { start: s, end: e, detail: format!("starts the sentence at byte {at} over again") })
     }

@@ -4,7 +4,8 @@
 use super::*;
 use crate::lab::gsm8k;
 
-const Q1: &str = "A robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does it take?";
+const Q1: &str =
+    "A robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does it take?";
 const DIRECTIONS: &str =
     "Use mathemathical operations and write step by step the explanation of the following math problem solution:";
 
@@ -56,7 +57,10 @@ fn repetition_token_loop() {
     assert_eq!(of_kind(t, &f, FailureKind::Repetition), vec!["the the the the the"]);
     let t = " It takes 2 bolts and 2 bolts and 2 bolts and 2 bolts and 2 bolts";
     let f = detect_all(&ctx(true), t);
-    assert_eq!(of_kind(t, &f, FailureKind::Repetition), vec!["2 bolts and 2 bolts and 2 bolts and 2 bolts and 2 bolts"]);
+    assert_eq!(
+        of_kind(t, &f, FailureKind::Repetition),
+        vec!["2 bolts and 2 bolts and 2 bolts and 2 bolts and 2 bolts"]
+    );
     assert!(f.iter().any(|x| x.detail.contains("\"2 bolts and\" repeated 4 times")), "{f:?}");
 }
 
@@ -79,7 +83,8 @@ fn repetition_sentence_and_block_loops() {
 #[test]
 fn repetition_cut_off_mid_sentence() {
     // The default model's wei-8shot greedy output: the third sentence restarts the second.
-    let t = " A robeberts take 2 x 2 = 8 bolts. A robts of 8 x 2 = 16 bolts take up to belving. A robts of 8 x 2 = 16 bol";
+    let t =
+        " A robeberts take 2 x 2 = 8 bolts. A robts of 8 x 2 = 16 bolts take up to belving. A robts of 8 x 2 = 16 bol";
     let f = detect_all(&ctx(true), t);
     assert_eq!(of_kind(t, &f, FailureKind::Repetition), vec!["A robts of 8 x 2 = 16 bol"]);
     // A finished sentence that merely starts like an earlier one is not a loop.
@@ -105,7 +110,9 @@ fn question_echo_parroting() {
     let f = detect_all(&ctx(true), t);
     assert_eq!(
         of_kind(t, &f, FailureKind::QuestionEcho),
-        vec!["A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?"]
+        vec![
+            "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?"
+        ]
     );
     assert!(f.iter().any(|x| x.detail == "copies 22 words of the question verbatim"), "{f:?}");
     // Restating a clause, as gold reasoning does, is fine.
@@ -118,7 +125,10 @@ fn question_echo_of_the_instruction() {
     let t = "\nA: Use mathemathical operations and write step by step the explanation. 2 + 1 = 3. The answer is 3.";
     let f = detect_all(&directions_ctx(), t);
     assert_eq!(kinds(&f), vec!["question_echo"]);
-    assert_eq!(of_kind(t, &f, FailureKind::QuestionEcho), vec!["Use mathemathical operations and write step by step the explanation."]);
+    assert_eq!(
+        of_kind(t, &f, FailureKind::QuestionEcho),
+        vec!["Use mathemathical operations and write step by step the explanation."]
+    );
     assert!(f[0].detail.contains("instruction line"));
 }
 

@@ -5,12 +5,18 @@ use std::path::{Path, PathBuf};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
-use crate::engine::{EngineEvent, PathResult, StopReason};
-use crate::tui::keymap::action_for;
+use crate::engine::{EngineEvent, PathResult, StopReason, TokenEvent};
 use crate::lab;
+use crate::tui::keymap::action_for;
 
 pub fn model_info() -> ModelInfo {
-    ModelInfo { id: "test-model".into(), config_hash: "c0ffee".into(), n_params: 1000, vocab_size: 4096, dtype: "f32".into() }
+    ModelInfo {
+        id: "test-model".into(),
+        config_hash: "c0ffee".into(),
+        n_params: 1000,
+        vocab_size: 4096,
+        dtype: "f32".into(),
+    }
 }
 
 /// The repository's templates (the lab core's shipped set).
@@ -36,7 +42,10 @@ pub fn app() -> App {
 pub fn ready_app() -> App {
     let mut a = app();
     let cmds = a.update(Action::ModelLoaded(model_info()));
-    assert!(cmds.iter().any(|c| matches!(c, Command::CountTokens { .. })), "token counts are asked for once the model is there");
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::CountTokens { .. })),
+        "token counts are asked for once the model is there"
+    );
     a
 }
 
@@ -68,18 +77,37 @@ fn run_id(cmds: &[Command]) -> u64 {
 
 /// Feeds `texts[i]` to path i as one token per word, then finishes every path and the generation.
 pub fn stream(app: &mut App, run: u64, texts: &[&str], finish: bool) {
-    app.update(Action::Engine { run, request: 0, event: EngineEvent::Prefilled { prompt_tokens: 100, prefill_ms: 50.0 }, at_ms: 50.0 });
+    app.update(Action::Engine {
+        run,
+        request: 0,
+        event: EngineEvent::Prefilled { prompt_tokens: 100, prefill_ms: 50.0 },
+        at_ms: 50.0,
+    });
     for (path, text) in texts.iter().enumerate() {
         let mut ms = 50.0;
         for (i, w) in text.split_inclusive(' ').enumerate() {
             ms += 25.0;
-            app.update(Action::Engine { run, request: 0, event: EngineEvent::Token { path, id: i as u32 + 10, text: w.to_string() }, at_ms: ms });
+            app.update(Action::Engine {
+                run,
+                request: 0,
+                event: EngineEvent::Token(TokenEvent {
+                    path,
+                    id: Some(i as u32 + 10),
+                    text: w.to_string(),
+                    ..TokenEvent::default()
+                }),
+                at_ms: ms,
+            });
         }
     }
     if finish {
         for (path, text) in texts.iter().enumerate() {
             let n = text.split_inclusive(' ').count();
-            let done = PathResult { path, text: text.to_string(), token_ids: (0..n as u32).map(|i| i + 10).collect(), stop_reason: StopReason::StopString(if path == 0 { "\n\n" } else { "\nQ:" }.into()) };
+            let done = PathResult {
+                text: text.to_string(),
+                token_ids: (0..n as u32).map(|i| i + 10).collect(),
+                ..PathResult::empty(path, StopReason::StopString(if path == 0 { "\n\n" } else { "\nQ:" }.into()))
+            };
             app.update(Action::Engine { run, request: 0, event: EngineEvent::Done(done), at_ms: 500.0 });
         }
         app.update(Action::GenerationFinished { run });
@@ -158,12 +186,18 @@ fn label_toggle_undo_and_quit_confirmation() {
     assert_eq!(a.pane, 1);
     // 5 = no_answer: detected on path 2; pressing overrules it, pressing again confirms it.
     press(&mut a, KeyCode::Char('5'));
-    assert_eq!(a.focused_pane().unwrap().labels.get(Label::NoAnswer), LabelState { detected: true, human: Some(false) });
+    assert_eq!(
+        a.focused_pane().unwrap().labels.get(Label::NoAnswer),
+        LabelState { detected: true, human: Some(false) }
+    );
     press(&mut a, KeyCode::Char('5'));
     assert_eq!(a.focused_pane().unwrap().labels.get(Label::NoAnswer), LabelState { detected: true, human: Some(true) });
     // 7 = wrong_step, a human-only label.
     press(&mut a, KeyCode::Char('7'));
-    assert_eq!(a.focused_pane().unwrap().labels.get(Label::WrongStep), LabelState { detected: false, human: Some(true) });
+    assert_eq!(
+        a.focused_pane().unwrap().labels.get(Label::WrongStep),
+        LabelState { detected: false, human: Some(true) }
+    );
     assert!(a.unsaved());
     // q asks; n stays.
     let cmds = press(&mut a, KeyCode::Char('q'));
@@ -226,7 +260,9 @@ fn save_records_labels_and_clears_unsaved() {
     assert!(!a.unsaved());
     // Saving again goes to the same file.
     let cmds = press(&mut a, KeyCode::Char('s'));
-    assert!(matches!(cmds.first(), Some(Command::SaveSession { path: Some(p), .. }) if p == Path::new("sessions/x.yaml")));
+    assert!(
+        matches!(cmds.first(), Some(Command::SaveSession { path: Some(p), .. }) if p == Path::new("sessions/x.yaml"))
+    );
 }
 
 #[test]
@@ -388,7 +424,12 @@ fn copy_sends_the_exemplar_text() {
 fn stale_events_of_an_old_run_are_ignored() {
     let mut a = ready_app();
     let run = run_id(&press(&mut a, KeyCode::Enter));
-    a.update(Action::Engine { run: run + 10, request: 0, event: EngineEvent::Token { path: 0, id: 1, text: "x".into() }, at_ms: 1.0 });
+    a.update(Action::Engine {
+        run: run + 10,
+        request: 0,
+        event: EngineEvent::Token(TokenEvent { path: 0, id: Some(1), text: "x".into(), ..TokenEvent::default() }),
+        at_ms: 1.0,
+    });
     assert!(a.run.as_ref().unwrap().panes[0].text.is_empty());
 }
 

@@ -6,11 +6,11 @@ use ratatui::style::{Color, Modifier};
 use ratatui::Terminal;
 
 use super::draw;
-use crate::engine::EngineEvent;
+use crate::engine::{EngineEvent, TokenEvent};
+use crate::lab::detect::{Failure, FailureKind};
 use crate::tui::action::Action;
 use crate::tui::app::tests::{app, finished_app, ready_app, TWO_PATHS};
 use crate::tui::app::App;
-use crate::lab::detect::{Failure, FailureKind};
 use crate::tui::theme::Theme;
 
 fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
@@ -37,12 +37,27 @@ fn streaming_app() -> App {
     a.update(Action::MoveQuestion(1));
     a.update(Action::Generate);
     let run = a.run.as_ref().unwrap().id;
-    a.update(Action::Engine { run, request: 0, event: EngineEvent::Prefilled { prompt_tokens: 620, prefill_ms: 80.0 }, at_ms: 80.0 });
+    a.update(Action::Engine {
+        run,
+        request: 0,
+        event: EngineEvent::Prefilled { prompt_tokens: 620, prefill_ms: 80.0 },
+        at_ms: 80.0,
+    });
     let mut ms = 80.0;
     for (path, text) in [(0, " It takes 2 / 2 = 1 bolt of white fiber. So"), (1, " The robe takes 2")] {
         for (i, w) in text.split_inclusive(' ').enumerate() {
             ms += 20.0;
-            a.update(Action::Engine { run, request: 0, event: EngineEvent::Token { path, id: i as u32, text: w.into() }, at_ms: ms });
+            a.update(Action::Engine {
+                run,
+                request: 0,
+                event: EngineEvent::Token(TokenEvent {
+                    path,
+                    id: Some(i as u32),
+                    text: w.into(),
+                    ..TokenEvent::default()
+                }),
+                at_ms: ms,
+            });
         }
     }
     a

@@ -21,7 +21,10 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         Overlay::Sessions { entries, cursor } => sessions(app, frame, area, entries.as_deref(), *cursor),
         Overlay::Note { pane, text } => {
             let r = centered(area, 70, 5);
-            let lines = vec![Line::from(format!("{text}▏")), Line::from(Span::styled("Enter keeps it · Esc cancels", app.theme.dim()))];
+            let lines = vec![
+                Line::from(format!("{text}▏")),
+                Line::from(Span::styled("Enter keeps it · Esc cancels", app.theme.dim())),
+            ];
             window(app, frame, r, format!(" Note on path {} ", pane + 1), lines);
         }
         Overlay::ConfirmQuit => {
@@ -44,7 +47,11 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn window(app: &App, frame: &mut Frame, r: Rect, title: String, lines: Vec<Line<'static>>) {
-    let block = Block::default().borders(Borders::ALL).border_type(BorderType::Double).border_style(app.theme.border(true)).title(title);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(app.theme.border(true))
+        .title(title);
     frame.render_widget(Clear, r);
     frame.render_widget(Paragraph::new(lines).block(block), r);
 }
@@ -59,7 +66,8 @@ fn help_overlay(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     for (section, keys) in help() {
         lines.push(Line::from(Span::styled(section, t.title())));
         for h in keys {
-            let mut what = wrap(&[(h.what.to_string(), t.base())], inner_w.saturating_sub(key_w.max(4)).max(1)).into_iter();
+            let mut what =
+                wrap(&[(h.what.to_string(), t.base())], inner_w.saturating_sub(key_w.max(4)).max(1)).into_iter();
             if key_w == 0 {
                 if !h.keys.is_empty() {
                     lines.push(Line::from(Span::styled(format!("  {}", h.keys), t.key())));
@@ -97,7 +105,9 @@ fn list_window(app: &App, frame: &mut Frame, r: Rect, title: String, rows: Vec<(
         .enumerate()
         .skip(start)
         .take(h)
-        .map(|(i, (text, _))| Line::from(Span::styled(truncate(&text, w), if i == cursor { t.selected() } else { t.base() })))
+        .map(|(i, (text, _))| {
+            Line::from(Span::styled(truncate(&text, w), if i == cursor { t.selected() } else { t.base() }))
+        })
         .collect();
     window(app, frame, r, title, lines);
 }
@@ -123,11 +133,18 @@ fn templates(app: &App, frame: &mut Frame, area: Rect, cursor: usize, picked: &[
         })
         .collect();
     let r = centered(area, 80, (rows.len() as u16 + 2).max(4));
-    let title = if ab { " A/B templates: Space ticks (up to 4), Enter uses them " } else { " Template: Enter uses it " };
+    let title =
+        if ab { " A/B templates: Space ticks (up to 4), Enter uses them " } else { " Template: Enter uses it " };
     list_window(app, frame, r, title.into(), rows, cursor);
 }
 
-fn sessions(app: &App, frame: &mut Frame, area: Rect, entries: Option<&[crate::tui::session::SessionEntry]>, cursor: usize) {
+fn sessions(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    entries: Option<&[crate::tui::session::SessionEntry]>,
+    cursor: usize,
+) {
     let title = format!(" Open a session from {} (newest first) ", app.sessions_dir.display());
     let r = centered(area, 80, area.height.saturating_sub(4).min(20));
     match entries {
@@ -154,7 +171,9 @@ fn exemplar(app: &App, frame: &mut Frame, area: Rect, p: &ExemplarProposal) {
             Span::styled("Esc", t.key()),
             Span::raw(" cancel"),
         ])),
-        Some(n) => lines.push(Line::from(vec![Span::raw("name of the copy: "), Span::styled(format!("{n}▏"), t.key())])),
+        Some(n) => {
+            lines.push(Line::from(vec![Span::raw("name of the copy: "), Span::styled(format!("{n}▏"), t.key())]))
+        }
     }
     lines.push(Line::default());
     let mut body: Vec<Line> = Vec::new();

@@ -86,7 +86,13 @@ fn draw_pane(app: &App, run: &Run, i: usize, paged: bool, frame: &mut Frame, are
     let mut segs = vec![(tail, t.prompt_text())];
     segs.extend(highlight(&p.text, &p.failures, t, t.generated()));
     if p.token_ids.is_empty() && !p.finished() {
-        let waiting = if p.started_ms.is_some() { " …" } else if run.cancelling { " (cancelling)" } else { " (waiting for the prompt)" };
+        let waiting = if p.started_ms.is_some() {
+            " …"
+        } else if run.cancelling {
+            " (cancelling)"
+        } else {
+            " (waiting for the prompt)"
+        };
         segs.push((waiting.to_string(), t.dim()));
     } else if !p.finished() {
         segs.push(("▌".to_string(), t.dim()));
@@ -132,7 +138,11 @@ fn title_at(app: &App, run: &Run, p: &Pane, name: &str, level: u8) -> Line<'stat
     let full = level == 0;
     let mut spans = vec![Span::styled(name.to_string(), t.title())];
     if level <= 2 {
-        spans.push(Span::raw(if full { format!(" · {} tok", p.token_ids.len()) } else { format!(" · {}t", p.token_ids.len()) }));
+        spans.push(Span::raw(if full {
+            format!(" · {} tok", p.token_ids.len())
+        } else {
+            format!(" · {}t", p.token_ids.len())
+        }));
     }
     if level <= 1 {
         if let Some(r) = p.tokens_per_s() {
@@ -179,7 +189,8 @@ fn footer_line(app: &App, p: &Pane, w: usize) -> Option<Line<'static>> {
             Some(true) => "✓",
             Some(false) => "✗",
         };
-        spans.push(Span::styled(format!("{}{}{mark}", label.key(), label.tag()), t.label(label, on, s.human.is_some())));
+        spans
+            .push(Span::styled(format!("{}{}{mark}", label.key(), label.tag()), t.label(label, on, s.human.is_some())));
         spans.push(Span::raw(" "));
     }
     if !p.note.is_empty() {

@@ -28,7 +28,8 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         Some(TokenCount::Failed(_)) => "? tokens".into(),
         None => "tokens: when the model is loaded".into(),
     };
-    let tab = if app.prompts.len() > 1 { format!("{}/{} ", app.prompt_tab + 1, app.prompts.len()) } else { String::new() };
+    let tab =
+        if app.prompts.len() > 1 { format!("{}/{} ", app.prompt_tab + 1, app.prompts.len()) } else { String::new() };
     let pinned = if app.pinned.is_some() { " · as saved" } else { "" };
     let title = format!(" Prompt {tab}· {} · {count}{pinned} ", spec.template);
     let block = panel(t, title, app.focus == Focus::Prompt);

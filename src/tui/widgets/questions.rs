@@ -14,7 +14,11 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let q = &app.questions;
     let total = app.problems.len();
-    let mut title = if q.filter.is_empty() { format!(" Questions {total} ") } else { format!(" Questions {}/{total} ", q.visible.len()) };
+    let mut title = if q.filter.is_empty() {
+        format!(" Questions {total} ")
+    } else {
+        format!(" Questions {}/{total} ", q.visible.len())
+    };
     if !q.jump.is_empty() {
         title.push_str(&format!("· jump {} ", q.jump));
     }

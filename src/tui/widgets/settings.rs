@@ -29,11 +29,21 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         let value = match field {
             Field::Mode => app.mode.title().to_string(),
             Field::Template => match app.mode {
-                CompareMode::SelfConsistency => app.templates.get(app.template).map_or("—".into(), |e| e.template.name.clone()),
-                CompareMode::Ab => app.ab.iter().filter_map(|i| app.templates.get(*i)).map(|e| e.template.name.as_str()).collect::<Vec<_>>().join(", "),
+                CompareMode::SelfConsistency => {
+                    app.templates.get(app.template).map_or("—".into(), |e| e.template.name.clone())
+                }
+                CompareMode::Ab => app
+                    .ab
+                    .iter()
+                    .filter_map(|i| app.templates.get(*i))
+                    .map(|e| e.template.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             },
             Field::Paths if app.mode == CompareMode::Ab => "1 per template".into(),
-            Field::Stop if app.settings.stop_override.is_none() => format!("{} (template)", app.settings.value_text(*field, &stop)),
+            Field::Stop if app.settings.stop_override.is_none() => {
+                format!("{} (template)", app.settings.value_text(*field, &stop))
+            }
             f => app.settings.value_text(*f, &stop),
         };
         let value = match (&app.edit, selected) {

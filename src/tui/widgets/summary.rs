@@ -2,9 +2,9 @@
 
 use ratatui::text::{Line, Span};
 
+use crate::lab::detect::FailureKind;
 use crate::tui::app::App;
 use crate::tui::highlight::badge;
-use crate::lab::detect::FailureKind;
 use crate::tui::run::CompareMode;
 use crate::tui::wrap::truncate;
 
@@ -22,7 +22,11 @@ pub fn vote_line(app: &App, width: u16) -> Line<'static> {
             match &p.answer {
                 Some(a) => {
                     spans.push(Span::raw(format!("{a} ")));
-                    spans.push(if run.correct(Some(a)) == Some(true) { Span::styled("✓", t.right()) } else { Span::styled("✗", t.wrong()) });
+                    spans.push(if run.correct(Some(a)) == Some(true) {
+                        Span::styled("✓", t.right())
+                    } else {
+                        Span::styled("✗", t.wrong())
+                    });
                 }
                 None => spans.push(Span::styled("—", t.dim())),
             }
@@ -49,7 +53,12 @@ pub fn vote_line(app: &App, width: u16) -> Line<'static> {
     }
     if let Some(m) = &v.majority {
         let tie = if v.tie { " (tie)" } else { "" };
-        spans.push(Span::raw(format!(" │ majority {m}{tie} · agreement {:.0}% ({}/{} voting) · ", v.agreement * 100.0, (v.agreement * v.voters as f64).round(), v.voters)));
+        spans.push(Span::raw(format!(
+            " │ majority {m}{tie} · agreement {:.0}% ({}/{} voting) · ",
+            v.agreement * 100.0,
+            (v.agreement * v.voters as f64).round(),
+            v.voters
+        )));
         if crate::lab::answer::matches_gold(m, &run.gold) {
             spans.push(Span::styled("✓ right", t.right()));
         } else {
