@@ -30,8 +30,23 @@ enum Command {
     Tui(cli::tui::Args),
 }
 
+/// The `--threads` the command asks for (0: the available cores; commands without a model: 0).
+fn compute_threads(cli: &Cli) -> usize {
+    match &cli.command {
+        None => cli.tui.model.threads,
+        Some(Command::Tui(a)) => a.model.threads,
+        Some(Command::Generate(a)) => a.model.threads,
+        Some(Command::Eval(a)) => a.model.threads,
+        Some(Command::Bench(a)) => a.threads,
+        Some(Command::Prompt(_)) | Some(Command::Analyze(_)) => 0,
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    // Sized here, on the main thread before any other thread exists: the pools read environment
+    // variables, and setting those while other threads may read the environment is unsound.
+    cotscope::model::threads::set_compute_threads(compute_threads(&cli));
     let result = match cli.command {
         None => cli::tui::run(cli.tui),
         Some(Command::Tui(a)) => cli::tui::run(a),

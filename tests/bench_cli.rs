@@ -77,3 +77,84 @@ fn bad_flags_are_one_line_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bloom-9b"));
 }
+
+fn question_switch(extra: &[&str]) -> std::process::Output {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bloom");
+    Command::new(env!("CARGO_BIN_EXE_cotscope"))
+        .args(["bench", "--scenario", "question-switch", "--model", dir, "--threads", "1", "--json"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn question_switch_reports_cold_and_warm_first_tokens_and_cached_tokens() {
+    let out = question_switch(&["--template", "wei-8shot", "--questions", "0,1,2,3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["scenario"], "question-switch");
+    assert_eq!(r["template"], "wei-8shot");
+    assert!(r["ttft_cold_ms"].as_f64().unwrap() > 0.0);
+    assert!(r["ttft_warm_ms"].as_f64().unwrap() > 0.0);
+    let per: Vec<&Value> = r["per_question"].as_array().unwrap().iter().collect();
+    assert_eq!(per.iter().map(|q| q["question"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert_eq!(per[0]["cached_prompt_tokens"], 0, "nothing is cached before the first question");
+    for q in &per[1..] {
+        let (cached, total) = (q["cached_prompt_tokens"].as_u64().unwrap(), q["prompt_tokens"].as_u64().unwrap());
+        // The eight exemplars are most of the prompt; the question's own tokens are not cached.
+        assert!(cached > total / 2 && cached < total, "{q}");
+    }
+    let cached = r["cached_prompt_tokens"].as_u64().unwrap();
+    assert!(per[1..].iter().any(|q| q["cached_prompt_tokens"].as_u64().unwrap() == cached), "median of the warm ones");
+
+    let off = question_switch(&["--template", "wei-8shot", "--questions", "0,1", "--prefix-cache-mb", "0"]);
+    assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
+    let r: Value = serde_json::from_slice(&off.stdout).unwrap();
+    assert_eq!(r["cached_prompt_tokens"], 0);
+    assert_eq!(r["prefix_cache_mb"], 0);
+}
+
+#[test]
+fn question_switch_needs_a_template_and_valid_questions() {
+    for (extra, needle) in [
+        (&[][..], "--template"),
+        (&["--template", "wei-8shot", "--questions", "9999"][..], "--questions"),
+        (&["--template", "nope"][..], "nope"),
+    ] {
+        let out = question_switch(extra);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn eval_scenario_reports_paths_per_minute_per_batch_size() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bloom");
+    let out = Command::new(env!("CARGO_BIN_EXE_cotscope"))
+        .args(["bench", "--scenario", "eval", "--model", dir, "--template", "wei-8shot", "--questions", "0..3"])
+        .args(["--paths", "2", "--new-tokens", "4", "--batch", "1,4", "--threads", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["scenario"], "eval");
+    assert_eq!((r["questions"].as_u64(), r["paths"].as_u64(), r["new_tokens"].as_u64()), (Some(3), Some(2), Some(4)));
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.iter().map(|x| x["batch"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 4]);
+    for run in runs {
+        assert_eq!(run["paths"], 6, "{run}");
+        let tokens = run["generated_tokens"].as_u64().unwrap();
+        assert!(tokens > 0 && tokens <= 6 * 4, "{run}");
+        assert!(run["eval_paths_per_min"].as_f64().unwrap() > 0.0);
+    }
+    // Both batch sizes generate the same tokens (greedy: the same text).
+    assert_eq!(runs[0]["generated_tokens"], runs[1]["generated_tokens"]);
+    let bad = Command::new(env!("CARGO_BIN_EXE_cotscope"))
+        .args(["bench", "--scenario", "eval", "--model", dir, "--template", "wei-8shot", "--paths", "1,2"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--paths"));
+}

@@ -52,7 +52,7 @@ fn run(e: &LocalEngine, req: &GenerateRequest) -> (Vec<PathResult>, Vec<EngineEv
 fn forced_results_are_the_calculator_s_and_batches_equal_single_runs() {
     let e = engine();
     let mut forced_total = 0;
-    for q in 0..4 {
+    for q in 0..2 {
         let (single, events) = run(&e, &request(q, 1));
         let r = &single[0];
         for span in &r.forced_spans {

@@ -122,6 +122,8 @@ fn json_lines_follow_the_contract_exactly() {
             "stats" => {
                 assert!(raw.starts_with("{\"event\":\"stats\",\"prefill_ms\":"), "{raw}");
                 assert!(v["decode_tok_s"].as_f64().unwrap() >= 0.0);
+                // One prompt per process: nothing can come from the prefix cache.
+                assert_eq!(v["cached_prompt_tokens"], 0, "{raw}");
             }
             other => panic!("unknown event {other}"),
         }

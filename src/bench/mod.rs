@@ -3,6 +3,9 @@
 //! paths), the peak resident memory, and the machine's read bandwidth to put the decode rate
 //! against the bound it sets (every weight is streamed once per step).
 
+pub mod eval_scenario;
+pub mod question_switch;
+
 use std::time::Instant;
 
 use candle_core::{DType, Device};
@@ -31,7 +34,7 @@ pub fn random_model(cfg: &Config, opts: &LoadOptions) -> candle_core::Result<Ben
         n_params: cfg.n_params(),
         weight_bytes: bloom.weight_bytes(),
         decode_bytes_per_step: bloom.decode_bytes_per_step(),
-        model: Box::new(BloomDecoder::new(bloom)),
+        model: Box::new(BloomDecoder::with_prefix_cache(bloom, opts.prefix_cache_bytes())),
     })
 }
 
@@ -146,13 +149,15 @@ pub fn read_bandwidth_gb_s(mib: usize, threads: usize) -> f64 {
 /// auto-vectorised loop turned out compute-bound under `-C target-cpu=native`).
 fn sum_u64(xs: &[u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: avx2 was just detected.
+    if crate::model::cpu::features().avx2 {
+        // SAFETY: avx2 was detected.
         return unsafe { sum_u64_avx2(xs) };
     }
     sum_u64_portable(xs)
 }
 
+/// # Safety
+/// The CPU must support avx2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn sum_u64_avx2(xs: &[u64]) -> u64 {

@@ -1,5 +1,7 @@
 //! `cotscope bench`: load, prefill and decode speed, peak memory, and the decode rate against the
-//! memory-bandwidth bound, on a model directory or on random weights of a published BLOOM shape.
+//! memory-bandwidth bound, on a model directory or on random weights of a published BLOOM shape;
+//! with `--scenario question-switch`, the time to first token when moving between questions of one
+//! template (the prefix cache at work).
 
 use std::time::Instant;
 
@@ -7,8 +9,21 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::bench::{self, BenchModel, DecodeRun};
+use crate::engine::{GenerateRequest, LocalEngine, ModelInfo, SamplingParams};
+use crate::lab::gsm8k;
 use crate::model::quant::QuantKind;
 use crate::model::{self, threads, Config, LoadOptions};
+
+/// What `bench` measures.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Prefill a synthetic prompt, then decode 1..N paths in one batch (`--paths`).
+    Decode,
+    /// Time to first token over a template's questions in turn (`--template`, `--questions`).
+    QuestionSwitch,
+    /// A template's questions (`--questions`, `--paths`, `--new-tokens`) decoded at each `--batch` size.
+    Eval,
+}
 
 const SHAPES: [&str; 5] = ["bloom-560m", "bloom-1b1", "bloom-1b7", "bloom-3b", "bloom-7b1"];
 
@@ -46,6 +61,42 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Decode)]
+    pub scenario: Scenario,
+    /// Batch sizes of the eval scenario (sequences decoded together).
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub batch: Vec<usize>,
+    /// Template of the question-switch and eval scenarios, e.g. wei-8shot.
+    #[arg(long)]
+    pub template: Option<String>,
+    /// GSM8K test questions of the question-switch and eval scenarios, in order (as `eval --questions`).
+    #[arg(long, default_value = "0,1,2,3")]
+    pub questions: String,
+    /// Directory of template YAML files. Default: ./templates, else the project's templates.
+    #[arg(long)]
+    pub templates_dir: Option<std::path::PathBuf>,
+    /// Prefix cache of the question-switch scenario, in MiB (0: off; the decode scenario never
+    /// caches, so each path count pays the whole prefill). [default: 1024]
+    #[arg(long, value_name = "MB")]
+    pub prefix_cache_mb: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct SwitchReport {
+    scenario: &'static str,
+    model: String,
+    format: String,
+    threads: usize,
+    template: String,
+    questions: Vec<usize>,
+    prefix_cache_mb: usize,
+    ttft_cold_ms: f64,
+    ttft_warm_ms: Option<f64>,
+    /// `ttft_warm_ms / ttft_cold_ms`.
+    warm_over_cold: Option<f64>,
+    cached_prompt_tokens: usize,
+    per_question: Vec<bench::question_switch::QuestionTiming>,
 }
 
 #[derive(Serialize)]
@@ -70,7 +121,106 @@ struct Report {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let threads = threads::set_compute_threads(args.threads);
+    // `main` sized the pools from --threads before any thread started.
+    let threads = threads::compute_threads();
+    match args.scenario {
+        Scenario::Decode => run_decode(args, threads),
+        Scenario::QuestionSwitch => run_question_switch(args, threads),
+        Scenario::Eval => run_eval(args, threads),
+    }
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    scenario: &'static str,
+    model: String,
+    format: String,
+    threads: usize,
+    template: String,
+    questions: usize,
+    paths: usize,
+    new_tokens: usize,
+    runs: Vec<bench::eval_scenario::EvalRun>,
+}
+
+/// The template and its rendered prompts for `--questions`.
+fn template_prompts(
+    args: &Args,
+    scenario: &str,
+) -> anyhow::Result<(crate::lab::template::Template, Vec<(usize, String)>)> {
+    let Some(name) = args.template.as_deref() else {
+        bail!("--scenario {scenario} needs --template (e.g. --template wei-8shot)");
+    };
+    let (_, template) = super::prompt::load_template(name, args.templates_dir.as_deref())?;
+    let questions = super::eval::parse_questions(&args.questions, gsm8k::test_set().len())?;
+    let prompts = questions
+        .iter()
+        .map(|&i| Ok((i, template.render(&gsm8k::test_problem(i)?.question))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((template, prompts))
+}
+
+fn run_eval(args: Args, threads: usize) -> anyhow::Result<()> {
+    let (template, prompts) = template_prompts(&args, "eval")?;
+    let paths = match args.paths.as_slice() {
+        [p] if *p > 0 => *p,
+        _ => bail!("--scenario eval takes one --paths count of at least 1"),
+    };
+    if args.batch.is_empty() || args.batch.contains(&0) {
+        bail!("--batch: each size must be at least 1");
+    }
+    let mut opts = load_options(&args)?;
+    opts.prefix_cache_mb = Some(opts.prefix_cache_mb.unwrap_or(model::DEFAULT_PREFIX_CACHE_MB));
+    let (model_name, engine) = open_engine(&args, &opts)?;
+    let reqs: Vec<GenerateRequest> = prompts
+        .iter()
+        .map(|(_, prompt)| GenerateRequest {
+            prompt: prompt.clone(),
+            paths,
+            sampling: SamplingParams {
+                temperature: 0.0,
+                top_k: None,
+                top_p: None,
+                seed: 0,
+                max_new_tokens: args.new_tokens,
+                ..SamplingParams::default()
+            },
+            stop: template.stop_strings().to_vec(),
+            ..GenerateRequest::default()
+        })
+        .collect();
+    let runs = bench::eval_scenario::run(&engine, &reqs, &args.batch).context("eval run")?;
+    let report = EvalReport {
+        scenario: "eval",
+        model: model_name,
+        format: model::format_name(&opts),
+        threads,
+        template: template.name.clone(),
+        questions: reqs.len(),
+        paths,
+        new_tokens: args.new_tokens,
+        runs,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!("model            {} ({}, {} threads)", report.model, report.format, report.threads);
+    println!(
+        "eval             {}: {} questions x {} paths, up to {} new tokens",
+        report.template, report.questions, report.paths, report.new_tokens
+    );
+    for r in &report.runs {
+        println!(
+            "batch {:<3}        {:.1} question-paths/min ({} paths, {} tokens in {:.1} s)",
+            r.batch, r.eval_paths_per_min, r.paths, r.generated_tokens, r.wall_s
+        );
+    }
+    Ok(())
+}
+
+/// The load options the flags ask for (prefix cache as given; callers decide its default).
+fn load_options(args: &Args) -> anyhow::Result<LoadOptions> {
     let dtype = model::parse_dtype(&args.dtype)?;
     let quantize = match &args.quantize {
         Some(q) => Some(QuantKind::parse(q).with_context(|| format!("--quantize '{q}': expected q8_0 or q4k"))?),
@@ -79,13 +229,81 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if quantize.is_some() && dtype != candle_core::DType::F32 {
         bail!("--quantize works on f32 activations; drop --dtype {}", args.dtype);
     }
+    Ok(LoadOptions { dtype: Some(dtype), quantize, prefix_cache_mb: args.prefix_cache_mb })
+}
+
+fn run_question_switch(args: Args, threads: usize) -> anyhow::Result<()> {
+    let (template, prompts) = template_prompts(&args, "question-switch")?;
+    let questions: Vec<usize> = prompts.iter().map(|(i, _)| *i).collect();
+    let mut opts = load_options(&args)?;
+    opts.prefix_cache_mb = Some(opts.prefix_cache_mb.unwrap_or(model::DEFAULT_PREFIX_CACHE_MB));
+    let (model_name, engine) = open_engine(&args, &opts)?;
+    let r = bench::question_switch::run(&engine, &prompts).context("question-switch run")?;
+    let report = SwitchReport {
+        scenario: "question-switch",
+        model: model_name,
+        format: model::format_name(&opts),
+        threads,
+        template: template.name.clone(),
+        questions,
+        prefix_cache_mb: opts.prefix_cache_mb.unwrap_or(0),
+        ttft_cold_ms: r.ttft_cold_ms,
+        ttft_warm_ms: r.ttft_warm_ms,
+        warm_over_cold: r.ttft_warm_ms.map(|w| w / r.ttft_cold_ms.max(1e-9)),
+        cached_prompt_tokens: r.cached_prompt_tokens,
+        per_question: r.per_question,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!("model            {} ({}, {} threads)", report.model, report.format, report.threads);
+    println!("template         {}", report.template);
+    for q in &report.per_question {
+        println!(
+            "question {:<7} {} prompt tokens, {} from the prefix cache: first token after {:.0} ms",
+            q.question, q.prompt_tokens, q.cached_prompt_tokens, q.ttft_ms
+        );
+    }
+    match (report.ttft_warm_ms, report.warm_over_cold) {
+        (Some(w), Some(ratio)) => {
+            println!("first token      cold {:.0} ms, warm {w:.0} ms (median; {ratio:.2}x cold)", report.ttft_cold_ms)
+        }
+        _ => println!("first token      cold {:.0} ms (one question: nothing warm)", report.ttft_cold_ms),
+    }
+    Ok(())
+}
+
+/// A local engine over the model the flags name; a random shape gets the embedded model's tokenizer.
+fn open_engine(args: &Args, opts: &LoadOptions) -> anyhow::Result<(String, LocalEngine)> {
+    if args.shape.is_some() {
+        let (name, m) = load(args, opts)?;
+        let tokenizer = tokenizers::Tokenizer::from_bytes(model::embedded::TOKENIZER)
+            .map_err(|e| anyhow::anyhow!("the embedded tokenizer: {e}"))?;
+        let eos = tokenizer.token_to_id("</s>");
+        let info = ModelInfo {
+            id: name.clone(),
+            config_hash: String::new(),
+            n_params: m.n_params,
+            vocab_size: m.model.vocab_size(),
+            dtype: model::format_name(opts),
+        };
+        return Ok((name, LocalEngine::new(m.model, tokenizer, eos, info)));
+    }
+    let l = model::load(args.model.as_deref(), opts)?;
+    Ok((l.info.id.clone(), LocalEngine::new(l.model, l.tokenizer, l.eos_token_id, l.info)))
+}
+
+fn run_decode(args: Args, threads: usize) -> anyhow::Result<()> {
+    let mut opts = load_options(&args)?;
+    // Every path count prefills the same prompt: a cache would turn the later prefills into lookups.
+    opts.prefix_cache_mb = Some(0);
     if args.paths.is_empty() || args.paths.contains(&0) {
         bail!("--paths: each count must be at least 1");
     }
     if args.prompt_tokens == 0 {
         bail!("--prompt-tokens must be at least 1");
     }
-    let opts = LoadOptions { dtype: Some(dtype), quantize };
 
     let t0 = Instant::now();
     let (name, mut m) = load(&args, &opts)?;

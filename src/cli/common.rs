@@ -23,12 +23,16 @@ pub struct ModelArgs {
     /// Compute threads (default: the available cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Memory for the keys and values of earlier prompts, in MiB: a prompt that starts like one of
+    /// them (same template, another question) computes only the rest. 0 turns it off. [default: 1024]
+    #[arg(long, value_name = "MB")]
+    pub prefix_cache_mb: Option<usize>,
 }
 
 impl ModelArgs {
-    /// Loads the model (the embedded default when `--model` is absent) into a local engine.
+    /// Loads the model (the embedded default when `--model` is absent) into a local engine. The
+    /// compute threads (`--threads`) are sized by `main` before any thread starts.
     pub fn open_engine(&self) -> anyhow::Result<Arc<dyn Engine>> {
-        model::threads::set_compute_threads(self.threads);
         let dtype = self.dtype.as_deref().map(model::parse_dtype).transpose().context("--dtype")?;
         let quantize = match self.quantize.as_deref() {
             Some(q) => Some(
@@ -36,7 +40,10 @@ impl ModelArgs {
             ),
             None => None,
         };
-        let loaded = model::load(self.model.as_deref(), &LoadOptions { dtype, quantize })?;
+        let loaded = model::load(
+            self.model.as_deref(),
+            &LoadOptions { dtype, quantize, prefix_cache_mb: self.prefix_cache_mb },
+        )?;
         Ok(Arc::new(LocalEngine::new(loaded.model, loaded.tokenizer, loaded.eos_token_id, loaded.info)))
     }
 }

@@ -9,7 +9,9 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{CancelFlag, Engine, EngineEvent, Forcer, GenerateRequest, PathResult, SamplingParams};
+use crate::engine::{
+    CancelFlag, Engine, EngineEvent, Forcer, GenerateRequest, GenerationStats, PathResult, SamplingParams,
+};
 use crate::lab::calculator::{self, Calculator};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalPath, EvalRecord, ResultsFile, Summary};
@@ -23,7 +25,7 @@ Each question is generated with the template's stop strings. With --out FILE.jso
 question is appended as soon as it finishes:
   {\"index\", \"template\", \"prompt_hash\" (sha256 of the prompt), \"paths\": [{\"text\", \"answer\",
    \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\",
-   \"logprob\"?}], \"vote\", \"gold\",
+   \"logprob\"?, \"forced_spans\"? (byte ranges the calculator wrote)}], \"vote\", \"gold\",
    \"correct\" (majority vote right), \"first_correct\", \"generation_ms\",
    \"select\": [{\"strategy\", \"answer\", \"correct\", \"tie\"?, \"fallback\"?, \"scores\"?}]}
 --select majority,weighted,verified,judge scores the same paths with each strategy: majority (ties go to
@@ -58,6 +60,10 @@ pub struct Args {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Decode up to this many sequences (paths of several questions) in one batch; a finished
+    /// question's rows go to the next question at once. Output equals one question at a time.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Selection strategies scored on the same paths (comma list): majority, weighted, verified, judge.
     #[arg(long, default_value = "majority")]
     pub select: String,
@@ -111,6 +117,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.sampling.paths == 0 {
         anyhow::bail!("--paths must be at least 1");
     }
+    if args.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
     let mut results = match &args.out {
         Some(p) => Some(ResultsFile::open(p, &template.name)?),
         None => None,
@@ -154,9 +163,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let (false, Some(engine)) = (todo.is_empty(), engine) {
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
-        for &i in &todo {
-            let opts = QuestionOptions { paths: args.sampling.paths, calculator: args.calculator };
-            let mut r = evaluate_question(engine.as_ref(), &template, i, &args.sampling.params(), &opts)?;
+        let params = args.sampling.params();
+        let opts = QuestionOptions {
+            paths: args.sampling.paths,
+            batch: args.batch,
+            calculator: args.calculator,
+            // `weighted` needs each path's probability.
+            logprobs: selector.strategies.contains(&Strategy::Weighted),
+        };
+        evaluate_questions(engine.as_ref(), &template, &todo, &params, &opts, &mut |mut r| {
             selector.fill(&mut r)?;
             if let Some(f) = results.as_mut() {
                 f.append(&r)?;
@@ -166,7 +181,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             records.push(r);
             bar.inc(1);
             update_message(&bar, &evalfile::summarize(&records));
-        }
+            Ok(())
+        })?;
         bar.finish_and_clear();
     }
     records.sort_by_key(|r| r.index);
@@ -219,54 +235,96 @@ fn update_message(bar: &ProgressBar, s: &Summary) {
     ));
 }
 
-/// How each question is generated, besides sampling.
+/// How questions are generated, besides sampling.
 #[derive(Clone, Debug, Default)]
 pub struct QuestionOptions {
     /// Paths per question.
     pub paths: usize,
+    /// Sequences decoded together ([`Engine::generate_many`]).
+    pub batch: usize,
     /// Calculator in the loop.
     pub calculator: bool,
+    /// Record each path's log-probability (`EvalPath::logprob`).
+    pub logprobs: bool,
 }
 
-/// Generates `opts.paths` paths for question `index` and reads them.
+/// Generates `paths` paths for question `index` and reads them.
 pub fn evaluate_question(
     engine: &dyn Engine,
     template: &Template,
     index: usize,
     params: &SamplingParams,
-    opts: &QuestionOptions,
+    paths: usize,
 ) -> anyhow::Result<EvalRecord> {
-    let paths = opts.paths;
-    let problem = gsm8k::test_problem(index)?;
-    let prompt = template.render(&problem.question);
-    let req = GenerateRequest {
-        prompt: prompt.clone(),
-        paths,
-        sampling: params.clone(),
-        stop: template.stop_strings().to_vec(),
-        forcer: opts.calculator.then(|| Forcer::new(Calculator)),
-        // The chosen tokens' log-probabilities, for `--select weighted` (no alternatives needed).
-        logprobs: Some(0),
-        ..GenerateRequest::default()
-    };
-    let mut done: Vec<Option<PathResult>> = vec![None; paths];
-    // Per path: the sum of the model's own tokens' log-probabilities (None once one is missing).
-    let mut own_logprob: Vec<Option<f64>> = vec![Some(0.0); paths];
-    let stats = engine
-        .generate(&req, &CancelFlag::new(), &mut |ev| match ev {
-            EngineEvent::Token(t) if !t.forced => {
-                if let Some(sum) = own_logprob.get_mut(t.path) {
-                    *sum = sum.zip(t.logprob).map(|(s, l)| s + f64::from(l));
-                }
-            }
-            EngineEvent::Done(r) => {
-                if let Some(slot) = done.get_mut(r.path) {
-                    *slot = Some(r);
-                }
-            }
-            _ => {}
+    let mut out = None;
+    let opts = QuestionOptions { paths, batch: 1, ..QuestionOptions::default() };
+    evaluate_questions(engine, template, &[index], params, &opts, &mut |r| {
+        out = Some(r);
+        Ok(())
+    })?;
+    out.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish it"))
+}
+
+/// Generates and reads the questions `indices`, decoding up to `opts.batch` sequences together
+/// ([`Engine::generate_many`]); `done` gets each record as soon as its question finishes.
+pub fn evaluate_questions(
+    engine: &dyn Engine,
+    template: &Template,
+    indices: &[usize],
+    params: &SamplingParams,
+    opts: &QuestionOptions,
+    done: &mut dyn FnMut(EvalRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (paths, batch) = (opts.paths, opts.batch);
+    let problems = indices.iter().map(|&i| gsm8k::test_problem(i)).collect::<Result<Vec<_>, _>>()?;
+    let reqs: Vec<GenerateRequest> = problems
+        .iter()
+        .map(|p| GenerateRequest {
+            prompt: template.render(&p.question),
+            paths,
+            sampling: params.clone(),
+            stop: template.stop_strings().to_vec(),
+            logprobs: opts.logprobs.then_some(0),
+            forcer: opts.calculator.then(|| Forcer::new(Calculator)),
+            ..GenerateRequest::default()
         })
-        .with_context(|| format!("question {index}"))?;
+        .collect();
+    let mut finished: Vec<Vec<Option<PathResult>>> = vec![vec![None; paths]; reqs.len()];
+    let mut failed: Option<anyhow::Error> = None;
+    let run = engine.generate_many(&reqs, batch, &CancelFlag::new(), &mut |i, ev| match ev {
+        EngineEvent::Done(r) => {
+            if let Some(slot) = finished[i].get_mut(r.path) {
+                *slot = Some(r);
+            }
+        }
+        EngineEvent::Stats(stats) if failed.is_none() => {
+            let paths = std::mem::take(&mut finished[i]);
+            let record = read_question(template, &reqs[i], indices[i], problems[i], paths, &stats);
+            if let Err(e) = record.and_then(&mut *done) {
+                failed = Some(e);
+            }
+        }
+        _ => {}
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match (run, indices) {
+        (Err(e), [one]) => Err(anyhow::Error::new(e).context(format!("question {one}"))),
+        (Err(e), _) => Err(anyhow::Error::new(e).context("questions")),
+        (Ok(_), _) => Ok(()),
+    }
+}
+
+/// The record of question `index` from its finished paths.
+fn read_question(
+    template: &Template,
+    req: &GenerateRequest,
+    index: usize,
+    problem: &gsm8k::Problem,
+    done: Vec<Option<PathResult>>,
+    stats: &GenerationStats,
+) -> anyhow::Result<EvalRecord> {
     let ctx = DetectContext::for_template(template, &problem.question);
     let paths: Vec<EvalPath> = done
         .into_iter()
@@ -276,16 +334,16 @@ pub fn evaluate_question(
             let stop = r.stop_reason.stop_string().map(str::to_string);
             let a = analysis::analyze_stopped(&ctx, &r.text, stop.as_deref(), Some(&problem.gold));
             Ok(EvalPath {
-                text: r.text,
                 answer: a.answer,
                 answer_rule: a.answer_rule,
                 // The calculator's results are right by construction.
                 failures: calculator::drop_forced_results(a.failures, &r.forced_spans),
-                forced_spans: r.forced_spans,
                 stop_reason: r.stop_reason.as_str().to_string(),
                 stop_string: stop,
                 tokens: r.token_ids.len(),
-                logprob: own_logprob.get(i).copied().flatten(),
+                logprob: req.logprobs.is_some().then(|| r.sum_logprob()),
+                forced_spans: r.forced_spans,
+                text: r.text,
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -295,7 +353,7 @@ pub fn evaluate_question(
     Ok(EvalRecord {
         index,
         template: template.name.clone(),
-        prompt_hash: evalfile::prompt_hash(&prompt),
+        prompt_hash: evalfile::prompt_hash(&req.prompt),
         correct: is_right(&v.majority),
         first_correct: paths.first().is_some_and(|p| is_right(&p.answer)),
         paths,
@@ -396,8 +454,7 @@ mod tests {
         ];
         let engine = fake_engine(&texts);
         let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r =
-            evaluate_question(&engine, &wei(), 1, &params, &QuestionOptions { paths: 3, calculator: false }).unwrap();
+        let r = evaluate_question(&engine, &wei(), 1, &params, 3).unwrap();
         assert_eq!(r.index, 1);
         assert_eq!(r.gold, "3");
         assert_eq!(r.prompt_hash, evalfile::prompt_hash(&wei().render(&gsm8k::test_set()[1].question)));
@@ -416,8 +473,7 @@ mod tests {
         // The template stops at "\nQ:": the invented question is cut off but still reported.
         let engine = fake_engine(&[" 2 + 1 = 3. The answer is 3.\nQ: Tom has 4 cats."]);
         let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r =
-            evaluate_question(&engine, &wei(), 1, &params, &QuestionOptions { paths: 1, calculator: false }).unwrap();
+        let r = evaluate_question(&engine, &wei(), 1, &params, 1).unwrap();
         let p = &r.paths[0];
         assert_eq!(p.text, " 2 + 1 = 3. The answer is 3.");
         assert_eq!((p.stop_reason.as_str(), p.stop_string.as_deref()), ("stop_string", Some("\nQ:")));

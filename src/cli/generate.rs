@@ -25,7 +25,8 @@ Output:
         per path when it ends (generated ids only; with \"stop_string\":\"...\" when it stopped on one,
         \"error\":\"...\" when it ended in an error, \"forced_spans\":[[start,end],...] (byte ranges
         of text) when --calculator wrote results)
-    {\"event\":\"stats\",\"prefill_ms\":...,\"decode_tok_s\":...,...}   last (decode rate of all paths together)
+    {\"event\":\"stats\",\"prefill_ms\":...,\"decode_tok_s\":...,...,\"cached_prompt_tokens\":...}   last
+        (decode rate of all paths together; prompt tokens taken from the prefix cache)
 
 Examples:
   cotscope generate --prompt $'Q: What is 3 + 4?\\nA:' --max-new-tokens 48 --stop '\\nQ:'
@@ -199,6 +200,7 @@ struct StatsLine {
     prompt_tokens: usize,
     generated_tokens: usize,
     decode_ms: f64,
+    cached_prompt_tokens: usize,
 }
 
 fn json_line(w: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
@@ -244,6 +246,7 @@ impl Output for JsonOutput {
                     prompt_tokens: s.prompt_tokens,
                     generated_tokens: s.generated_tokens,
                     decode_ms: s.decode_ms,
+                    cached_prompt_tokens: s.cached_prompt_tokens,
                 },
             ),
         }
@@ -293,9 +296,10 @@ impl PlainOutput {
 
     fn summary(&self, s: &GenerationStats) {
         eprintln!(
-            "[{}; prompt {} tokens, prefill {:.0} ms; {} tokens at {:.1} tok/s]",
+            "[{}; prompt {} tokens ({} cached), prefill {:.0} ms; {} tokens at {:.1} tok/s]",
             self.reasons.join(", "),
             s.prompt_tokens,
+            s.cached_prompt_tokens,
             s.prefill_ms,
             s.generated_tokens,
             s.decode_tok_s
@@ -318,7 +322,7 @@ impl Output for PlainOutput {
                 self.streamed += t.text.len();
                 self.write_text(w, &t.text)
             }
-            EngineEvent::Token { .. } => Ok(()),
+            EngineEvent::Token(_) => Ok(()),
             EngineEvent::Done(r) => {
                 self.reasons.push(describe(r));
                 if let Some(slot) = self.finished.get_mut(r.path) {

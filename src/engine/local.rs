@@ -18,8 +18,8 @@ use super::sampler::Sampler;
 use super::stop::StopMatcher;
 use super::text_stream::{decode, TextStream};
 use super::{
-    CancelFlag, DecoderModel, Engine, EngineError, EngineEvent, GenerateRequest, GenerationStats, ModelInfo,
-    PathResult, StopReason, TokenEvent, TokenForcer, TopLogprob,
+    CancelFlag, DecoderModel, Engine, EngineError, EngineEvent, Forcer, GenerateRequest, GenerationStats, ModelInfo,
+    PathResult, StopReason, TokenEvent, TopLogprob,
 };
 
 /// Most paths one request may ask for.
@@ -89,14 +89,14 @@ pub fn validate(req: &GenerateRequest) -> Result<(), EngineError> {
 }
 
 /// The state of one path during generation.
-struct PathState {
+pub(crate) struct PathState {
     index: usize,
     sampler: Sampler,
     penalty: RepetitionPenalty,
     stream: TextStream,
     stop: StopMatcher,
     ids: Vec<u32>,
-    text: String,
+    pub(crate) text: String,
     /// Everything the detokenizer released, before stop strings are cut: what the forcer reads.
     seen: String,
     /// Tokens the forcer queued, taken before sampling again.
@@ -105,14 +105,18 @@ struct PathState {
     logprobs: Vec<f32>,
     /// Byte ranges of `seen` the forcer inserted.
     forced_spans: Vec<Range<usize>>,
+    /// The request's `logprobs`.
+    top_k: Option<usize>,
+    forcer: Option<Forcer>,
 }
 
 impl PathState {
-    fn new(req: &GenerateRequest, index: usize, context: &[u32]) -> Self {
+    /// Path `index` of `req`, whose prompt encodes to `prompt` (its tokens count for the repetition penalty).
+    pub(crate) fn new(req: &GenerateRequest, index: usize, prompt: &[u32]) -> Self {
         Self {
             index,
             sampler: Sampler::new(&req.sampling, index),
-            penalty: RepetitionPenalty::new(req.sampling.repetition_penalty, context),
+            penalty: RepetitionPenalty::new(req.sampling.repetition_penalty, prompt),
             stream: TextStream::new(),
             stop: StopMatcher::new(&req.stop),
             ids: Vec::new(),
@@ -121,6 +125,8 @@ impl PathState {
             queue: VecDeque::new(),
             logprobs: Vec::new(),
             forced_spans: Vec::new(),
+            top_k: req.logprobs,
+            forcer: req.forcer.clone(),
         }
     }
 
@@ -154,7 +160,7 @@ impl PathState {
     }
 
     /// Releases all held-back text at the end of the path (it may still complete a stop string).
-    fn flush(&mut self, tokenizer: &Tokenizer) -> Result<(String, Option<StopReason>), EngineError> {
+    pub(crate) fn flush(&mut self, tokenizer: &Tokenizer) -> Result<(String, Option<StopReason>), EngineError> {
         let rest = self.stream.finish(tokenizer)?;
         self.seen.push_str(&rest);
         let out = self.stop.push(&rest);
@@ -164,12 +170,10 @@ impl PathState {
         Ok((out.text + &self.stop.finish(), None))
     }
 
-    /// Asks the forcer about the text so far (when nothing is queued); queues what it inserts.
-    fn consult(&mut self, forcer: &dyn TokenForcer, tokenizer: &Tokenizer) -> Result<(), EngineError> {
-        if !self.queue.is_empty() {
-            return Ok(());
-        }
-        let Some(insert) = forcer.force(&self.seen).filter(|s| !s.is_empty()) else { return Ok(()) };
+    /// Asks the forcer (if any) about the text so far, when nothing is queued; queues what it inserts.
+    fn consult(&mut self, tokenizer: &Tokenizer) -> Result<(), EngineError> {
+        let Some(forcer) = self.forcer.as_ref().filter(|_| self.queue.is_empty()) else { return Ok(()) };
+        let Some(insert) = forcer.0.force(&self.seen).filter(|s| !s.is_empty()) else { return Ok(()) };
         let ids = tokenizer
             .encode(insert.as_str(), false)
             .map_err(|e| EngineError::Tokenizer(format!("cannot encode forced text {insert:?}: {e}")))?;
@@ -178,7 +182,7 @@ impl PathState {
         Ok(())
     }
 
-    fn result(&self, stop_reason: StopReason) -> PathResult {
+    pub(crate) fn result(&self, stop_reason: StopReason) -> PathResult {
         // Spans are in `seen`; `text` is its beginning (a stop string cuts the rest).
         let forced_spans = self
             .forced_spans
@@ -216,6 +220,67 @@ fn token_logprobs(
         .map(|(id, logprob)| Ok(TopLogprob { id: Some(id), text: decode(tokenizer, &[id])?, logprob }))
         .collect::<Result<_, EngineError>>()?;
     Ok((Some(lp), top))
+}
+
+impl LocalEngine {
+    /// Takes path `path`'s next token — the forcer's if it queued one, else sampled from `logits` —
+    /// and reports it (`Token`, then `Done` if the path ends with it). Returns the token to feed the
+    /// model next, or `None` when the path has ended.
+    pub(crate) fn advance(
+        &self,
+        path: &mut PathState,
+        logits: &[f32],
+        max_new: usize,
+        sink: &mut dyn FnMut(EngineEvent),
+    ) -> Result<Option<u32>, EngineError> {
+        let (tok, forced) = match path.queue.pop_front() {
+            Some(tok) => (tok, true),
+            None => (path.sampler.sample(path.penalty.apply(logits))?, false),
+        };
+        let (logprob, top) = token_logprobs(logits, tok, path.top_k, &self.tokenizer)?;
+        if path.top_k.is_some() {
+            // A forced token is given, not chosen: it does not count against the path's probability.
+            path.logprobs.push(if forced { 0.0 } else { logprob.unwrap_or(f32::NEG_INFINITY) });
+        }
+        let (text, stopped) = path.accept(tok, self.eos_token_id, max_new, &self.tokenizer)?;
+        path.text.push_str(&text);
+        sink(EngineEvent::Token(TokenEvent { path: path.index, id: Some(tok), text, logprob, top, forced }));
+        match stopped {
+            Some(reason) => {
+                sink(EngineEvent::Done(path.result(reason)));
+                Ok(None)
+            }
+            None => {
+                path.consult(&self.tokenizer)?;
+                Ok(Some(tok))
+            }
+        }
+    }
+
+    /// Replays the request's `prefix` on `path` (its keys and values are already in the prefill).
+    /// Returns why the path stopped, if it did inside the prefix.
+    fn replay(
+        &self,
+        path: &mut PathState,
+        prefix: &[u32],
+        max_new: usize,
+        sink: &mut dyn FnMut(EngineEvent),
+    ) -> Result<Option<StopReason>, EngineError> {
+        for &tok in prefix {
+            let (text, stopped) = path.accept(tok, self.eos_token_id, max_new, &self.tokenizer)?;
+            path.text.push_str(&text);
+            if path.top_k.is_some() {
+                path.logprobs.push(0.0);
+            }
+            sink(EngineEvent::Token(TokenEvent { path: path.index, id: Some(tok), text, ..TokenEvent::default() }));
+            if let Some(reason) = stopped {
+                sink(EngineEvent::Done(path.result(reason.clone())));
+                return Ok(Some(reason));
+            }
+        }
+        path.consult(&self.tokenizer)?;
+        Ok(None)
+    }
 }
 
 impl Engine for LocalEngine {
@@ -266,8 +331,6 @@ impl Engine for LocalEngine {
 
         let decode_start = Instant::now();
         let max_new = req.sampling.max_new_tokens;
-        let k = req.logprobs;
-        let forcer = req.forcer.as_ref().map(|f| f.0.as_ref());
         let mut paths: Vec<PathState> = (0..req.paths).map(|i| PathState::new(req, i, &prompt)).collect();
         // `live[row]` is the path in batch row `row`.
         let mut live: Vec<usize> = (0..req.paths).collect();
@@ -284,22 +347,7 @@ impl Engine for LocalEngine {
         // so they all stop in it or none does.
         let mut prefix_stop = None;
         for path in paths.iter_mut().filter(|_| !live.is_empty()) {
-            for &tok in &req.prefix {
-                let (text, stopped) = path.accept(tok, self.eos_token_id, max_new, &self.tokenizer)?;
-                path.text.push_str(&text);
-                if k.is_some() {
-                    path.logprobs.push(0.0);
-                }
-                sink(EngineEvent::Token(TokenEvent { path: path.index, id: Some(tok), text, ..TokenEvent::default() }));
-                if let Some(reason) = stopped {
-                    sink(EngineEvent::Done(path.result(reason.clone())));
-                    prefix_stop = Some(reason);
-                    break;
-                }
-            }
-            if let Some(f) = forcer.filter(|_| prefix_stop.is_none()) {
-                path.consult(f, &self.tokenizer)?;
-            }
+            prefix_stop = self.replay(path, &req.prefix, max_new, sink)?;
         }
         if prefix_stop.is_some() {
             live.clear();
@@ -317,28 +365,10 @@ impl Engine for LocalEngine {
                     None => &first_logits,
                     Some(rows) => &rows[row],
                 };
-                let path = &mut paths[p];
-                let (tok, forced) = match path.queue.pop_front() {
-                    Some(tok) => (tok, true),
-                    None => (path.sampler.sample(path.penalty.apply(logits))?, false),
-                };
-                let (logprob, top) = token_logprobs(logits, tok, k, &self.tokenizer)?;
-                if let Some(lp) = logprob.filter(|_| k.is_some()) {
-                    path.logprobs.push(lp);
-                }
-                let (text, stopped) = path.accept(tok, self.eos_token_id, max_new, &self.tokenizer)?;
                 generated += 1;
-                path.text.push_str(&text);
-                sink(EngineEvent::Token(TokenEvent { path: p, id: Some(tok), text, logprob, top, forced }));
-                match stopped {
-                    Some(reason) => sink(EngineEvent::Done(path.result(reason))),
-                    None => {
-                        if let Some(f) = forcer {
-                            path.consult(f, &self.tokenizer)?;
-                        }
-                        kept_rows.push(row);
-                        next_tokens.push(tok);
-                    }
+                if let Some(tok) = self.advance(&mut paths[p], logits, max_new, sink)? {
+                    kept_rows.push(row);
+                    next_tokens.push(tok);
                 }
             }
             if kept_rows.is_empty() {
@@ -376,9 +406,31 @@ impl Engine for LocalEngine {
             decode_ms,
             generated_tokens: generated,
             decode_tok_s,
+            cached_prompt_tokens: model.cached_prompt_tokens(),
         };
         sink(EngineEvent::Stats(stats.clone()));
         Ok(stats)
+    }
+
+    /// With `max_rows` > 1, the requests are decoded as one continuously refilled batch (see
+    /// [`super::batch`]) when the model can batch prompts and no request branches (has a `prefix`);
+    /// otherwise one at a time.
+    fn generate_many(
+        &self,
+        reqs: &[GenerateRequest],
+        max_rows: usize,
+        cancel: &CancelFlag,
+        sink: &mut dyn FnMut(usize, EngineEvent),
+    ) -> Result<Vec<GenerationStats>, EngineError> {
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| EngineError::Model("the model is unusable: an earlier generation panicked".into()))?;
+        if max_rows > 1 && model.can_batch_prompts() && reqs.iter().all(|r| r.prefix.is_empty()) {
+            return super::batch::generate_many(self, model.as_mut(), reqs, max_rows, cancel, sink);
+        }
+        drop(model);
+        reqs.iter().enumerate().map(|(i, r)| self.generate(r, cancel, &mut |e| sink(i, e))).collect()
     }
 }
 
@@ -387,7 +439,7 @@ mod tests {
     use super::*;
     use crate::engine::fake::{fake_info, FakeModel};
     use crate::engine::text_stream::decode;
-    use crate::engine::SamplingParams;
+    use crate::engine::{SamplingParams, TokenForcer};
 
     fn tokenizer() -> Tokenizer {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bloom/tokenizer.json");

@@ -192,7 +192,8 @@ pub struct PathResult {
     pub token_ids: Vec<u32>,
     pub stop_reason: StopReason,
     /// Log-probability of each token of `token_ids` when the request asked for logprobs (else empty).
-    /// Tokens replayed from the request's `prefix` have no logits at hand and count as 0.0 (given).
+    /// Tokens the model did not choose count as 0.0 (given): those replayed from the request's
+    /// `prefix` and those the forcer inserted (their events still carry the model's logprob).
     #[serde(default)]
     pub token_logprobs: Vec<f32>,
     /// Byte ranges of `text` the request's forcer (the calculator) inserted, in order.
@@ -257,6 +258,9 @@ pub struct GenerationStats {
     pub generated_tokens: usize,
     /// Decode rate of all paths together.
     pub decode_tok_s: f64,
+    /// Prompt tokens whose keys and values came from the prefix cache instead of the prefill.
+    #[serde(default)]
+    pub cached_prompt_tokens: usize,
 }
 
 /// What a running generation reports, in order: `Prefilled`, then `Token`s and `Done`s interleaved
@@ -334,6 +338,19 @@ pub trait Engine: Send + Sync {
         cancel: &CancelFlag,
         sink: &mut dyn FnMut(EngineEvent),
     ) -> Result<GenerationStats, EngineError>;
+    /// Runs several requests, decoding up to `max_rows` sequences (paths of any of them) together
+    /// where the engine can; `sink(i, event)` gets request `i`'s events in `generate`'s order (the
+    /// requests' events interleave). Output equals running each request alone. Default: one at a time.
+    fn generate_many(
+        &self,
+        reqs: &[GenerateRequest],
+        max_rows: usize,
+        cancel: &CancelFlag,
+        sink: &mut dyn FnMut(usize, EngineEvent),
+    ) -> Result<Vec<GenerationStats>, EngineError> {
+        let _ = max_rows;
+        reqs.iter().enumerate().map(|(i, r)| self.generate(r, cancel, &mut |e| sink(i, e))).collect()
+    }
 
     /// Log-probabilities (natural log of the softmax of the model's logits, temperature 1) that the
     /// token right after `prompt` is each of `tokens`, each a string that is one token. One forward
@@ -349,15 +366,39 @@ pub trait Engine: Send + Sync {
 pub trait DecoderModel: Send {
     fn vocab_size(&self) -> usize;
     /// Clears the cache and runs the prompt as one sequence; returns the logits at its last position.
+    /// A model with a prefix cache may take the keys and values of the prompt's start from it.
     fn prefill(&mut self, prompt: &[u32]) -> Result<Vec<f32>, EngineError>;
+    /// Prompt tokens the last `prefill` took from a prefix cache rather than computing them.
+    fn cached_prompt_tokens(&self) -> usize {
+        0
+    }
     /// Turns the single cached sequence into `n` identical rows (after `prefill`).
     fn fork(&mut self, n: usize) -> Result<(), EngineError>;
     /// Feeds one token to each cached row; returns one logits vector per row.
     fn step(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, EngineError>;
     /// Keeps only the given rows (indices into the current rows, increasing), dropping the rest.
     fn retain(&mut self, rows: &[usize]) -> Result<(), EngineError>;
+    /// Whether `start_batch` and `add_rows` work (rows of different prompts in one batch).
+    fn can_batch_prompts(&self) -> bool {
+        false
+    }
+    /// Starts a batch of rows from different prompts that all begin with the tokens `shared` (whose
+    /// keys and values are then read once per step for all rows): clears the rows and prefills
+    /// `shared` (empty: nothing shared). Models that cannot batch prompts say so.
+    fn start_batch(&mut self, shared: &[u32]) -> Result<(), EngineError> {
+        let _ = shared;
+        Err(EngineError::Invalid("this model cannot decode several prompts in one batch".into()))
+    }
+    /// Prefills `prompt` (which begins with the batch's shared tokens and is longer) and adds `n`
+    /// rows continuing it after the current rows; returns the logits at its last position. Rows
+    /// already there keep their state, and `step`/`retain` then work on all rows alike.
+    fn add_rows(&mut self, prompt: &[u32], n: usize) -> Result<Vec<f32>, EngineError> {
+        let _ = (prompt, n);
+        Err(EngineError::Invalid("this model cannot decode several prompts in one batch".into()))
+    }
 }
 
+mod batch;
 pub mod fake;
 pub mod local;
 pub mod logprobs;

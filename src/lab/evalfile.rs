@@ -27,13 +27,13 @@ pub struct EvalPath {
     /// Generated tokens.
     #[serde(default)]
     pub tokens: usize,
-    /// Sum of the log-probabilities of the tokens the model chose (calculator-forced tokens
-    /// excluded), when the engine reports them; `--select weighted` votes with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logprob: Option<f64>,
     /// Byte ranges of `text` the calculator wrote (`eval --calculator`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced_spans: Vec<std::ops::Range<usize>>,
+    /// Sum of the log-probabilities of the tokens the model chose (calculator-forced tokens
+    /// excluded), when the run asked the engine for them (`--select weighted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprob: Option<f64>,
 }
 
 /// One question: a line of the results file.
@@ -246,8 +246,8 @@ mod tests {
             stop_reason: "stop_string".into(),
             stop_string: Some("\n\n".into()),
             tokens: 5,
-            logprob: None,
             forced_spans: vec![],
+            logprob: None,
         };
         let v = vote(&[Some(answer.to_string())]);
         EvalRecord {

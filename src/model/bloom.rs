@@ -47,7 +47,8 @@ impl Attention {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, residual: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    /// `into_prefix`: the tokens belong to the shared prompt (a prefill), whatever their count.
+    fn forward(&mut self, x: &Tensor, residual: &Tensor, mask: Option<&Tensor>, into_prefix: bool) -> Result<Tensor> {
         let (b, s, hidden) = x.dims3()?;
         let (h, d) = (self.n_head, self.head_dim);
         let qkv = self.query_key_value.forward(x)?; // b, s, 3 * hidden
@@ -55,7 +56,11 @@ impl Attention {
         let q = qkv.i((.., .., .., 0))?.transpose(1, 2)?.contiguous()?; // b, h, s, d
         let k = qkv.i((.., .., .., 1))?.transpose(1, 2)?.contiguous()?; // b, h, s, d
         let v = qkv.i((.., .., .., 2))?.transpose(1, 2)?.contiguous()?; // b, h, s, d
-        self.cache.append(&k, &v)?;
+        if into_prefix {
+            self.cache.append_prefix(&k, &v)?;
+        } else {
+            self.cache.append(&k, &v)?;
+        }
         let kv_len = self.cache.len();
 
         // Scores against the shared prompt (read once for all rows) and against each row's own
@@ -79,6 +84,9 @@ impl Attention {
         let mut scores = scores.broadcast_add(&bias)?;
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?; // mask: s, kv
+        }
+        if let Some(rows_mask) = self.cache.row_mask()? {
+            scores = scores.broadcast_add(&rows_mask)?; // b, 1, 1, kv: rows of other prompts' lengths
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?; // b, h, s, kv
         let mut ctx: Option<Tensor> = None;
@@ -166,10 +174,10 @@ impl Block {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, mask: Option<&Tensor>, into_prefix: bool) -> Result<Tensor> {
         let ln = self.input_layernorm.forward(x)?;
         let residual = if self.residual_post_layernorm { &ln } else { x };
-        let attn = self.self_attention.forward(&ln, residual, mask)?;
+        let attn = self.self_attention.forward(&ln, residual, mask, into_prefix)?;
         let ln = self.post_attention_layernorm.forward(&attn)?;
         let residual = if self.residual_post_layernorm { &ln } else { &attn };
         self.mlp.forward(&ln, residual)
@@ -298,13 +306,22 @@ impl Bloom {
 
     /// Runs `input_ids` (`b, s`) after what is cached; returns f32 logits `b, vocab` at the last position.
     pub fn forward(&mut self, input_ids: &Tensor) -> Result<Tensor> {
+        self.run(input_ids, false)
+    }
+
+    /// Runs prompt tokens (`1, s`, any `s`) into the shared prefix of the cache, after what it holds.
+    pub fn forward_prefix(&mut self, input_ids: &Tensor) -> Result<Tensor> {
+        self.run(input_ids, true)
+    }
+
+    fn run(&mut self, input_ids: &Tensor, into_prefix: bool) -> Result<Tensor> {
         let (_b, s) = input_ids.dims2()?;
         let offset = self.cached_len();
         let mut x = self.word_embeddings.forward(input_ids)?; // b, s, hidden
         x = self.word_embeddings_layernorm.forward(&x)?;
         let mask = if s > 1 { Some(causal_mask(s, offset, x.device())?) } else { None };
         for block in self.h.iter_mut() {
-            x = block.forward(&x, mask.as_ref())?;
+            x = block.forward(&x, mask.as_ref(), into_prefix)?;
         }
         let last = x.narrow(1, s - 1, 1)?.squeeze(1)?; // b, hidden
         let last = self.ln_f.forward(&last)?;
@@ -315,6 +332,49 @@ impl Bloom {
         for b in self.h.iter_mut() {
             b.self_attention.cache.clear();
         }
+    }
+
+    /// Each layer's shared prompt keys and values (`1, h, L, d`); empty when nothing is prefilled.
+    pub fn prefix_kv(&self) -> Vec<(Tensor, Tensor)> {
+        self.h.iter().filter_map(|b| b.self_attention.cache.prefix().map(|(k, v)| (k.clone(), v.clone()))).collect()
+    }
+
+    /// Makes `layers` (one `(k, v)` of `1, h, L, d` per layer, from [`Bloom::prefix_kv`]) the whole cache.
+    pub fn set_prefix_kv(&mut self, layers: Vec<(Tensor, Tensor)>) -> Result<()> {
+        if layers.len() != self.h.len() {
+            candle_core::bail!("prefix kv for {} layers, the model has {}", layers.len(), self.h.len());
+        }
+        for (b, (k, v)) in self.h.iter_mut().zip(layers) {
+            b.self_attention.cache.set_prefix(k, v);
+        }
+        Ok(())
+    }
+
+    /// Takes every layer's cache out, leaving empty ones (to prefill another prompt meanwhile).
+    pub fn take_kv_caches(&mut self) -> Vec<KvCache> {
+        self.h.iter_mut().map(|b| std::mem::take(&mut b.self_attention.cache)).collect()
+    }
+
+    /// Puts caches taken by [`Bloom::take_kv_caches`] back.
+    pub fn restore_kv_caches(&mut self, caches: Vec<KvCache>) -> Result<()> {
+        if caches.len() != self.h.len() {
+            candle_core::bail!("kv caches for {} layers, the model has {}", caches.len(), self.h.len());
+        }
+        for (b, c) in self.h.iter_mut().zip(caches) {
+            b.self_attention.cache = c;
+        }
+        Ok(())
+    }
+
+    /// Adds `n` rows to every layer's batch, each starting with that layer's `(k, v)` (`1, h, s, d`).
+    pub fn add_cache_rows(&mut self, layers: &[(Tensor, Tensor)], n: usize) -> Result<()> {
+        if layers.len() != self.h.len() {
+            candle_core::bail!("row kv for {} layers, the model has {}", layers.len(), self.h.len());
+        }
+        for (b, (k, v)) in self.h.iter_mut().zip(layers) {
+            b.self_attention.cache.add_rows(k, v, n)?;
+        }
+        Ok(())
     }
 
     /// Rebuilds every layer's cache from the given batch rows (repeats fork, omissions drop).

@@ -51,13 +51,13 @@ impl Config {
         if self.n_layer == 0 {
             return Err("n_layer must be positive".into());
         }
-        if self.n_head == 0 || self.hidden_size == 0 || self.hidden_size % self.n_head != 0 {
+        if self.n_head == 0 || self.hidden_size == 0 || !self.hidden_size.is_multiple_of(self.n_head) {
             return Err(format!(
                 "hidden_size ({}) must be a positive multiple of n_head ({})",
                 self.hidden_size, self.n_head
             ));
         }
-        if !(self.layer_norm_epsilon > 0.0) {
+        if self.layer_norm_epsilon.is_nan() || self.layer_norm_epsilon <= 0.0 {
             return Err("layer_norm_epsilon must be positive".into());
         }
         Ok(())

@@ -30,13 +30,17 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 
 fn gelu_slice(x: &[f32], y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected.
+    if super::cpu::features().avx2 {
+        // SAFETY: avx2 and fma were detected.
         return unsafe { gelu_avx2(x, y) };
     }
     gelu_portable(x, y)
 }
 
+/// The portable loop compiled for AVX2 + FMA (the compiler vectorises it 8 wide).
+///
+/// # Safety
+/// The CPU must support avx2 and fma.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gelu_avx2(x: &[f32], y: &mut [f32]) {

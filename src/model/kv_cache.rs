@@ -13,17 +13,20 @@ pub struct KvCache {
     /// Per-row continuations: `b, h, capacity, d` each.
     k: Option<Tensor>,
     v: Option<Tensor>,
-    /// Positions used in `k`/`v`.
-    len: usize,
+    /// Positions used by each row of `k`/`v` (empty until the rows are allocated). All equal for
+    /// the paths of one prompt; rows added from other prompts (a batch of questions sharing the
+    /// prefix) start with their prompt's own tokens, so lengths then differ and attention masks
+    /// each row's unused tail.
+    lens: Vec<usize>,
 }
 
 /// Capacity of the per-row part grows in steps of this many positions, so a step rarely reallocates.
 const GROW: usize = 64;
 
 impl KvCache {
-    /// Positions cached (shared prompt plus continuation).
+    /// Positions cached (shared prompt plus the longest continuation).
     pub fn len(&self) -> usize {
-        self.prefix_len() + self.len
+        self.prefix_len() + self.rows_len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -34,8 +37,18 @@ impl KvCache {
         *self = Self::default();
     }
 
-    fn prefix_len(&self) -> usize {
+    pub fn prefix_len(&self) -> usize {
         self.prefix.as_ref().map(|(k, _)| k.dims()[2]).unwrap_or(0)
+    }
+
+    /// The longest row's own positions.
+    fn rows_len(&self) -> usize {
+        self.lens.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Each row's own positions (empty before the rows exist).
+    pub fn row_lens(&self) -> &[usize] {
+        &self.lens
     }
 
     /// The shared prompt's keys and values (`1, h, L, d`), if any.
@@ -43,52 +56,140 @@ impl KvCache {
         self.prefix.as_ref().map(|(k, v)| (k, v))
     }
 
-    /// The rows' own keys and values so far (`b, h, S, d`), if any.
+    /// The rows' own keys and values so far (`b, h, S, d`, S the longest row), if any.
     pub fn rows(&self) -> Result<Option<(Tensor, Tensor)>> {
+        let len = self.rows_len();
         match (&self.k, &self.v) {
-            (Some(k), Some(v)) if self.len > 0 => Ok(Some((k.narrow(2, 0, self.len)?, v.narrow(2, 0, self.len)?))),
+            (Some(k), Some(v)) if len > 0 => Ok(Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?))),
             _ => Ok(None),
         }
     }
 
-    /// Appends `k` and `v` (`b, h, s, d`). A single-row run of several positions before any
-    /// continuation exists (the prompt's prefill) becomes the shared prefix; everything else goes
-    /// to the rows' own part.
-    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
-        let (b, h, s, d) = k.dims4()?;
-        if b == 1 && s > 1 && self.k.is_none() {
-            self.prefix = Some(match self.prefix.take() {
-                None => (k.contiguous()?, v.contiguous()?),
-                Some((pk, pv)) => (Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?),
-            });
+    /// `b, 1, 1, L + S`: 0 where row r may attend, -inf on the positions past its own length.
+    /// `None` while all rows are equally long (nothing to hide).
+    pub fn row_mask(&self) -> Result<Option<Tensor>> {
+        let (max, min) = (self.rows_len(), self.lens.iter().copied().min().unwrap_or(0));
+        let Some(k) = self.k.as_ref().filter(|_| max != min) else {
+            return Ok(None);
+        };
+        let l = self.prefix_len();
+        let kv = l + max;
+        let mask: Vec<f32> = self
+            .lens
+            .iter()
+            .flat_map(|&n| (0..kv).map(move |j| if j < l + n { 0.0 } else { f32::NEG_INFINITY }))
+            .collect();
+        Tensor::from_vec(mask, (self.lens.len(), 1, 1, kv), k.device()).map(Some)
+    }
+
+    /// Replaces everything with a shared prefix of `k`, `v` (`1, h, L, d`: a prompt's cached KV).
+    pub fn set_prefix(&mut self, k: Tensor, v: Tensor) {
+        *self = Self { prefix: Some((k, v)), ..Self::default() };
+    }
+
+    /// Appends `k`, `v` (`1, h, s, d`) to the shared prefix (a prompt's tokens after a cached part).
+    pub fn append_prefix(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        if self.k.is_some() {
+            candle_core::bail!("kv cache: the prompt's prefix cannot grow once rows exist");
+        }
+        self.prefix = Some(match self.prefix.take() {
+            None => (k.contiguous()?, v.contiguous()?),
+            Some((pk, pv)) => (Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?),
+        });
+        Ok(())
+    }
+
+    /// Makes room for `need` positions per row, keeping what the rows hold.
+    fn reserve(&mut self, b: usize, need: usize, like: &Tensor) -> Result<()> {
+        let cap = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0);
+        if need <= cap && self.k.is_some() {
             return Ok(());
         }
-        let need = self.len + s;
-        let cap = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0);
-        let rows = self.k.as_ref().map(|t| t.dim(0)).transpose()?.unwrap_or(b);
-        if rows != b {
-            candle_core::bail!("kv cache holds {rows} rows, got {b}");
-        }
-        if need > cap {
-            let new_cap = need.next_multiple_of(GROW);
-            let nk = Tensor::zeros((b, h, new_cap, d), k.dtype(), k.device())?;
-            let nv = Tensor::zeros((b, h, new_cap, d), v.dtype(), v.device())?;
-            if let (Some(ok), Some(ov)) = (&self.k, &self.v) {
-                if self.len > 0 {
-                    nk.slice_set(&ok.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                    nv.slice_set(&ov.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                }
+        let (_, h, _, d) = like.dims4()?;
+        let new_cap = need.max(1).next_multiple_of(GROW);
+        let nk = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
+        let nv = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
+        let used = self.rows_len();
+        if let (Some(ok), Some(ov)) = (&self.k, &self.v) {
+            if used > 0 {
+                nk.slice_set(&ok.narrow(2, 0, used)?.contiguous()?, 2, 0)?;
+                nv.slice_set(&ov.narrow(2, 0, used)?.contiguous()?, 2, 0)?;
             }
-            self.k = Some(nk);
-            self.v = Some(nv);
         }
+        self.k = Some(nk);
+        self.v = Some(nv);
+        Ok(())
+    }
+
+    /// Appends `k` and `v` (`b, h, s, d`), each row after its own last position. A single-row run
+    /// of several positions before any continuation exists (the prompt's prefill) becomes the
+    /// shared prefix; everything else goes to the rows' own part.
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        let (b, _h, s, _d) = k.dims4()?;
+        if b == 1 && s > 1 && self.k.is_none() {
+            return self.append_prefix(k, v);
+        }
+        if self.k.is_none() {
+            self.lens = vec![0; b];
+        }
+        if self.lens.len() != b {
+            candle_core::bail!("kv cache holds {} rows, got {b}", self.lens.len());
+        }
+        self.reserve(b, self.rows_len() + s, k)?;
         let (ck, cv) = match (&self.k, &self.v) {
             (Some(ck), Some(cv)) => (ck, cv),
             _ => candle_core::bail!("kv cache not allocated"),
         };
-        ck.slice_set(&k.contiguous()?, 2, self.len)?;
-        cv.slice_set(&v.contiguous()?, 2, self.len)?;
-        self.len = need;
+        let (k, v) = (k.contiguous()?, v.contiguous()?);
+        if self.lens.iter().all(|&n| n == self.lens[0]) {
+            ck.slice_set(&k, 2, self.lens[0])?;
+            cv.slice_set(&v, 2, self.lens[0])?;
+        } else {
+            for (r, &n) in self.lens.iter().enumerate() {
+                // A row of a contiguous `b, h, cap, d` tensor is itself contiguous: written in place.
+                ck.narrow(0, r, 1)?.slice_set(&k.narrow(0, r, 1)?, 2, n)?;
+                cv.narrow(0, r, 1)?.slice_set(&v.narrow(0, r, 1)?, 2, n)?;
+            }
+        }
+        for n in self.lens.iter_mut() {
+            *n += s;
+        }
+        Ok(())
+    }
+
+    /// Adds `n` rows at the end of the batch, each starting with `k`, `v` (`1, h, s, d`: a prompt's
+    /// tokens after the shared prefix).
+    pub fn add_rows(&mut self, k: &Tensor, v: &Tensor, n: usize) -> Result<()> {
+        let (one, h, s, d) = k.dims4()?;
+        if one != 1 {
+            candle_core::bail!("kv cache: new rows come from one sequence, got {one}");
+        }
+        let old = self.lens.len();
+        let cap = self
+            .k
+            .as_ref()
+            .map(|t| t.dim(2))
+            .transpose()?
+            .unwrap_or(0)
+            .max((self.rows_len().max(s) + 1).next_multiple_of(GROW));
+        let row_k = Tensor::zeros((1, h, cap, d), k.dtype(), k.device())?;
+        let row_v = Tensor::zeros((1, h, cap, d), v.dtype(), v.device())?;
+        if s > 0 {
+            row_k.slice_set(&k.contiguous()?, 2, 0)?;
+            row_v.slice_set(&v.contiguous()?, 2, 0)?;
+        }
+        let idx = Tensor::new(vec![0u32; n], k.device())?;
+        let (new_k, new_v) = (row_k.index_select(&idx, 0)?, row_v.index_select(&idx, 0)?);
+        if old > 0 {
+            self.reserve(old, cap, k)?;
+        }
+        let (nk, nv) = match (&self.k, &self.v) {
+            (Some(ok), Some(ov)) if old > 0 => (Tensor::cat(&[ok, &new_k], 0)?, Tensor::cat(&[ov, &new_v], 0)?),
+            _ => (new_k, new_v),
+        };
+        self.k = Some(nk);
+        self.v = Some(nv);
+        self.lens.extend(std::iter::repeat_n(s, n));
         Ok(())
     }
 
@@ -96,9 +197,16 @@ impl KvCache {
     /// prompt into several paths and drops finished paths. The shared prefix is untouched.
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
         if let (Some(k), Some(v)) = (&self.k, &self.v) {
+            if rows.is_empty() {
+                self.k = None;
+                self.v = None;
+                self.lens.clear();
+                return Ok(());
+            }
             let idx = Tensor::new(rows, k.device())?;
             self.k = Some(k.index_select(&idx, 0)?.contiguous()?);
             self.v = Some(v.index_select(&idx, 0)?.contiguous()?);
+            self.lens = rows.iter().map(|&r| self.lens.get(r as usize).copied().unwrap_or(0)).collect();
         }
         Ok(())
     }
@@ -148,5 +256,35 @@ mod tests {
         assert_eq!(row_values(&c, 1), vec![1.0]);
         assert_eq!(c.len(), 4);
         assert!(c.append(&k, &k).is_err(), "3 rows into a 2-row cache");
+    }
+
+    #[test]
+    fn rows_from_other_prompts_keep_their_own_lengths_and_mask_the_rest() {
+        let dev = Device::Cpu;
+        let mut c = KvCache::default();
+        let p = Tensor::zeros((1, 1, 2, 1), DType::F32, &dev).unwrap();
+        c.append_prefix(&p, &p).unwrap(); // shared: 2 positions
+        let q1 = Tensor::new(&[10f32, 11., 12.], &dev).unwrap().reshape((1, 1, 3, 1)).unwrap();
+        c.add_rows(&q1, &q1, 2).unwrap();
+        let q2 = Tensor::new(&[20f32], &dev).unwrap().reshape((1, 1, 1, 1)).unwrap();
+        c.add_rows(&q2, &q2, 1).unwrap();
+        assert_eq!(c.row_lens(), &[3, 3, 1]);
+        let step = Tensor::new(&[[[[1f32]]], [[[2f32]]], [[[3f32]]]], &dev).unwrap();
+        c.append(&step, &step).unwrap();
+        assert_eq!(c.row_lens(), &[4, 4, 2]);
+        assert_eq!(row_values(&c, 0), vec![10., 11., 12., 1.]);
+        assert_eq!(row_values(&c, 2)[..2], [20., 3.]);
+        let mask: Vec<f32> = c.row_mask().unwrap().unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let inf = f32::NEG_INFINITY;
+        assert_eq!(&mask[..6], &[0., 0., 0., 0., 0., 0.]);
+        assert_eq!(&mask[12..], &[0., 0., 0., 0., inf, inf]);
+        // The short row ends: the rest are equal again and need no mask.
+        c.select_rows(&[0, 1]).unwrap();
+        assert!(c.row_mask().unwrap().is_none());
+        assert_eq!(c.len(), 6);
+        c.select_rows(&[]).unwrap();
+        assert_eq!(c.len(), 2);
+        c.add_rows(&q2, &q2, 1).unwrap();
+        assert_eq!(row_values(&c, 0), vec![20.]);
     }
 }

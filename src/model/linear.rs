@@ -7,8 +7,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, DType, Module, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
 
-use super::gemv;
 use super::quant::{QMatrix, QuantKind};
+use super::{gemm, gemv};
 
 #[derive(Debug, Clone)]
 enum Weight {
@@ -85,9 +85,13 @@ impl Module for Linear {
                 let in_dim = dims.last().copied().unwrap_or(0);
                 let rows = x.elem_count() / in_dim.max(1);
                 let x2 = x.reshape((rows, in_dim))?; // rows, in
-                match few_rows(w, &x2, rows)? {
+                let kernel = match few_rows(w, &x2, rows)? {
+                    Some(y) => Some(y),
+                    None => many_rows(w, &x2, rows)?,
+                };
+                match kernel {
                     Some(y) => y,
-                    // Many rows (prefill): a blocked GEMM, in f32 (an f16 weight is widened for it).
+                    // Many rows without AVX-512: candle's blocked GEMM, in f32 (an f16 weight is widened for it).
                     None if w.dtype() == x2.dtype() => x2.matmul(&w.t()?)?, // rows, out
                     None => x2.matmul(&w.to_dtype(x2.dtype())?.t()?)?,
                 }
@@ -123,6 +127,29 @@ fn few_rows(w: &Tensor, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
         _ => return Ok(None),
     }
     drop(storage);
+    Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
+}
+
+/// `x · wᵀ` by the AVX-512 prefill kernel of [`gemm`] for f32 activations and an f32 or f16 weight;
+/// `None` where the CPU lacks AVX-512 (candle's GEMM then runs).
+fn many_rows(w: &Tensor, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
+    if !gemm::available() || x.dtype() != DType::F32 || !w.is_contiguous() {
+        return Ok(None);
+    }
+    let (n, k) = w.dims2()?;
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let mut y = vec![0f32; rows * n];
+    let (storage, layout) = w.storage_and_layout();
+    let off = layout.start_offset();
+    let done = match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => gemm::matmul_t(&xs, &v[off..off + n * k], k, &mut y),
+        Storage::Cpu(CpuStorage::F16(v)) => gemm::matmul_t(&xs, &v[off..off + n * k], k, &mut y),
+        _ => false,
+    };
+    drop(storage);
+    if !done {
+        return Ok(None);
+    }
     Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
 }
 

@@ -4,13 +4,16 @@
 pub mod alibi;
 pub mod bloom;
 pub mod config;
+pub mod cpu;
 pub mod embedded;
 pub mod error;
 pub mod gelu;
+pub mod gemm;
 pub mod gemv;
 pub mod hub;
 pub mod kv_cache;
 pub mod linear;
+pub mod prefix_cache;
 pub mod quant;
 pub mod random;
 pub mod safetensors_read;
@@ -27,6 +30,7 @@ use crate::engine::{DecoderModel, EngineError, ModelInfo};
 pub use bloom::Bloom;
 pub use config::Config;
 pub use error::LoadError;
+use prefix_cache::PrefixCache;
 use weights::WeightFiles;
 
 /// How to load a model.
@@ -36,10 +40,21 @@ pub struct LoadOptions {
     pub dtype: Option<DType>,
     /// Quantize every matrix to this block format while loading (activations stay f32).
     pub quantize: Option<quant::QuantKind>,
+    /// Memory for prompts' cached keys and values, in MiB (`None`: [`DEFAULT_PREFIX_CACHE_MB`]; 0: off).
+    pub prefix_cache_mb: Option<usize>,
 }
+
+/// Default bound of the prefix cache: a few 8-shot prompts of bloom-560m (about 140 MB each in f32),
+/// one of bloom-7b1.
+pub const DEFAULT_PREFIX_CACHE_MB: usize = 1024;
 
 impl LoadOptions {
     /// The dtype tensors are read in: f32 when quantizing (the blocks are made from f32).
+    /// The prefix cache's bound in bytes.
+    pub fn prefix_cache_bytes(&self) -> usize {
+        self.prefix_cache_mb.unwrap_or(DEFAULT_PREFIX_CACHE_MB).saturating_mul(1 << 20)
+    }
+
     pub fn read_dtype(&self) -> DType {
         match self.quantize {
             Some(_) => DType::F32,
@@ -174,14 +189,8 @@ fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], opt
         vocab_size: cfg.vocab_size,
         dtype: format_name(opts),
     };
-    LoadedModel {
-        model: Box::new(BloomDecoder::new(model)),
-        tokenizer,
-        info,
-        eos_token_id,
-        weight_bytes,
-        decode_bytes_per_step,
-    }
+    let model = Box::new(BloomDecoder::with_prefix_cache(model, opts.prefix_cache_bytes()));
+    LoadedModel { model, tokenizer, info, eos_token_id, weight_bytes, decode_bytes_per_step }
 }
 
 fn io_msg(e: &std::io::Error) -> String {
@@ -191,15 +200,37 @@ fn io_msg(e: &std::io::Error) -> String {
     }
 }
 
-/// BLOOM behind the engine's [`DecoderModel`] interface.
+/// BLOOM behind the engine's [`DecoderModel`] interface, with a prefix cache: a prefill computes
+/// only the prompt's tokens after the longest prefix whose keys and values an earlier prefill left.
 pub struct BloomDecoder {
     model: Bloom,
     device: Device,
+    prefixes: PrefixCache,
+    /// Prompt tokens the last prefill took from `prefixes`.
+    cached_prompt_tokens: usize,
+    /// The tokens every row of the current batch of prompts begins with (see `start_batch`).
+    batch_shared: Vec<u32>,
 }
 
 impl BloomDecoder {
+    /// Without a prefix cache: every prefill computes the whole prompt.
     pub fn new(model: Bloom) -> Self {
-        Self { model, device: Device::Cpu }
+        Self::with_prefix_cache(model, 0)
+    }
+
+    /// With a prefix cache of at most `bytes` of keys and values.
+    pub fn with_prefix_cache(model: Bloom, bytes: usize) -> Self {
+        Self {
+            model,
+            device: Device::Cpu,
+            prefixes: PrefixCache::new(bytes),
+            cached_prompt_tokens: 0,
+            batch_shared: Vec::new(),
+        }
+    }
+
+    pub fn prefix_cache(&self) -> &PrefixCache {
+        &self.prefixes
     }
 
     pub fn bloom_mut(&mut self) -> &mut Bloom {
@@ -217,8 +248,63 @@ impl DecoderModel for BloomDecoder {
             return Err(EngineError::Invalid("the prompt encodes to no tokens".into()));
         }
         self.model.clear_kv_cache();
-        let ids = Tensor::new(prompt, &self.device)?.unsqueeze(0)?; // 1, s
-        Ok(self.model.forward(&ids)?.squeeze(0)?.to_vec1()?)
+        // At least the last token is computed: its logits are what the prefill returns.
+        let hit = self.prefixes.lookup(prompt, prompt.len() - 1)?;
+        let cached = match hit {
+            Some((n, layers)) => {
+                self.model.set_prefix_kv(layers)?;
+                n
+            }
+            None => 0,
+        };
+        let ids = Tensor::new(&prompt[cached..], &self.device)?.unsqueeze(0)?; // 1, s
+        let logits = self.model.forward_prefix(&ids)?.squeeze(0)?.to_vec1()?;
+        self.prefixes.insert(prompt, self.model.prefix_kv());
+        self.cached_prompt_tokens = cached;
+        Ok(logits)
+    }
+
+    fn cached_prompt_tokens(&self) -> usize {
+        self.cached_prompt_tokens
+    }
+
+    fn can_batch_prompts(&self) -> bool {
+        true
+    }
+
+    fn start_batch(&mut self, shared: &[u32]) -> Result<(), EngineError> {
+        self.model.clear_kv_cache();
+        self.batch_shared = shared.to_vec();
+        if !shared.is_empty() {
+            // Its keys and values become the cache's shared prefix (and the prefix cache's).
+            self.prefill(shared)?;
+        }
+        Ok(())
+    }
+
+    fn add_rows(&mut self, prompt: &[u32], n: usize) -> Result<Vec<f32>, EngineError> {
+        let shared = self.batch_shared.len();
+        if prompt.len() <= shared || !prompt.starts_with(&self.batch_shared) {
+            return Err(EngineError::Invalid(format!(
+                "a batched prompt must extend the batch's {shared} shared tokens (got {} tokens)",
+                prompt.len()
+            )));
+        }
+        // Prefill the prompt on its own (mostly from the prefix cache) with the batch set aside,
+        // then add its tokens after the shared part as the new rows' own start.
+        let batch = self.model.take_kv_caches();
+        let logits = self.prefill(prompt);
+        let layers = self.model.prefix_kv();
+        self.model.restore_kv_caches(batch)?;
+        let logits = logits?;
+        let own = layers
+            .iter()
+            .map(|(k, v)| {
+                Ok((k.narrow(2, shared, prompt.len() - shared)?, v.narrow(2, shared, prompt.len() - shared)?))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.model.add_cache_rows(&own, n)?;
+        Ok(logits)
     }
 
     fn fork(&mut self, n: usize) -> Result<(), EngineError> {

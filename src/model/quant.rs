@@ -49,7 +49,7 @@ impl QuantKind {
     /// The format a row of `cols` values can take: q4_K needs multiples of 256 and falls back to
     /// q8_0 (multiples of 32); `None` means the matrix stays dense.
     pub fn for_width(self, cols: usize) -> Option<Self> {
-        [self, QuantKind::Q8_0].into_iter().find(|k| cols > 0 && cols % k.block() == 0)
+        [self, QuantKind::Q8_0].into_iter().find(|k| cols > 0 && cols.is_multiple_of(k.block()))
     }
 }
 

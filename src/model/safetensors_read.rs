@@ -209,7 +209,7 @@ mod tests {
         m.insert("h".to_string(), a.to_dtype(DType::F16).unwrap());
         m.insert("b".to_string(), a.to_dtype(DType::BF16).unwrap());
         candle_core::safetensors::save(&m, &p).unwrap();
-        let r = SafetensorsReader::open(&[p.clone()]).unwrap();
+        let r = SafetensorsReader::open(std::slice::from_ref(&p)).unwrap();
         for name in ["a", "h", "b"] {
             for dt in [DType::F32, DType::F16] {
                 let t = r.get(Shape::from((3, 4)), name, candle_nn::Init::Const(0.), dt, &dev).unwrap();

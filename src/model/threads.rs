@@ -6,8 +6,9 @@
 /// Spins of an idle candle pool worker before it parks (candle's default: 25000).
 const SPIN_LIMIT: u32 = 2000;
 
-/// Sizes every compute pool to `n` threads (0: the available cores). Call before the first tensor
-/// operation; later calls cannot resize pools already started and return the count in force.
+/// Sizes every compute pool to `n` threads (0: the available cores). Call once, from `main` before
+/// any other thread is started (it sets environment variables, which is only sound while no other
+/// thread reads the environment) and before the first tensor operation.
 pub fn set_compute_threads(n: usize) -> usize {
     let n = if n == 0 { available_cores() } else { n };
     // Both variables are read when candle first sizes its pools.
@@ -26,4 +27,9 @@ pub fn set_compute_threads(n: usize) -> usize {
 /// Cores this process may run on.
 pub fn available_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The compute threads in force (rayon's global pool, sized by [`set_compute_threads`]).
+pub fn compute_threads() -> usize {
+    rayon::current_num_threads()
 }

@@ -951,7 +951,7 @@ impl App {
         for t in &session.templates {
             match self.templates.iter().find(|e| e.template.name == t.template) {
                 None => warnings.push(format!("template {} is not loaded", t.template)),
-                Some(e) if super::run::sha256_hex(&e.template.render(&session.question.text)) != t.prompt_sha256 => {
+                Some(e) if super::run::sha256_hex(e.template.render(&session.question.text)) != t.prompt_sha256 => {
                     warnings.push(format!("template {} changed since", t.template))
                 }
                 Some(_) => {}

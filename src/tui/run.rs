@@ -412,21 +412,10 @@ mod tests {
             None,
         );
         run.apply(0, EngineEvent::Prefilled { prompt_tokens: 5, prefill_ms: 1.0 }, 10.0);
-        run.apply(
-            0,
-            EngineEvent::Token(TokenEvent {
-                path: 1,
-                id: Some(7),
-                text: " The answer".into(),
-                ..TokenEvent::default()
-            }),
-            20.0,
-        );
-        run.apply(
-            0,
-            EngineEvent::Token(TokenEvent { path: 1, id: Some(8), text: " is 18.".into(), ..TokenEvent::default() }),
-            30.0,
-        );
+        let token =
+            |id: u32, text: &str| TokenEvent { path: 1, id: Some(id), text: text.into(), ..TokenEvent::default() };
+        run.apply(0, EngineEvent::Token(token(7, " The answer")), 20.0);
+        run.apply(0, EngineEvent::Token(token(8, " is 18.")), 30.0);
         assert_eq!(run.panes[1].text, " The answer is 18.");
         assert_eq!(run.panes[1].answer.as_deref(), Some("18"));
         assert_eq!(run.panes[1].tokens_per_s(), Some(100.0));

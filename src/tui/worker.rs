@@ -167,7 +167,7 @@ mod tests {
         let mut done = Vec::new();
         loop {
             match next(&rx) {
-                Action::Engine { run: 7, event: EngineEvent::Token { .. }, .. } => {
+                Action::Engine { run: 7, event: EngineEvent::Token(_), .. } => {
                     if cancel.is_cancelled() {
                         after_cancel += 1;
                     } else {

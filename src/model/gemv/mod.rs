@@ -6,7 +6,8 @@
 //! than one. Here each pair of weight rows is loaded once into registers/L1 and dotted with every
 //! activation row, so one step costs about one pass over the weights whatever the path count.
 //! f16 weights are widened to f32 in registers (F16C) and accumulated in f32.
-//! SIMD is chosen at run time (AVX2+FMA+F16C), with a portable fallback.
+//! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch: AVX-512 for 5 to
+//! 8 rows (`avx512`), AVX2+FMA+F16C otherwise (`avx2`), a portable loop elsewhere.
 
 use half::f16;
 
@@ -39,10 +40,12 @@ impl WeightElem for f32 {
     }
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[f32]; RW]) -> [[f32; RW]; R] {
+        // SAFETY: the caller upholds `dots_avx2`'s contract, which is `avx2::dots`'s.
         avx2::dots::<R, RW, f32>(x, k, w)
     }
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: [&[f32]; 2]) -> [[f32; 2]; R] {
+        // SAFETY: the caller upholds `dots_avx512`'s contract, which is `avx512::dots`'s.
         avx512::dots::<R, f32>(x, k, w)
     }
 }
@@ -53,40 +56,22 @@ impl WeightElem for f16 {
     }
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[f16]; RW]) -> [[f32; RW]; R] {
+        // SAFETY: the caller upholds `dots_avx2`'s contract, which is `avx2::dots`'s.
         avx2::dots::<R, RW, f16>(x, k, w)
     }
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: [&[f16]; 2]) -> [[f32; 2]; R] {
+        // SAFETY: the caller upholds `dots_avx512`'s contract, which is `avx512::dots`'s.
         avx512::dots::<R, f16>(x, k, w)
     }
 }
 
 fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static OK: OnceLock<bool> = OnceLock::new();
-        *OK.get_or_init(|| has_avx2() && is_x86_feature_detected!("avx512f"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::cpu::features().avx512
 }
 
 fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static OK: OnceLock<bool> = OnceLock::new();
-        *OK.get_or_init(|| {
-            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::cpu::features().avx2
 }
 
 /// `y[r·n + j] = Σᵢ x[r·k + i] · w[j·k + i]` for `m = x.len() / k` rows and `n = w.len() / k` outputs.
@@ -216,118 +201,7 @@ fn dots<const R: usize, const RW: usize, W: WeightElem>(x: &[f32], k: usize, w: 
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use half::f16;
-
-    /// Loads 8 weights starting at `p` as f32.
-    pub trait Load8 {
-        unsafe fn load8(p: *const Self) -> __m256;
-    }
-    impl Load8 for f32 {
-        #[inline(always)]
-        unsafe fn load8(p: *const f32) -> __m256 {
-            _mm256_loadu_ps(p)
-        }
-    }
-    impl Load8 for f16 {
-        #[inline(always)]
-        unsafe fn load8(p: *const f16) -> __m256 {
-            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
-        }
-    }
-
-    /// Dot products of `R` activation rows with one q8_0 weight row. With few rows, each row
-    /// spreads its sums over several accumulators so the FMA latency does not serialise a block.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn q8<const R: usize>(x: &[f32], k: usize, row: &[super::Q8Block]) -> [f32; R] {
-        let na = match R {
-            1 => 4,
-            2 => 2,
-            _ => 1,
-        };
-        let mut acc = [[_mm256_setzero_ps(); 4]; R];
-        let px = x.as_ptr();
-        let pw = row.as_ptr();
-        for b in 0..row.len() {
-            let blk = &*pw.add(b);
-            _mm_prefetch::<_MM_HINT_T0>((pw.add(b + 48)) as *const i8);
-            let d = _mm256_set1_ps(blk.d.to_f32());
-            let q = blk.qs.as_ptr() as *const __m128i;
-            let lo = _mm_loadu_si128(q);
-            let hi = _mm_loadu_si128(q.add(1));
-            let w: [__m256; 4] = [
-                _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))),
-                _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))),
-                _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))),
-                _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))),
-            ];
-            let base = b * 32;
-            for r in 0..R {
-                let xr = px.add(r * k + base);
-                for (c, wc) in w.iter().enumerate() {
-                    let a = c % na;
-                    acc[r][a] = _mm256_fmadd_ps(_mm256_loadu_ps(xr.add(8 * c)), *wc, acc[r][a]);
-                }
-            }
-        }
-        let mut out = [0f32; R];
-        for r in 0..R {
-            let s = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
-            out[r] = hsum(s);
-        }
-        out
-    }
-
-    #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dots<const R: usize, const RW: usize, W: Load8 + super::WeightElem>(
-        x: &[f32],
-        k: usize,
-        w: [&[W]; RW],
-    ) -> [[f32; RW]; R] {
-        let mut acc = [[_mm256_setzero_ps(); RW]; R];
-        let k8 = k & !7;
-        let px = x.as_ptr();
-        let pw: [*const W; RW] = std::array::from_fn(|c| w[c].as_ptr());
-        let mut i = 0;
-        // Prefetch the weights 2 KiB ahead: the hardware prefetcher alone falls behind when many
-        // activation rows make each weight line take long to consume.
-        let ahead = 2048 / std::mem::size_of::<W>();
-        while i < k8 {
-            for p in pw.iter() {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + ahead) as *const i8);
-            }
-            let wv: [__m256; RW] = std::array::from_fn(|c| W::load8(pw[c].add(i)));
-            for r in 0..R {
-                let xv = _mm256_loadu_ps(px.add(r * k + i));
-                for c in 0..RW {
-                    acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
-                }
-            }
-            i += 8;
-        }
-        let mut out = [[0f32; RW]; R];
-        for r in 0..R {
-            for c in 0..RW {
-                let mut s = hsum(acc[r][c]);
-                for t in k8..k {
-                    s += *x.get_unchecked(r * k + t) * w[c].get_unchecked(t).to_f32();
-                }
-                out[r][c] = s;
-            }
-        }
-        out
-    }
-}
+mod avx2;
 
 /// A q8_0 block as ggml lays it out (and candle's `BlockQ8_0`, `#[repr(C)]`): an f16 scale and 32
 /// signed 8-bit values.
@@ -347,7 +221,7 @@ pub fn matmul_t_q8(x: &[f32], w: &[Q8Block], k: usize, y: &mut [f32]) {
     let per_row = k / 32;
     let n = w.len() / per_row.max(1);
     assert!(
-        k % 32 == 0 && x.len() == m * k && w.len() == n * per_row && y.len() == m * n,
+        k.is_multiple_of(32) && x.len() == m * k && w.len() == n * per_row && y.len() == m * n,
         "gemv q8_0: mismatched lengths"
     );
     let y_ptr = y.as_mut_ptr() as usize;
@@ -404,65 +278,7 @@ fn q8_dots(x: &[f32], m: usize, k: usize, row: &[Q8Block]) -> [f32; 8] {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use half::f16;
-
-    /// Loads 16 weights starting at `p` as f32.
-    pub trait Load16 {
-        unsafe fn load16(p: *const Self) -> __m512;
-    }
-    impl Load16 for f32 {
-        #[inline(always)]
-        unsafe fn load16(p: *const f32) -> __m512 {
-            _mm512_loadu_ps(p)
-        }
-    }
-    impl Load16 for f16 {
-        #[inline(always)]
-        unsafe fn load16(p: *const f16) -> __m512 {
-            _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub unsafe fn dots<const R: usize, W: Load16 + super::WeightElem>(
-        x: &[f32],
-        k: usize,
-        w: [&[W]; 2],
-    ) -> [[f32; 2]; R] {
-        let mut acc = [[_mm512_setzero_ps(); 2]; R];
-        let k16 = k & !15;
-        let px = x.as_ptr();
-        let pw = [w[0].as_ptr(), w[1].as_ptr()];
-        let ahead = 2048 / std::mem::size_of::<W>();
-        let mut i = 0;
-        while i < k16 {
-            _mm_prefetch::<_MM_HINT_T0>(pw[0].wrapping_add(i + ahead) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(pw[1].wrapping_add(i + ahead) as *const i8);
-            let w0 = W::load16(pw[0].add(i));
-            let w1 = W::load16(pw[1].add(i));
-            for r in 0..R {
-                let xv = _mm512_loadu_ps(px.add(r * k + i));
-                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
-            }
-            i += 16;
-        }
-        let mut out = [[0f32; 2]; R];
-        for r in 0..R {
-            for c in 0..2 {
-                let mut s = _mm512_reduce_add_ps(acc[r][c]);
-                for t in k16..k {
-                    s += *x.get_unchecked(r * k + t) * w[c].get_unchecked(t).to_f32();
-                }
-                out[r][c] = s;
-            }
-        }
-        out
-    }
-}
+mod avx512;
 
 #[cfg(test)]
 mod tests {
