@@ -4,12 +4,15 @@
 pub mod analysis;
 pub mod answer;
 pub mod calculator;
+mod conclusion;
+pub mod corpus;
 pub mod detect;
 pub mod evalfile;
 pub mod gsm8k;
 pub mod judge;
 pub mod number;
 pub mod prompt_parse;
+pub mod report;
 pub mod select;
 pub mod stats;
 pub mod template;

@@ -173,7 +173,8 @@ fn tokens_stream_into_panes_with_findings_and_vote() {
     assert_eq!(r.panes[0].answer.as_deref(), Some("3"));
     assert_eq!(r.correct(r.panes[0].answer.as_deref()), Some(true));
     assert_eq!(r.panes[0].token_ids.len(), TWO_PATHS[0].split_inclusive(' ').count());
-    assert!(r.panes[1].labels.get(Label::NoAnswer).detected, "detectors pre-fill labels");
+    assert!(r.panes[1].labels.get(Label::Repetition).detected, "detectors pre-fill labels");
+    assert!(!r.panes[1].labels.get(Label::NoAnswer).detected, "its final `2 * 2 = 5.` is an answer, flexible");
     let v = r.vote();
     assert_eq!(v.majority.as_deref(), Some("3"));
     assert!(!a.unsaved(), "no annotation yet");
@@ -184,14 +185,17 @@ fn label_toggle_undo_and_quit_confirmation() {
     let mut a = finished_app();
     press(&mut a, KeyCode::Right);
     assert_eq!(a.pane, 1);
-    // 5 = no_answer: detected on path 2; pressing overrules it, pressing again confirms it.
-    press(&mut a, KeyCode::Char('5'));
+    // 1 = repetition: detected on path 2; pressing overrules it, pressing again confirms it.
+    press(&mut a, KeyCode::Char('1'));
     assert_eq!(
-        a.focused_pane().unwrap().labels.get(Label::NoAnswer),
+        a.focused_pane().unwrap().labels.get(Label::Repetition),
         LabelState { detected: true, human: Some(false) }
     );
-    press(&mut a, KeyCode::Char('5'));
-    assert_eq!(a.focused_pane().unwrap().labels.get(Label::NoAnswer), LabelState { detected: true, human: Some(true) });
+    press(&mut a, KeyCode::Char('1'));
+    assert_eq!(
+        a.focused_pane().unwrap().labels.get(Label::Repetition),
+        LabelState { detected: true, human: Some(true) }
+    );
     // 7 = wrong_step, a human-only label.
     press(&mut a, KeyCode::Char('7'));
     assert_eq!(
@@ -210,7 +214,7 @@ fn label_toggle_undo_and_quit_confirmation() {
     assert!(!a.focused_pane().unwrap().labels.get(Label::WrongStep).effective());
     press(&mut a, KeyCode::Char('u'));
     press(&mut a, KeyCode::Char('u'));
-    assert_eq!(a.focused_pane().unwrap().labels.get(Label::NoAnswer), LabelState { detected: true, human: None });
+    assert_eq!(a.focused_pane().unwrap().labels.get(Label::Repetition), LabelState { detected: true, human: None });
     press(&mut a, KeyCode::Char('u'));
     assert_eq!(a.status.as_ref().map(|s| s.text.as_str()), Some("nothing to undo"));
     // q, then y, quits.
