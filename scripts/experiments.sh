@@ -46,3 +46,18 @@ for template in $TEMPLATES; do
             "| \($t) | \($c) | \($s.questions) | \($s.paths) | \($a) | \(.strategy) | \(.correct)/\(.questions) = \(.accuracy * 1000 | round / 10)% | [\(.wilson95.low * 1000 | round / 10)%, \(.wilson95.high * 1000 | round / 10)%] | \(.right_where_majority_wrong) | \(.wrong_where_majority_right) | \(.mcnemar_p * 1000 | round / 1000) |"' "$s"
     done
 done
+
+# The ceiling of any selection strategy: questions where at least one path's answer is the gold one
+# (answers compared as numbers after dropping `$` and `,`).
+echo
+echo "| template | calculator | questions | some path right (selection ceiling) |"
+echo "|---|---|---|---|"
+for template in $TEMPLATES; do
+    for calc in off on; do
+        jq -rs --arg t "$template" --arg c "$calc" '
+            def num: if . == null then null else (gsub("[$,]"; "") | tonumber? // null) end;
+            (map(select((.gold | num) as $g | [.paths[].answer | num] | index($g) != null)) | length) as $k
+            | "| \($t) | \($c) | \(length) | \($k) (\($k * 1000 / length | round / 10)%) |"' \
+            "$OUT/$template-calculator-$calc.jsonl"
+    done
+done

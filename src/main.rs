@@ -24,6 +24,8 @@ enum Command {
     Analyze(cli::analyze::Args),
     /// Evaluate a template on GSM8K test questions.
     Eval(cli::eval::Args),
+    /// Compare eval results files: accuracy with intervals, failures, paired tests.
+    Report(cli::report::Args),
     /// Measure load, prefill and decode speed and peak memory.
     Bench(cli::bench::Args),
     /// Open the interactive workbench (the default).
@@ -38,7 +40,7 @@ fn compute_threads(cli: &Cli) -> usize {
         Some(Command::Generate(a)) => a.model.threads,
         Some(Command::Eval(a)) => a.model.threads,
         Some(Command::Bench(a)) => a.threads,
-        Some(Command::Prompt(_)) | Some(Command::Analyze(_)) => 0,
+        Some(Command::Prompt(_)) | Some(Command::Analyze(_)) | Some(Command::Report(_)) => 0,
     }
 }
 
@@ -54,6 +56,7 @@ fn main() {
         Some(Command::Prompt(a)) => cli::prompt::run(a),
         Some(Command::Analyze(a)) => cli::analyze::run(a),
         Some(Command::Eval(a)) => cli::eval::run(a),
+        Some(Command::Report(a)) => cli::report::run(a),
         Some(Command::Bench(a)) => cli::bench::run(a),
     };
     if let Err(e) = result {

@@ -50,8 +50,8 @@ fn default_model_output_against_its_prompt() {
     for k in ["answer", "answer_rule", "correct", "failures"] {
         assert!(obj.contains_key(k), "{k}");
     }
-    assert_eq!(v["answer"], "2");
-    assert_eq!(v["answer_rule"], "flexible");
+    assert_eq!(v["answer"], serde_json::Value::Null, "cut off mid-sentence: no answer");
+    assert_eq!(v["answer_rule"], "none");
     assert_eq!(v["correct"], false);
     let fs = v["failures"].as_array().unwrap();
     let kinds: Vec<&str> = fs.iter().map(|f| f["kind"].as_str().unwrap()).collect();
@@ -125,4 +125,65 @@ fn bad_input_is_one_line_and_nonzero() {
     let out = analyze("x", &["--prompt-file", "/nonexistent/p.txt"]);
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/p.txt"));
+}
+
+#[test]
+fn corpus_table_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.jsonl");
+    let lines = [
+        r#"{"id":"a","text":" 2 + 2 = 5. The answer is 5.","kinds":["arithmetic_error"],"answer":"5"}"#,
+        r#"{"id":"b","text":" It takes 2 bolts. Then he bought 5 glasses","kinds":["no_answer","repetition"],"answer":null}"#,
+        r#"{"id":"c","text":" 2 + 2 = 4. So 4 bolts.","kinds":[],"answer":"4"}"#,
+    ];
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    let out = bin().args(["analyze", "--corpus"]).arg(&f).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("(3 items)"), "{s}");
+    assert!(s.contains("kind                   labelled  flagged  agreed precision  recall"), "{s}");
+    assert!(s.contains("arithmetic_error              1        1       1      1.00    1.00"), "{s}");
+    assert!(s.contains("repetition                    1        0       0         -    0.00"), "{s}");
+    assert!(s.contains("no_answer                     1        1       1      1.00    1.00"), "{s}");
+    assert!(s.contains("answer: the reader's on 3 of 3 items (1.00)"), "{s}");
+
+    let out = bin().args(["analyze", "--json", "--corpus"]).arg(&f).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["items"], 3);
+    assert_eq!(v["answers_agreed"], 3);
+    let kinds = v["kinds"].as_array().unwrap();
+    assert_eq!(kinds.len(), 6);
+    let rep = kinds.iter().find(|k| k["kind"] == "repetition").unwrap();
+    assert_eq!(
+        rep,
+        &serde_json::json!({"kind":"repetition","labelled":1,"flagged":0,"agreed":0,"precision":null,"recall":0.0})
+    );
+    assert_eq!(v["disagreements"], serde_json::json!([{"id":"b","kind":"repetition","reader":true,"detector":false}]));
+
+    // The shipped BLOOM corpus goes through the same command.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus/bloom_gsm8k.jsonl");
+    let out = bin().args(["analyze", "--corpus"]).arg(&shipped).output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("items)") && s.lines().any(|l| l.starts_with("question_echo")), "{s}");
+}
+
+#[test]
+fn corpus_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.jsonl");
+    std::fs::write(&f, "{\"text\":\"x\",\"kinds\":[],\"answer\":null}\n{\"text\":\"y\",\"kinds\":[\"loop\"]}\n")
+        .unwrap();
+    let out = bin().args(["analyze", "--corpus"]).arg(&f).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("corpus line 2") && err.contains("loop"), "{err}");
+    let out = bin().args(["analyze", "--corpus", "/nonexistent/c.jsonl"]).output().unwrap();
+    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/c.jsonl"));
+    let out = bin().args(["analyze", "--corpus", "/x.jsonl", "--text-file", "/y.txt"]).output().unwrap();
+    assert!(!out.status.success(), "one or the other");
+    let out = bin().args(["analyze"]).output().unwrap();
+    assert!(!out.status.success());
 }

@@ -38,8 +38,8 @@ fn request(prompt: &str, paths: usize, temperature: f64, seed: u64, max_new_toke
     GenerateRequest {
         prompt: prompt.into(),
         paths,
-        sampling: SamplingParams { temperature, top_k: None, top_p: None, seed, max_new_tokens },
-        stop: vec![],
+        sampling: SamplingParams { temperature, seed, max_new_tokens, ..SamplingParams::default() },
+        ..GenerateRequest::default()
     }
 }
 
@@ -151,7 +151,7 @@ fn stop_strings_and_streamed_text_on_the_default_model() {
     let streamed: String = events
         .iter()
         .filter_map(|e| match e {
-            EngineEvent::Token { text, .. } => Some(text.as_str()),
+            EngineEvent::Token(t) => Some(t.text.as_str()),
             _ => None,
         })
         .collect();
@@ -170,4 +170,49 @@ fn stop_strings_and_streamed_text_on_the_default_model() {
 /// The greedy choice, as the engine makes it.
 fn top1(v: &[f32]) -> u32 {
     cotscope::engine::sampler::argmax(v).expect("finite logits")
+}
+
+/// Hugging Face's repetition penalty, written out: each distinct token of `context` once.
+fn penalize(logits: &[f32], context: &[u32], penalty: f32) -> Vec<f32> {
+    let mut out = logits.to_vec();
+    let seen: std::collections::BTreeSet<u32> = context.iter().copied().collect();
+    for id in seen {
+        let x = &mut out[id as usize];
+        *x = if *x < 0.0 { *x * penalty } else { *x / penalty };
+    }
+    out
+}
+
+#[test]
+fn greedy_with_repetition_penalty_follows_the_penalized_logits() {
+    let name = "tiny-bloom";
+    let spec = fixture(name);
+    let e = engine(Some(spec.to_str().unwrap()));
+    let mut m = model::load(Some(spec.to_str().unwrap()), &LoadOptions::default()).unwrap();
+    let g: Value = serde_json::from_str(&std::fs::read_to_string(spec.join("golden.json")).unwrap()).unwrap();
+    let mut changed = 0;
+    for ((prompt, golden), case) in golden_cases(name).into_iter().zip(g["cases"].as_array().unwrap()) {
+        let mut req = request(&prompt, 2, 0.0, 0, 24);
+        req.sampling.repetition_penalty = 1.3;
+        let (got, _) = results(&e, &req);
+        // By hand: raw model logits, penalized over prompt + generated, argmax.
+        let mut context = m.tokenizer.encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
+        let reference: Vec<f32> =
+            case["last_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let first_by_reference = top1(&penalize(&reference, &context, 1.3));
+        let mut logits = m.model.prefill(&context).unwrap();
+        let mut want = Vec::new();
+        for _ in 0..24 {
+            let t = top1(&penalize(&logits, &context, 1.3));
+            want.push(t);
+            context.push(t);
+            logits = m.model.step(&[t]).unwrap().remove(0);
+        }
+        assert_eq!(want[0], first_by_reference, "{prompt:?}: first step from transformers' logits");
+        for r in &got {
+            assert_eq!(r.token_ids, want, "{prompt:?} path {}", r.path);
+        }
+        changed += usize::from(want != golden);
+    }
+    assert!(changed > 0, "the penalty changes some greedy continuation, so the test can fail");
 }

@@ -30,12 +30,12 @@ fn requests(n: usize, temperature: f64) -> Vec<GenerateRequest> {
             paths: 1 + i % 3,
             sampling: SamplingParams {
                 temperature,
-                top_k: None,
-                top_p: None,
                 seed: 5 + i as u64,
                 max_new_tokens: 6 + 5 * (i % 4),
+                ..SamplingParams::default()
             },
             stop: t.stop_strings().to_vec(),
+            ..GenerateRequest::default()
         })
         .collect()
 }
@@ -47,8 +47,8 @@ fn run(e: &LocalEngine, reqs: &[GenerateRequest], rows: usize) -> Vec<Vec<PathRe
     let mut texts: Vec<Vec<String>> = reqs.iter().map(|r| vec![String::new(); r.paths]).collect();
     e.generate_many(reqs, rows, &CancelFlag::new(), &mut |i, ev| match ev {
         EngineEvent::Prefilled { .. } => events[i].push("prefilled"),
-        EngineEvent::Token { path, text, .. } => {
-            texts[i][path].push_str(&text);
+        EngineEvent::Token(t) => {
+            texts[i][t.path].push_str(&t.text);
             events[i].push("token")
         }
         EngineEvent::Done(r) => {

@@ -36,7 +36,7 @@ fn selection<'a>(r: &'a Value, strategy: &str) -> &'a Value {
 fn every_strategy_is_recorded_per_question_and_summed_up_with_intervals() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sel.jsonl");
-    let o = eval(&out, "0..4", &["--select", "majority,weighted,verified,judge", "--json"]);
+    let o = eval(&out, "0..4", &["--select", "majority,weighted,verified,judge", "--calculator", "--json"]);
     let summary: Value = serde_json::from_str(ok(&o).trim()).unwrap();
     let recs = records(&out);
     assert_eq!(recs.len(), 4);
@@ -46,6 +46,9 @@ fn every_strategy_is_recorded_per_question_and_summed_up_with_intervals() {
             r["select"].as_array().unwrap().iter().map(|s| s["strategy"].as_str().unwrap()).collect();
         assert_eq!(names, STRATEGIES);
         let answers: Vec<&Value> = r["paths"].as_array().unwrap().iter().map(|p| &p["answer"]).collect();
+        // Every path carries its log-probability, so weighted never falls back.
+        assert!(r["paths"].as_array().unwrap().iter().all(|p| p["logprob"].as_f64().is_some_and(|l| l <= 0.0)), "{r}");
+        assert!(selection(r, "weighted").get("fallback").is_none(), "{r}");
         // Majority is the vote; every strategy picks an answer some path gave (or none).
         assert_eq!(selection(r, "majority")["answer"], r["vote"]["majority"]);
         assert_eq!(selection(r, "majority")["correct"], r["correct"]);

@@ -226,3 +226,73 @@ fn bad_input_gives_one_line_errors() {
     assert!(!cotscope(&["generate"]).status.success());
     assert!(!cotscope(&["generate", "--prompt", "a", "--prompt-file", "b"]).status.success());
 }
+
+/// log_softmax of reference logits, in f64.
+fn log_softmax(logits: &[f64]) -> Vec<f64> {
+    let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+    let lse = m + logits.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+    logits.iter().map(|x| x - lse).collect()
+}
+
+#[test]
+fn logprobs_match_log_softmax_of_the_reference_logits_on_every_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fixtures = 0;
+    for entry in std::fs::read_dir(fixture("")).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("golden.json").is_file() {
+            continue;
+        }
+        fixtures += 1;
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let g: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+        for (i, case) in g["cases"].as_array().unwrap().iter().enumerate() {
+            let prompt_file = write_prompt(tmp.path(), &format!("lp-{name}-{i}.txt"), case["prompt"].as_str().unwrap());
+            let args = ["--max-new-tokens", "2", "--temperature", "0", "--json", "--logprobs", "5"];
+            let out = cotscope(
+                &[
+                    &["generate", "--model", dir.to_str().unwrap(), "--prompt-file", prompt_file.to_str().unwrap()][..],
+                    &args,
+                ]
+                .concat(),
+            );
+            let lines = json_lines(&out);
+            let (raw, first) = lines.iter().find(|(_, v)| v["event"] == "token").unwrap();
+            // The contract: the four fields, then logprob and top.
+            assert!(raw.contains(",\"logprob\":") && raw.contains(",\"top\":[{\"id\":"), "{raw}");
+            let reference: Vec<f64> =
+                case["last_logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let want = log_softmax(&reference);
+            let mut order: Vec<usize> = (0..want.len()).collect();
+            order.sort_by(|&a, &b| want[b].total_cmp(&want[a]).then(a.cmp(&b)));
+            let greedy = first["id"].as_u64().unwrap() as usize;
+            assert_eq!(greedy, order[0], "{name} case {i}: greedy token");
+            let lp = first["logprob"].as_f64().unwrap();
+            assert!((lp - want[greedy]).abs() < 1e-4, "{name} case {i}: logprob {lp} vs {}", want[greedy]);
+            let top = first["top"].as_array().unwrap();
+            assert_eq!(top.len(), 5);
+            for (rank, t) in top.iter().enumerate() {
+                let id = t["id"].as_u64().unwrap() as usize;
+                assert_eq!(id, order[rank], "{name} case {i}: top {rank}");
+                let got = t["logprob"].as_f64().unwrap();
+                assert!((got - want[id]).abs() < 1e-4, "{name} case {i}: top {rank}: {got} vs {}", want[id]);
+                assert!(t["text"].is_string());
+            }
+        }
+    }
+    assert_eq!(fixtures, 4, "every fixture with a golden.json is checked");
+}
+
+#[test]
+fn token_lines_carry_logprob_fields_only_when_asked() {
+    let prompt = "Q: Tom has 3 apples and buys 4 more. How many apples does he have?\nA:";
+    let base = ["generate", "--prompt", prompt, "--max-new-tokens", "4", "--temperature", "0", "--json"];
+    for (_, v) in json_lines(&cotscope(&base)).iter().filter(|(_, v)| v["event"] == "token") {
+        assert!(v.get("logprob").is_none() && v.get("top").is_none() && v.get("forced").is_none(), "{v}");
+    }
+    let with = [&base[..], &["--logprobs", "0"]].concat();
+    for (_, v) in json_lines(&cotscope(&with)).iter().filter(|(_, v)| v["event"] == "token") {
+        assert!(v["logprob"].as_f64().unwrap() <= 0.0);
+        assert_eq!(v["top"].as_array().unwrap().len(), 0);
+    }
+}

@@ -31,8 +31,8 @@ fn greedy(e: &LocalEngine, prompt: &str, paths: usize) -> (Vec<Vec<u32>>, Genera
     let req = GenerateRequest {
         prompt: prompt.into(),
         paths,
-        sampling: SamplingParams { temperature: 0.0, top_k: None, top_p: None, seed: 0, max_new_tokens: 16 },
-        stop: vec![],
+        sampling: SamplingParams { temperature: 0.0, seed: 0, max_new_tokens: 16, ..SamplingParams::default() },
+        ..GenerateRequest::default()
     };
     let mut ids = vec![Vec::new(); paths];
     let stats = e

@@ -43,6 +43,8 @@ pub fn random_model(cfg: &Config, opts: &LoadOptions) -> candle_core::Result<Ben
 pub struct DecodeRun {
     pub paths: usize,
     pub prefill_s: f64,
+    /// CPU seconds per wall second during the prefill (see `decode_cpu_util`).
+    pub prefill_cpu_util: Option<f64>,
     /// Tokens of all paths together per second.
     pub decode_tok_s: f64,
     pub step_ms: f64,
@@ -60,9 +62,10 @@ pub fn run_decode(
     new_tokens: usize,
     paths: usize,
 ) -> Result<DecodeRun, EngineError> {
-    let t0 = Instant::now();
+    let (cpu_p, t0) = (cpu_seconds(), Instant::now());
     let logits = m.prefill(prompt)?;
     let prefill_s = t0.elapsed().as_secs_f64();
+    let prefill_cpu_util = cpu_p.zip(cpu_seconds()).map(|(a, b)| (b - a) / prefill_s.max(1e-9));
     let first = argmax(&logits).unwrap_or(0);
     if paths > 1 {
         m.fork(paths)?;
@@ -79,6 +82,7 @@ pub fn run_decode(
     Ok(DecodeRun {
         paths,
         prefill_s,
+        prefill_cpu_util,
         decode_tok_s: (paths * new_tokens) as f64 / decode_s,
         step_ms: 1e3 * decode_s / new_tokens.max(1) as f64,
         decode_cpu_util: cpu,

@@ -38,13 +38,13 @@ pub fn run(engine: &dyn Engine, prompts: &[(usize, String)]) -> Result<SwitchRun
         let req = GenerateRequest {
             prompt: prompt.clone(),
             paths: 1,
-            sampling: SamplingParams { temperature: 0.0, top_k: None, top_p: None, seed: 0, max_new_tokens: 1 },
-            stop: vec![],
+            sampling: SamplingParams { temperature: 0.0, seed: 0, max_new_tokens: 1, ..SamplingParams::default() },
+            ..GenerateRequest::default()
         };
         let t0 = Instant::now();
         let mut first: Option<f64> = None;
         let stats = engine.generate(&req, &CancelFlag::new(), &mut |ev| {
-            if matches!(ev, EngineEvent::Token { .. }) && first.is_none() {
+            if matches!(ev, EngineEvent::Token(_)) && first.is_none() {
                 first = Some(t0.elapsed().as_secs_f64() * 1e3);
             }
         })?;

@@ -7,22 +7,32 @@ use serde::Serialize;
 
 use crate::lab::answer::AnswerRule;
 use crate::lab::detect::{DetectContext, Failure};
-use crate::lab::{analysis, context_from_prompt, number};
+use crate::lab::{analysis, context_from_prompt, corpus, number};
 
 const AFTER_HELP: &str = "\
 --json prints one object:
   {\"answer\": \"18\" or null, \"answer_rule\": \"strict|flexible|none\", \"correct\": true/false/null,
    \"failures\": [{\"kind\": \"...\", \"start\": 0, \"end\": 10, \"detail\": \"...\"}]}
 start/end are byte offsets into the text file. Failure kinds: repetition, question_echo,
-missing_answer_marker, runaway_question, no_answer, arithmetic_error.";
+missing_answer_marker, runaway_question, no_answer, arithmetic_error.
+
+--corpus FILE.jsonl checks the detectors on labelled continuations, one JSON object a line:
+  {\"text\": \"...\", \"kinds\": [\"repetition\", ...], \"answer\": \"18\" or null,
+   \"question\": \"...\", \"instruction\": null, \"prompt_ends_with_answer_marker\": true, \"id\": \"...\"}
+and prints per kind how many items the reader labelled, the detectors flagged and both agree on, with
+precision and recall; with --json one object {\"items\", \"kinds\": [{\"kind\", \"labelled\", \"flagged\",
+\"agreed\", \"precision\", \"recall\"}], \"answers_agreed\", \"disagreements\", \"answer_misses\"}.";
 
 /// Flags of `cotscope analyze`.
 #[derive(clap::Args, Debug, Clone, Default)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// The continuation: the text a model generated after the prompt (read byte for byte).
-    #[arg(long, value_name = "T")]
-    pub text_file: PathBuf,
+    #[arg(long, value_name = "T", required_unless_present = "corpus")]
+    pub text_file: Option<PathBuf>,
+    /// A labelled corpus (JSONL, see below): print the detectors' precision and recall on it instead.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["text_file", "prompt_file", "gold"])]
+    pub corpus: Option<PathBuf>,
     /// The prompt it continues: gives the target question (for question_echo), the instruction line
     /// and whether the prompt ends with "A:" (for missing_answer_marker).
     #[arg(long, value_name = "P")]
@@ -50,7 +60,20 @@ fn read_text(path: &PathBuf, what: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let text = read_text(&args.text_file, "text file")?;
+    if let Some(path) = &args.corpus {
+        let items = corpus::load(path)?;
+        let report = corpus::score(&items);
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("corpus:   {} ({} items)\n{}", path.display(), report.items, corpus::table(&report));
+        }
+        return Ok(());
+    }
+    let Some(text_file) = &args.text_file else {
+        anyhow::bail!("--text-file or --corpus is required");
+    };
+    let text = read_text(text_file, "text file")?;
     let ctx = match &args.prompt_file {
         Some(p) => context_from_prompt(&read_text(p, "prompt file")?),
         // Without a prompt: no question to compare with, and the prompt is taken to end with "A:".

@@ -171,7 +171,6 @@ fn run_eval(args: Args, threads: usize) -> anyhow::Result<()> {
     }
     let mut opts = load_options(&args)?;
     opts.prefix_cache_mb = Some(opts.prefix_cache_mb.unwrap_or(model::DEFAULT_PREFIX_CACHE_MB));
-    let (model_name, engine) = open_engine(&args, &opts)?;
     let reqs: Vec<GenerateRequest> = prompts
         .iter()
         .map(|(_, prompt)| GenerateRequest {
@@ -179,15 +178,21 @@ fn run_eval(args: Args, threads: usize) -> anyhow::Result<()> {
             paths,
             sampling: SamplingParams {
                 temperature: 0.0,
-                top_k: None,
-                top_p: None,
                 seed: 0,
                 max_new_tokens: args.new_tokens,
+                ..SamplingParams::default()
             },
             stop: template.stop_strings().to_vec(),
+            ..GenerateRequest::default()
         })
         .collect();
-    let runs = bench::eval_scenario::run(&engine, &reqs, &args.batch).context("eval run")?;
+    // A fresh model per batch size: what one size cached must not speed up the next.
+    let (mut model_name, mut runs) = (String::new(), Vec::new());
+    for &batch in &args.batch {
+        let (name, engine) = open_engine(&args, &opts)?;
+        model_name = name;
+        runs.extend(bench::eval_scenario::run(&engine, &reqs, &[batch]).context("eval run")?);
+    }
     let report = EvalReport {
         scenario: "eval",
         model: model_name,
@@ -285,6 +290,7 @@ fn open_engine(args: &Args, opts: &LoadOptions) -> anyhow::Result<(String, Local
             n_params: m.n_params,
             vocab_size: m.model.vocab_size(),
             dtype: model::format_name(opts),
+            remote: None,
         };
         return Ok((name, LocalEngine::new(m.model, tokenizer, eos, info)));
     }

@@ -2,14 +2,19 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, GenerationStats, PathResult, SamplingParams};
+use crate::engine::{
+    CancelFlag, Engine, EngineEvent, Forcer, GenerateRequest, GenerationStats, PathResult, SamplingParams,
+};
+use crate::lab::calculator::{self, Calculator};
 use crate::lab::detect::{DetectContext, FailureKind};
 use crate::lab::evalfile::{self, EvalRecord, ResultsFile, Summary};
 use crate::lab::judge::JudgePrompt;
@@ -24,7 +29,7 @@ Each question is generated with the template's stop strings. With --out FILE.jso
 question is appended as soon as it finishes:
   {\"index\", \"template\", \"prompt_hash\" (sha256 of the prompt), \"paths\": [{\"text\", \"answer\",
    \"answer_rule\", \"failures\", \"stop_reason\", \"stop_string\"?, \"tokens\",
-   \"logprob\"?}], \"vote\", \"gold\",
+   \"logprob\"?, \"forced_spans\"? (byte ranges the calculator wrote)}], \"vote\", \"gold\",
    \"correct\" (majority vote right), \"first_correct\", \"generation_ms\",
    \"select\": [{\"strategy\", \"answer\", \"correct\", \"tie\"?, \"fallback\"?, \"scores\"?}],
    \"settings\": {\"model\": {\"id\", \"config_hash\", \"dtype\", \"quantize\"}, \"template\", \"template_hash\",
@@ -79,6 +84,14 @@ pub struct Args {
     /// Judge prompt file. Default: judge/judge.yaml in the templates directory, else the shipped one.
     #[arg(long, value_name = "FILE.yaml")]
     pub judge_prompt: Option<PathBuf>,
+    /// Questions in flight at once. With --endpoint the server batches them; a local model takes
+    /// them in turn (use --batch to decode several questions together locally).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Calculator in the loop: after `expression =`, write the exact result for the model; those
+    /// results are not checked for arithmetic errors.
+    #[arg(long)]
+    pub calculator: bool,
 }
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
@@ -120,6 +133,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
+    }
+    if args.concurrency == 0 {
+        anyhow::bail!("--concurrency must be at least 1");
     }
     let mut settings = run_settings(&args, &template)?;
     let out = args.out.as_deref().map(|o| evalfile::results_path(o, &settings));
@@ -166,8 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.display()
         );
     }
-    let mut generation_ms_this_run = 0.0;
-    let mut tokens_this_run = 0usize;
+    let mut this_run = ThisRun { concurrency: args.concurrency, ..ThisRun::default() };
     if let (false, Some(engine)) = (todo.is_empty(), engine) {
         // The model's config is known now: a file of another config is refused before anything runs.
         settings.model.config_hash = engine.info().config_hash;
@@ -177,37 +192,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let bar = progress_bar(questions.len(), questions.len() - todo.len());
         update_message(&bar, &evalfile::summarize(&records));
         let params = args.sampling.params();
-        evaluate_questions(
-            engine.as_ref(),
-            &template,
-            &todo,
-            &params,
-            args.sampling.paths,
-            args.batch,
-            &mut |mut r| {
-                r.settings = Some(settings.clone());
-                selector.fill(&mut r)?;
-                if let Some(f) = results.as_mut() {
-                    f.append(&r)?;
-                }
-                generation_ms_this_run += r.generation_ms;
-                tokens_this_run += r.paths.iter().map(|p| p.tokens).sum::<usize>();
-                records.push(r);
-                bar.inc(1);
-                update_message(&bar, &evalfile::summarize(&records));
-                Ok(())
-            },
-        )?;
+        let opts = QuestionOptions {
+            paths: args.sampling.paths,
+            batch: args.batch,
+            calculator: args.calculator,
+            // `weighted` needs each path's probability.
+            logprobs: selector.strategies.contains(&Strategy::Weighted),
+        };
+        let started = Instant::now();
+        let mut on_done = |mut r: EvalRecord| -> anyhow::Result<()> {
+            r.settings = Some(settings.clone());
+            selector.fill(&mut r)?;
+            if let Some(f) = results.as_mut() {
+                f.append(&r)?;
+            }
+            this_run.add(&r);
+            records.push(r);
+            bar.inc(1);
+            update_message(&bar, &evalfile::summarize(&records));
+            Ok(())
+        };
+        if args.concurrency > 1 {
+            // Questions in flight on threads (a server batches them); each question alone.
+            let one = QuestionOptions { batch: 1, ..opts };
+            let work = |i: usize| -> anyhow::Result<EvalRecord> {
+                let mut out = None;
+                evaluate_questions(engine.as_ref(), &template, &[i], &params, &one, &mut |r| {
+                    out = Some(r);
+                    Ok(())
+                })?;
+                out.ok_or_else(|| anyhow::anyhow!("question {i}: the engine did not finish it"))
+            };
+            in_flight(&todo, args.concurrency, work, |r| on_done(r?))?;
+        } else {
+            evaluate_questions(engine.as_ref(), &template, &todo, &params, &opts, &mut on_done)?;
+        }
+        this_run.wall_s = started.elapsed().as_secs_f64();
         // Left on screen (a short run would otherwise flash by unseen).
         bar.finish();
     }
     records.sort_by_key(|r| r.index);
     let summary = evalfile::summarize(&records);
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        let this_run = (this_run.questions > 0).then(|| this_run.report());
+        println!("{}", serde_json::to_string(&JsonSummary { summary: &summary, this_run })?);
     } else {
-        let this_run = (tokens_this_run, generation_ms_this_run);
-        print!("{}", summary_text(&template.name, &args, &summary, this_run));
+        print!("{}", summary_text(&template.name, &args, &summary, &this_run));
     }
     Ok(())
 }
@@ -252,6 +282,108 @@ fn open_judge(
     Ok(Some((engine, prompt)))
 }
 
+/// Runs `work` on every item with up to `k` in flight (threads), handing each result to `on_done`
+/// on this thread as it comes; the first error from `on_done` stops taking new items.
+fn in_flight<T: Send>(
+    items: &[usize],
+    k: usize,
+    work: impl Fn(usize) -> T + Sync,
+    mut on_done: impl FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if k <= 1 {
+        return items.iter().try_for_each(|&i| on_done(work(i)));
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..k.min(items.len()) {
+            let (tx, next, stop, work) = (tx.clone(), &next, &stop, &work);
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(&i) = items.get(next.fetch_add(1, Ordering::SeqCst)) else { break };
+                    if tx.send(work(i)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for t in rx {
+            if let Err(e) = on_done(t) {
+                stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What this invocation ran (not the questions resumed from the file).
+#[derive(Clone, Debug, Default)]
+struct ThisRun {
+    questions: usize,
+    tokens: usize,
+    /// Sum of the questions' generation times.
+    generation_ms: f64,
+    /// Each question's latency (its generation time).
+    latencies_ms: Vec<f64>,
+    wall_s: f64,
+    concurrency: usize,
+}
+
+impl ThisRun {
+    fn add(&mut self, r: &EvalRecord) {
+        self.questions += 1;
+        self.tokens += r.paths.iter().map(|p| p.tokens).sum::<usize>();
+        self.generation_ms += r.generation_ms;
+        self.latencies_ms.push(r.generation_ms);
+    }
+
+    fn report(&self) -> ThisRunReport {
+        let mut l = self.latencies_ms.clone();
+        l.sort_by(f64::total_cmp);
+        // Nearest rank.
+        let pct =
+            |p: f64| l.get(((p * l.len() as f64).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0) / 1000.0;
+        let per_s = |n: usize| if self.wall_s > 0.0 { n as f64 / self.wall_s } else { 0.0 };
+        ThisRunReport {
+            questions: self.questions,
+            tokens: self.tokens,
+            wall_s: self.wall_s,
+            concurrency: self.concurrency,
+            questions_per_s: per_s(self.questions),
+            tokens_per_s: per_s(self.tokens),
+            latency_p50_s: pct(0.5),
+            latency_p90_s: pct(0.9),
+            latency_max_s: l.last().copied().unwrap_or(0.0) / 1000.0,
+        }
+    }
+}
+
+/// `this_run` in the `--json` summary.
+#[derive(Clone, Debug, serde::Serialize)]
+struct ThisRunReport {
+    questions: usize,
+    tokens: usize,
+    wall_s: f64,
+    concurrency: usize,
+    questions_per_s: f64,
+    tokens_per_s: f64,
+    latency_p50_s: f64,
+    latency_p90_s: f64,
+    latency_max_s: f64,
+}
+
+/// The `--json` summary: the summary's fields, plus `this_run` when questions ran.
+#[derive(serde::Serialize)]
+struct JsonSummary<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    this_run: Option<ThisRunReport>,
+}
+
 fn progress_bar(len: usize, done: usize) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("{bar:30} {pos}/{len} questions · ETA {eta} · {msg}")
@@ -271,6 +403,19 @@ fn update_message(bar: &ProgressBar, s: &Summary) {
     ));
 }
 
+/// How questions are generated, besides sampling.
+#[derive(Clone, Debug, Default)]
+pub struct QuestionOptions {
+    /// Paths per question.
+    pub paths: usize,
+    /// Sequences decoded together ([`Engine::generate_many`]).
+    pub batch: usize,
+    /// Calculator in the loop.
+    pub calculator: bool,
+    /// Record each path's log-probability (`EvalPath::logprob`).
+    pub logprobs: bool,
+}
+
 /// Generates `paths` paths for question `index` and reads them.
 pub fn evaluate_question(
     engine: &dyn Engine,
@@ -280,24 +425,25 @@ pub fn evaluate_question(
     paths: usize,
 ) -> anyhow::Result<EvalRecord> {
     let mut out = None;
-    evaluate_questions(engine, template, &[index], params, paths, 1, &mut |r| {
+    let opts = QuestionOptions { paths, batch: 1, ..QuestionOptions::default() };
+    evaluate_questions(engine, template, &[index], params, &opts, &mut |r| {
         out = Some(r);
         Ok(())
     })?;
     out.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish it"))
 }
 
-/// Generates and reads the questions `indices`, decoding up to `batch` sequences together
+/// Generates and reads the questions `indices`, decoding up to `opts.batch` sequences together
 /// ([`Engine::generate_many`]); `done` gets each record as soon as its question finishes.
 pub fn evaluate_questions(
     engine: &dyn Engine,
     template: &Template,
     indices: &[usize],
     params: &SamplingParams,
-    paths: usize,
-    batch: usize,
+    opts: &QuestionOptions,
     done: &mut dyn FnMut(EvalRecord) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let (paths, batch) = (opts.paths, opts.batch);
     let problems = indices.iter().map(|&i| gsm8k::test_problem(i)).collect::<Result<Vec<_>, _>>()?;
     let reqs: Vec<GenerateRequest> = problems
         .iter()
@@ -306,11 +452,21 @@ pub fn evaluate_questions(
             paths,
             sampling: params.clone(),
             stop: template.stop_strings().to_vec(),
+            logprobs: opts.logprobs.then_some(0),
+            forcer: opts.calculator.then(|| Forcer::new(Calculator)),
+            ..GenerateRequest::default()
         })
         .collect();
     let mut finished: Vec<Vec<Option<PathResult>>> = vec![vec![None; paths]; reqs.len()];
+    // Token events, not ids, count tokens: a server may give no ids.
+    let mut counts: Vec<Vec<usize>> = vec![vec![0; paths]; reqs.len()];
     let mut failed: Option<anyhow::Error> = None;
     let run = engine.generate_many(&reqs, batch, &CancelFlag::new(), &mut |i, ev| match ev {
+        EngineEvent::Token(t) => {
+            if let Some(n) = counts[i].get_mut(t.path) {
+                *n += 1;
+            }
+        }
         EngineEvent::Done(r) => {
             if let Some(slot) = finished[i].get_mut(r.path) {
                 *slot = Some(r);
@@ -318,7 +474,7 @@ pub fn evaluate_questions(
         }
         EngineEvent::Stats(stats) if failed.is_none() => {
             let paths = std::mem::take(&mut finished[i]);
-            let record = read_question(template, indices[i], &reqs[i].prompt, problems[i], paths, &stats);
+            let record = read_question(template, &reqs[i], indices[i], problems[i], paths, &counts[i], &stats);
             if let Err(e) = record.and_then(&mut *done) {
                 failed = Some(e);
             }
@@ -338,10 +494,11 @@ pub fn evaluate_questions(
 /// The record of question `index` from its finished paths.
 fn read_question(
     template: &Template,
+    req: &GenerateRequest,
     index: usize,
-    prompt: &str,
     problem: &gsm8k::Problem,
     done: Vec<Option<PathResult>>,
+    token_counts: &[usize],
     stats: &GenerationStats,
 ) -> anyhow::Result<EvalRecord> {
     let ctx = DetectContext::for_template(template, &problem.question);
@@ -350,9 +507,14 @@ fn read_question(
         .enumerate()
         .map(|(i, r)| {
             let r = r.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish path {i}"))?;
-            let p = PathRecord::analyzed(&ctx, r.text, r.token_ids, &r.stop_reason, Some(&problem.gold));
+            let logprob = req.logprobs.is_some().then(|| r.sum_logprob());
+            let tokens = r.token_ids.len().max(token_counts.get(i).copied().unwrap_or(0));
+            let forced_spans = r.forced_spans.clone();
+            let mut p = PathRecord::analyzed(&ctx, r.text, r.token_ids, &r.stop_reason, Some(&problem.gold));
+            // The calculator's results are right by construction.
+            let failures = calculator::drop_forced_results(std::mem::take(&mut p.failures), &forced_spans);
             // Eval lines count tokens; the ids stay out of them.
-            Ok(PathRecord { path: i + 1, token_ids: Vec::new(), ..p })
+            Ok(PathRecord { path: i + 1, token_ids: Vec::new(), tokens, logprob, failures, forced_spans, ..p })
         })
         .collect::<anyhow::Result<_>>()?;
     let answers: Vec<Option<String>> = paths.iter().map(|p| p.answer.clone()).collect();
@@ -361,7 +523,7 @@ fn read_question(
     Ok(EvalRecord {
         index,
         template: template.name.clone(),
-        prompt_hash: evalfile::prompt_hash(prompt),
+        prompt_hash: evalfile::prompt_hash(&req.prompt),
         correct: is_right(&v.majority),
         first_correct: paths.first().is_some_and(|p| is_right(&p.answer)),
         paths,
@@ -382,9 +544,13 @@ fn pct(a: usize, b: usize) -> String {
 }
 
 /// The summary for people.
-fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, f64)) -> String {
+fn summary_text(template: &str, args: &Args, s: &Summary, run: &ThisRun) -> String {
+    let (tokens, ms) = (run.tokens, run.generation_ms);
     let mut t = String::new();
-    let model = args.model.model.as_deref().unwrap_or(lab_settings::EMBEDDED_MODEL);
+    let model = match (&args.model.model, args.model.is_remote()) {
+        (None, false) => lab_settings::EMBEDDED_MODEL.to_string(),
+        _ => args.model.describe(),
+    };
     t.push_str(&format!(
         "eval {template} on GSM8K test {}: {} questions, {} paths each (model {model}, temperature {}, seed {})\n",
         args.questions, s.questions, args.sampling.paths, args.sampling.temperature, args.sampling.seed
@@ -422,6 +588,17 @@ fn summary_text(template: &str, args: &Args, s: &Summary, (tokens, ms): (usize, 
             t.push('\n');
         }
         None => t.push_str("tokens/s:               n/a\n"),
+    }
+    if run.questions > 0 {
+        let r = run.report();
+        t.push_str(&format!(
+            "throughput:             {:.2} questions/s, {:.1} tokens/s ({} questions in {:.1} s wall, concurrency {})\n",
+            r.questions_per_s, r.tokens_per_s, r.questions, r.wall_s, r.concurrency
+        ));
+        t.push_str(&format!(
+            "latency per question:   p50 {:.2} s, p90 {:.2} s, max {:.2} s\n",
+            r.latency_p50_s, r.latency_p90_s, r.latency_max_s
+        ));
     }
     t
 }

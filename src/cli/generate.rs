@@ -7,7 +7,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{EngineEvent, GenerateRequest, Generation, GenerationStats, PathResult};
+use crate::engine::{EngineEvent, Forcer, GenerateRequest, Generation, GenerationStats, PathResult, TopLogprob};
+use crate::lab::calculator::Calculator;
 
 const AFTER_HELP: &str = "\
 Output:
@@ -17,9 +18,13 @@ Output:
 
   --json: one JSON object per line:
     {\"event\":\"token\",\"path\":0,\"id\":123,\"text\":\"...\"}        per token (text may be empty
-        while a character or a possible stop string is incomplete)
-    {\"event\":\"done\",\"path\":0,\"token_ids\":[...],\"text\":\"...\",\"stop_reason\":\"max_tokens|eos|stop_string|cancelled\"}
-        per path when it ends (generated ids only; with \"stop_string\":\"...\" when it stopped on one)
+        while a character or a possible stop string is incomplete); with --logprobs K also
+        \"logprob\":-0.12,\"top\":[{\"id\":..,\"text\":\"..\",\"logprob\":..}, ...] (log-softmax of the raw
+        logits, most likely first); \"forced\":true on tokens the calculator inserted
+    {\"event\":\"done\",\"path\":0,\"token_ids\":[...],\"text\":\"...\",\"stop_reason\":\"max_tokens|eos|stop_string|cancelled|error\"}
+        per path when it ends (generated ids only; with \"stop_string\":\"...\" when it stopped on one,
+        \"error\":\"...\" when it ended in an error, \"forced_spans\":[[start,end],...] (byte ranges
+        of text) when --calculator wrote results)
     {\"event\":\"stats\",\"prefill_ms\":...,\"decode_tok_s\":...,...,\"cached_prompt_tokens\":...}   last
         (decode rate of all paths together; prompt tokens taken from the prefix cache)
 
@@ -48,6 +53,13 @@ pub struct Args {
     /// Print JSON Lines events instead of plain text (see below).
     #[arg(long)]
     pub json: bool,
+    /// With --json: report each token's log-probability and the K most likely alternatives.
+    #[arg(long, value_name = "K")]
+    pub logprobs: Option<usize>,
+    /// Calculator in the loop: after `expression =`, write the exact result for the model (those
+    /// tokens are marked "forced": true in --json).
+    #[arg(long)]
+    pub calculator: bool,
 }
 
 /// Turns `\n`, `\t`, `\r` and `\\` into the characters they name; other text is kept as is.
@@ -93,12 +105,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         paths: args.sampling.paths,
         sampling: args.sampling.params(),
         stop: args.stop.iter().map(|s| unescape(s)).collect(),
+        logprobs: args.logprobs,
+        forcer: args.calculator.then(|| Forcer::new(Calculator)),
+        ..GenerateRequest::default()
     };
     // Reject a bad request before spending time on loading the model.
     crate::engine::local::validate(&req)?;
     let engine = args.model.open_engine()?;
     let generation = Generation::spawn(engine, req.clone());
-    let mut out: Box<dyn Output> = if args.json { Box::new(JsonOutput) } else { Box::new(PlainOutput::new(req.paths)) };
+    let mut out: Box<dyn Output> = if args.json {
+        Box::new(JsonOutput { logprobs: args.logprobs.is_some() })
+    } else {
+        Box::new(PlainOutput::new(req.paths))
+    };
     let stdout = io::stdout();
     let mut w = stdout.lock();
     for msg in generation.events.iter() {
@@ -123,14 +142,38 @@ trait Output {
 }
 
 /// `--json`: one line per token, per finished path, and the stats. Field order is the contract's.
-struct JsonOutput;
+struct JsonOutput {
+    /// Whether token lines carry `logprob` and `top` (--logprobs given).
+    logprobs: bool,
+}
 
 #[derive(Serialize)]
 struct TokenLine<'a> {
     event: &'static str,
     path: usize,
-    id: u32,
+    /// null when the engine has no ids (a remote server).
+    id: Option<u32>,
     text: &'a str,
+    /// Present with --logprobs: null for a token without logits at hand (a replayed prefix).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprob: Option<Option<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top: Option<Vec<TopLine<'a>>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    forced: bool,
+}
+
+#[derive(Serialize)]
+struct TopLine<'a> {
+    id: Option<u32>,
+    text: &'a str,
+    logprob: f32,
+}
+
+impl<'a> TopLine<'a> {
+    fn new(t: &'a TopLogprob) -> Self {
+        Self { id: t.id, text: &t.text, logprob: t.logprob }
+    }
 }
 
 #[derive(Serialize)]
@@ -142,6 +185,11 @@ struct DoneLine<'a> {
     stop_reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_string: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    /// Byte ranges of `text` the calculator wrote, as [start, end] pairs (only when there are some).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    forced_spans: Vec<[usize; 2]>,
 }
 
 #[derive(Serialize)]
@@ -164,9 +212,18 @@ impl Output for JsonOutput {
     fn event(&mut self, w: &mut dyn Write, ev: &EngineEvent) -> io::Result<()> {
         match ev {
             EngineEvent::Prefilled { .. } => Ok(()),
-            EngineEvent::Token { path, id, text } => {
-                json_line(w, &TokenLine { event: "token", path: *path, id: *id, text })
-            }
+            EngineEvent::Token(t) => json_line(
+                w,
+                &TokenLine {
+                    event: "token",
+                    path: t.path,
+                    id: t.id,
+                    text: &t.text,
+                    logprob: self.logprobs.then_some(t.logprob),
+                    top: self.logprobs.then(|| t.top.iter().map(TopLine::new).collect()),
+                    forced: t.forced,
+                },
+            ),
             EngineEvent::Done(r) => json_line(
                 w,
                 &DoneLine {
@@ -176,6 +233,8 @@ impl Output for JsonOutput {
                     text: &r.text,
                     stop_reason: r.stop_reason.as_str(),
                     stop_string: r.stop_reason.stop_string(),
+                    error: r.stop_reason.error(),
+                    forced_spans: r.forced_spans.iter().map(|s| [s.start, s.end]).collect(),
                 },
             ),
             EngineEvent::Stats(s) => json_line(
@@ -259,11 +318,11 @@ impl Output for PlainOutput {
     fn event(&mut self, w: &mut dyn Write, ev: &EngineEvent) -> io::Result<()> {
         match ev {
             EngineEvent::Prefilled { .. } => self.header(w, 0),
-            EngineEvent::Token { path: 0, text, .. } => {
-                self.streamed += text.len();
-                self.write_text(w, text)
+            EngineEvent::Token(t) if t.path == 0 => {
+                self.streamed += t.text.len();
+                self.write_text(w, &t.text)
             }
-            EngineEvent::Token { .. } => Ok(()),
+            EngineEvent::Token(_) => Ok(()),
             EngineEvent::Done(r) => {
                 self.reasons.push(describe(r));
                 if let Some(slot) = self.finished.get_mut(r.path) {

@@ -7,4 +7,5 @@ pub mod common;
 pub mod eval;
 pub mod generate;
 pub mod prompt;
+pub mod report;
 pub mod tui;

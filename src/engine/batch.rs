@@ -79,7 +79,7 @@ pub(crate) fn generate_many(
             let prefill_ms = ms(started);
             sink(i, EngineEvent::Prefilled { prompt_tokens: prompts[i].len(), prefill_ms });
             let mut run = Running {
-                paths: (0..req.paths).map(|p| PathState::new(req, p)).collect(),
+                paths: (0..req.paths).map(|p| PathState::new(req, p, &prompts[i])).collect(),
                 live: req.paths,
                 prompt_tokens: prompts[i].len(),
                 cached_prompt_tokens: model.cached_prompt_tokens(),
@@ -172,7 +172,7 @@ pub(crate) fn generate_many(
     }
     // Requests never admitted (cancelled first) end with empty cancelled paths, as `generate` does.
     for (i, req) in reqs.iter().enumerate().skip(admitted) {
-        let paths: Vec<PathState> = (0..req.paths).map(|p| PathState::new(req, p)).collect();
+        let paths: Vec<PathState> = (0..req.paths).map(|p| PathState::new(req, p, &prompts[i])).collect();
         for p in &paths {
             sink(i, EngineEvent::Done(p.result(StopReason::Cancelled)));
         }

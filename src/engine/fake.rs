@@ -215,7 +215,14 @@ impl LocalEngine {
 
 /// The [`ModelInfo`] of a fake model.
 pub fn fake_info(vocab_size: usize) -> ModelInfo {
-    ModelInfo { id: "fake".into(), config_hash: String::new(), n_params: 0, vocab_size, dtype: "f32".into() }
+    ModelInfo {
+        id: "fake".into(),
+        config_hash: String::new(),
+        n_params: 0,
+        vocab_size,
+        dtype: "f32".into(),
+        remote: None,
+    }
 }
 
 #[cfg(test)]

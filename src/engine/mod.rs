@@ -7,6 +7,8 @@
 //! [`DecoderModel`] is the narrower interface the local engine drives: a causal LM with a batch-aware
 //! KV cache. BLOOM implements it in `crate::model`.
 
+use std::fmt;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -25,11 +27,62 @@ pub struct SamplingParams {
     pub seed: u64,
     /// Upper bound on generated tokens per path.
     pub max_new_tokens: usize,
+    /// Hugging Face's repetition penalty: the logit of every token already in the prompt or the path is
+    /// divided by it (multiplied when negative). 1.0 is off. Applies to greedy decoding too.
+    #[serde(default = "no_penalty")]
+    pub repetition_penalty: f64,
+    /// Keep only tokens whose probability is at least this fraction of the most likely one's (None or 0: off).
+    #[serde(default)]
+    pub min_p: Option<f64>,
+}
+
+fn no_penalty() -> f64 {
+    1.0
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temperature: 0.7, top_k: None, top_p: None, seed: 42, max_new_tokens: 128 }
+        Self {
+            temperature: 0.7,
+            top_k: None,
+            top_p: None,
+            seed: 42,
+            max_new_tokens: 128,
+            repetition_penalty: 1.0,
+            min_p: None,
+        }
+    }
+}
+
+/// Decides, after each token of a path, whether to insert text the model did not choose (the calculator
+/// writes the result after `16 - 3 - 4 =`). Kept as a hook so the engine needs nothing from `lab`.
+pub trait TokenForcer: Send + Sync {
+    /// A short name (`calculator`), for `Debug` and for comparing requests.
+    fn name(&self) -> &str;
+    /// The text to append to a path whose generated text so far is `path_text`, or None to let the model
+    /// go on. Engines call it whenever the path's text grows.
+    fn force(&self, path_text: &str) -> Option<String>;
+}
+
+/// A shared [`TokenForcer`] on a request. Requests compare equal when their forcers have the same name.
+#[derive(Clone)]
+pub struct Forcer(pub Arc<dyn TokenForcer>);
+
+impl Forcer {
+    pub fn new(f: impl TokenForcer + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for Forcer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Forcer({})", self.0.name())
+    }
+}
+
+impl PartialEq for Forcer {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name()
     }
 }
 
@@ -42,6 +95,33 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// Generation of a path stops when its text contains one of these; the string is not returned.
     pub stop: Vec<String>,
+    /// None: no log-probabilities. Some(k): each token event carries the chosen token's log-probability
+    /// and the k most likely alternatives (log-softmax of the raw logits, before any sampling rule).
+    #[serde(default)]
+    pub logprobs: Option<usize>,
+    /// Tokens every path has already generated (a branch: a path's tokens up to the branch point, then
+    /// the alternative chosen there). They follow the prompt without sampling, and are part of each
+    /// path: replayed as `Token` events (no logprob), in its `token_ids` and `text`, and counted in
+    /// `max_new_tokens`. The model continues after them.
+    #[serde(default)]
+    pub prefix: Vec<u32>,
+    /// Inserts text into paths as they generate (the calculator); its tokens are marked `forced`.
+    #[serde(skip)]
+    pub forcer: Option<Forcer>,
+}
+
+impl Default for GenerateRequest {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            paths: 1,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+            logprobs: None,
+            prefix: Vec::new(),
+            forcer: None,
+        }
+    }
 }
 
 /// Why a path stopped. Serialized names are part of the CLI contract.
@@ -56,16 +136,40 @@ pub enum StopReason {
     StopString(String),
     /// The caller cancelled.
     Cancelled,
+    /// The engine could not go on with this path (e.g. a remote stream cut mid-way); the message says why.
+    Error(String),
 }
 
 impl StopReason {
-    /// The contract name: `max_tokens`, `eos`, `stop_string` or `cancelled`.
+    /// The contract name: `max_tokens`, `eos`, `stop_string`, `cancelled` or `error`.
     pub fn as_str(&self) -> &'static str {
         match self {
             StopReason::MaxTokens => "max_tokens",
             StopReason::Eos => "eos",
             StopReason::StopString(_) => "stop_string",
             StopReason::Cancelled => "cancelled",
+            StopReason::Error(_) => "error",
+        }
+    }
+
+    /// The reason named `name` (see [`StopReason::as_str`]); `detail` is the stop string or error message.
+    pub fn from_name(name: &str, detail: Option<&str>) -> Option<StopReason> {
+        let detail = || detail.unwrap_or_default().to_string();
+        Some(match name {
+            "max_tokens" => StopReason::MaxTokens,
+            "eos" => StopReason::Eos,
+            "stop_string" => StopReason::StopString(detail()),
+            "cancelled" => StopReason::Cancelled,
+            "error" => StopReason::Error(detail()),
+            _ => return None,
+        })
+    }
+
+    /// The error message, if the path ended in an error.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            StopReason::Error(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -87,6 +191,61 @@ pub struct PathResult {
     /// Generated token ids only.
     pub token_ids: Vec<u32>,
     pub stop_reason: StopReason,
+    /// Log-probability of each token of `token_ids` when the request asked for logprobs (else empty).
+    /// Tokens the model did not choose count as 0.0 (given): those replayed from the request's
+    /// `prefix` and those the forcer inserted (their events still carry the model's logprob).
+    #[serde(default)]
+    pub token_logprobs: Vec<f32>,
+    /// Byte ranges of `text` the request's forcer (the calculator) inserted, in order.
+    #[serde(default)]
+    pub forced_spans: Vec<Range<usize>>,
+}
+
+impl PathResult {
+    /// A path that ended before producing anything (e.g. cancelled before it started).
+    pub fn empty(path: usize, stop_reason: StopReason) -> Self {
+        Self {
+            path,
+            text: String::new(),
+            token_ids: Vec::new(),
+            stop_reason,
+            token_logprobs: Vec::new(),
+            forced_spans: Vec::new(),
+        }
+    }
+
+    /// The path's log-probability: the sum of its tokens' (0 when logprobs were not asked for).
+    pub fn sum_logprob(&self) -> f64 {
+        self.token_logprobs.iter().map(|&l| l as f64).sum()
+    }
+}
+
+/// One of the most likely tokens at a step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    /// None when a remote server reports text only.
+    pub id: Option<u32>,
+    /// The token's text decoded alone (a piece of a multi-byte character shows as U+FFFD).
+    pub text: String,
+    pub logprob: f32,
+}
+
+/// One token of one path.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenEvent {
+    pub path: usize,
+    /// None when a remote server gives no ids.
+    pub id: Option<u32>,
+    /// The newly complete UTF-8 text this token released (may be empty while a multi-byte character or a
+    /// possible stop string is still pending, and may include text held back from earlier tokens).
+    pub text: String,
+    /// Log-probability of this token under the model (log-softmax of the raw logits), when asked for and
+    /// known (replayed prefix tokens have none).
+    pub logprob: Option<f32>,
+    /// The most likely tokens at this step, most likely first (empty unless asked for).
+    pub top: Vec<TopLogprob>,
+    /// The request's forcer (the calculator) put this token here, not the model's choice.
+    pub forced: bool,
 }
 
 /// Timing of one generation.
@@ -110,9 +269,8 @@ pub struct GenerationStats {
 pub enum EngineEvent {
     /// The prompt is encoded and its KV cache computed.
     Prefilled { prompt_tokens: usize, prefill_ms: f64 },
-    /// Path `path` produced token `id`; `text` is the newly complete UTF-8 text it released (may be
-    /// empty while a multi-byte character or a possible stop string is still pending).
-    Token { path: usize, id: u32, text: String },
+    /// A path produced a token (see [`TokenEvent`]).
+    Token(TokenEvent),
     /// Path finished.
     Done(PathResult),
     /// All paths finished.
@@ -130,6 +288,9 @@ pub enum EngineError {
     Model(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A server behind the remote engine failed (the message names the endpoint and the cause).
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl From<candle_core::Error> for EngineError {
@@ -148,6 +309,40 @@ pub struct ModelInfo {
     pub n_params: usize,
     pub vocab_size: usize,
     pub dtype: String,
+    /// Set when the model is served remotely (then `config_hash` is empty and sizes are unknown: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteModel>,
+}
+
+/// A model behind a server, as sessions record it (never with the API key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteModel {
+    /// The API root, e.g. `http://gpu-box:8000/v1`.
+    pub endpoint: String,
+    /// The name requests ask for (`--model`, or the first the server listed).
+    pub served_model: String,
+    /// What the server says the name stands for (vLLM's `root`, text-generation-inference's
+    /// `model_id`), else the served name.
+    pub reported_model: String,
+}
+
+impl ModelInfo {
+    /// Why replaying a session saved with `saved` on this model may not give the same text (empty: it
+    /// should). Remote sampling depends on the server's kernels, batching and sampler, so a server
+    /// on either side makes it unreliable.
+    pub fn replay_warnings(&self, saved: &ModelInfo) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.remote.is_some() || saved.remote.is_some() {
+            let server = self.remote.as_ref().or(saved.remote.as_ref()).map_or("", |r| r.endpoint.as_str());
+            out.push(format!("remote sampling ({server}) may not be bit-reproducible: the text can differ"));
+            if self.id != saved.id {
+                out.push(format!("saved with model {} (now {})", saved.id, self.id));
+            }
+        } else if self.config_hash != saved.config_hash {
+            out.push(format!("saved with model {} (another config than the one loaded)", saved.id));
+        }
+        out
+    }
 }
 
 /// A flag shared between the caller and a running generation; set it to stop within one token step.
@@ -243,6 +438,9 @@ pub trait DecoderModel: Send {
 mod batch;
 pub mod fake;
 pub mod local;
+pub mod logprobs;
+pub mod penalty;
+pub mod remote;
 mod rng;
 pub mod sampler;
 mod score;

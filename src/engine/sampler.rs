@@ -1,4 +1,4 @@
-//! Picking the next token from a logits vector: greedy, temperature, top-k, top-p, seeded.
+//! Picking the next token from a logits vector: greedy, temperature, top-k, top-p, min-p, seeded.
 //!
 //! Built for BLOOM's 250880-token vocabulary: top-k uses a linear-time selection and sorts only the k
 //! survivors; top-p sorts only as many of the most likely tokens as it needs to reach p. Every
@@ -53,6 +53,8 @@ pub struct Sampler {
     temperature: f64,
     top_k: Option<usize>,
     top_p: Option<f64>,
+    /// Keep tokens whose weight (probability relative to the most likely one) reaches this.
+    min_p: Option<f64>,
     rng: Rng,
     /// Reused between calls to avoid a 2 MB allocation per token at BLOOM's vocabulary size.
     scratch: Vec<Cand>,
@@ -65,6 +67,7 @@ impl Sampler {
             temperature: params.temperature,
             top_k: params.top_k.filter(|&k| k > 0),
             top_p: params.top_p.filter(|&p| p < 1.0),
+            min_p: params.min_p.filter(|&p| p > 0.0),
             rng: Rng::new(params.seed, path as u64),
             scratch: Vec::new(),
         }
@@ -102,11 +105,22 @@ impl Sampler {
 
         let n = logits.len();
         let top_k = self.top_k.filter(|&k| k < n);
+        // The most likely token has weight 1, so min-p keeps the tokens of weight >= min_p: a prefix of
+        // the ranking, like top-k and top-p, which makes the order of the three rules irrelevant.
+        let min_w = self.min_p.unwrap_or(0.0);
+        let drawn = |logit: f32| -> f64 {
+            let w = weight(logit);
+            if w < min_w {
+                0.0
+            } else {
+                w
+            }
+        };
         if top_k.is_none() && self.top_p.is_none() {
-            // Nothing filtered: draw over the whole vocabulary in id order.
-            let total: f64 = logits.iter().map(|&x| weight(x)).sum();
+            // No ranking needed: draw over the whole vocabulary in id order.
+            let total: f64 = logits.iter().map(|&x| drawn(x)).sum();
             let u = self.rng.next_f64() * total;
-            return Ok(walk(logits.iter().enumerate().map(|(i, &x)| (i as u32, weight(x))), u));
+            return Ok(walk(logits.iter().enumerate().map(|(i, &x)| (i as u32, drawn(x))), u));
         }
 
         let cands = &mut self.scratch;
@@ -126,9 +140,9 @@ impl Sampler {
             keep = nucleus(cands, &mut sorted, p * total, &weight);
         }
         let kept = &cands[..keep];
-        let kept_total: f64 = kept.iter().map(|c| weight(c.logit)).sum();
+        let kept_total: f64 = kept.iter().map(|c| drawn(c.logit)).sum();
         let u = self.rng.next_f64() * kept_total;
-        Ok(walk(kept.iter().map(|c| (c.id, weight(c.logit))), u))
+        Ok(walk(kept.iter().map(|c| (c.id, drawn(c.logit))), u))
     }
 }
 
@@ -187,7 +201,7 @@ mod tests {
     use super::*;
 
     fn params(temperature: f64, top_k: Option<usize>, top_p: Option<f64>, seed: u64) -> SamplingParams {
-        SamplingParams { temperature, top_k, top_p, seed, max_new_tokens: 16 }
+        SamplingParams { temperature, top_k, top_p, seed, max_new_tokens: 16, ..SamplingParams::default() }
     }
 
     /// Deterministic pseudo-random logits of BLOOM's vocabulary size.
@@ -305,6 +319,31 @@ mod tests {
             let f = *c as f64 / n as f64;
             assert!((f - q / z).abs() < 0.015, "freq {f} vs prob {}: {counts:?}", q / z);
         }
+    }
+
+    #[test]
+    fn min_p_keeps_tokens_at_least_that_fraction_of_the_most_likely() {
+        // Probabilities 0.5, 0.3, 0.15, 0.05: min-p 0.5 keeps those >= 0.25, i.e. tokens 0 and 1 (5:3).
+        let probs = [0.5f64, 0.3, 0.15, 0.05];
+        let logits: Vec<f32> = probs.iter().map(|p| p.ln() as f32).collect();
+        let p = SamplingParams { min_p: Some(0.5), ..params(1.0, None, None, 8) };
+        let got = draw(&p, 0, &logits, 20_000);
+        assert!(got.iter().all(|&t| t < 2));
+        let ones = got.iter().filter(|&&t| t == 1).count() as f64 / got.len() as f64;
+        assert!((ones - 0.375).abs() < 0.02, "{ones}");
+        // Temperature 2 flattens the odds (sqrt): 0.15 becomes 0.548 of the top, so token 2 is kept.
+        let hot = SamplingParams { min_p: Some(0.5), ..params(2.0, None, None, 8) };
+        let seen: std::collections::HashSet<u32> = draw(&hot, 0, &logits, 5_000).into_iter().collect();
+        assert_eq!(seen, [0, 1, 2].into_iter().collect());
+        // With top-k too the tighter rule wins, whichever it is.
+        let both = SamplingParams { min_p: Some(0.5), ..params(1.0, Some(3), None, 8) };
+        assert!(draw(&both, 0, &logits, 2_000).iter().all(|&t| t < 2));
+        let both = SamplingParams { min_p: Some(0.1), ..params(1.0, Some(2), None, 8) };
+        assert!(draw(&both, 0, &logits, 2_000).iter().all(|&t| t < 2));
+        // Min-p 0 or None changes nothing: the pinned stream holds.
+        let zero = SamplingParams { min_p: Some(0.0), ..params(1.0, None, None, 42) };
+        let l: Vec<f32> = (0..10).map(|i| i as f32 * 0.25 - 1.0).collect();
+        assert_eq!(draw(&zero, 0, &l, 12), PINNED.to_vec());
     }
 
     #[test]

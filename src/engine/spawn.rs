@@ -131,8 +131,8 @@ mod tests {
         GenerateRequest {
             prompt: "Q: 1 + 1?".into(),
             paths,
-            sampling: SamplingParams { temperature: 0.8, top_k: None, top_p: None, seed: 3, max_new_tokens: 1000 },
-            stop: vec![],
+            sampling: SamplingParams { temperature: 0.8, seed: 3, max_new_tokens: 1000, ..SamplingParams::default() },
+            ..GenerateRequest::default()
         }
     }
 
@@ -148,7 +148,7 @@ mod tests {
         let mut tokens = [0usize; 2];
         while tokens.iter().any(|&n| n < k) {
             match generation.events.recv().unwrap().unwrap() {
-                EngineEvent::Token { path, .. } => tokens[path] += 1,
+                EngineEvent::Token(t) => tokens[t.path] += 1,
                 EngineEvent::Done(r) => panic!("path ended early: {r:?}"),
                 _ => {}
             }
@@ -160,7 +160,7 @@ mod tests {
         let mut saw_stats = false;
         for msg in generation.events.iter() {
             match msg.unwrap() {
-                EngineEvent::Token { path, .. } => tokens[path] += 1,
+                EngineEvent::Token(t) => tokens[t.path] += 1,
                 EngineEvent::Done(r) => results.push(r),
                 EngineEvent::Stats(_) => saw_stats = true,
                 EngineEvent::Prefilled { .. } => panic!("second prefill"),

@@ -1,7 +1,9 @@
 //! Reading the final answer out of a continuation, and comparing it with the gold number.
 //!
 //! Strict: the number right after the first "The answer is" (any case; `$`, `:`, a sign, thousands commas
-//! and decimals allowed, a final full stop ignored). Flexible: the last number in the text. Both only look
+//! and decimals allowed, a final full stop ignored). Flexible: the last number in the text, when the path
+//! ends on a statement that gives it (see [`crate::lab::conclusion`]): a path cut off mid-sentence, ending
+//! on a question or in a loop has no answer (`answer: null`), whatever numbers it holds. Both only look
 //! before an invented next question (`Q:` at the start of a line or after a space), since what follows
 //! answers some other question.
 
@@ -47,10 +49,20 @@ pub fn extract(continuation: &str) -> Extracted {
     if let Some((answer, span)) = strict(text) {
         return Extracted { answer: Some(answer), rule: AnswerRule::Strict, span: Some(span) };
     }
-    if let Some((answer, span)) = last_number(text) {
+    if let Ok((answer, span)) = super::conclusion::final_number(text) {
         return Extracted { answer: Some(answer), rule: AnswerRule::Flexible, span: Some(span) };
     }
     Extracted { answer: None, rule: AnswerRule::None, span: None }
+}
+
+/// Why `continuation` gives no answer at all (neither rule finds one), or None when it answers.
+pub fn no_answer_reason(continuation: &str) -> Option<&'static str> {
+    let limit = invented_question_start(continuation).unwrap_or(continuation.len());
+    let text = &continuation[..limit];
+    if strict(text).is_some() {
+        return None;
+    }
+    super::conclusion::final_number(text).err()
 }
 
 /// The strict answer alone: the number after the first "The answer is" (before any invented `Q:`).
@@ -90,26 +102,6 @@ fn strict(text: &str) -> Option<(String, (usize, usize))> {
     let lit = number::scan_at(text, i)?;
     let v = if neg { -lit.value } else { lit.value };
     Some((number::canonical(&v), (start, lit.end)))
-}
-
-fn last_number(text: &str) -> Option<(String, (usize, usize))> {
-    let b = text.as_bytes();
-    let mut found = None;
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit()) {
-            if let Some(lit) = number::scan_at(text, i) {
-                let neg = i > 0 && b[i - 1] == b'-' && (i < 2 || !b[i - 2].is_ascii_alphanumeric());
-                let start = if neg { i - 1 } else { i };
-                let v = if neg { -lit.value.clone() } else { lit.value.clone() };
-                found = Some((number::canonical(&v), (start, lit.end)));
-                i = lit.end;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    found
 }
 
 /// Byte offset of the first `Q:` that starts an invented question: at the start of the text or of a
@@ -181,9 +173,24 @@ mod tests {
         assert_eq!(ans(" He has 3 + 4 = 7 apples"), (Some("7".into()), AnswerRule::Flexible));
         let t = " 2 bolts * 2 = 8 bolts. So 8 bolts in total.\nQ: Tom has 12 cats. The answer is 12.";
         assert_eq!(ans(t), (Some("8".into()), AnswerRule::Flexible));
-        assert_eq!(ans(" The answer is a lot, maybe 40 of them"), (Some("40".into()), AnswerRule::Flexible));
-        assert_eq!(ans(" the temperature fell to -5"), (Some("-5".into()), AnswerRule::Flexible));
-        assert_eq!(ans(" 10-5 is five"), (Some("5".into()), AnswerRule::Flexible));
+        assert_eq!(ans(" The answer is a lot, maybe 40 of them."), (Some("40".into()), AnswerRule::Flexible));
+        assert_eq!(ans(" the temperature fell to -5."), (Some("-5".into()), AnswerRule::Flexible));
+        assert_eq!(ans(" 10-5 is five."), (Some("5".into()), AnswerRule::Flexible));
+        assert_eq!(ans(" She sells 13 eggs.\n#### 26.\n\n"), (Some("26".into()), AnswerRule::Flexible));
+    }
+
+    #[test]
+    fn a_path_that_never_answers_has_no_answer() {
+        for t in [
+            " How many tests did John take? ** 4",
+            " Then he bought 5 glasses for 3 dollars each. So he bought 5 x 3 = 15 glasses. Then he bought 5 glasses",
+            " Marie paid $50. How many boxes of pizza did Marie order if each box costs $8.50?\n",
+        ] {
+            assert_eq!(ans(t), (None, AnswerRule::None), "{t:?}");
+            assert!(no_answer_reason(t).is_some(), "{t:?}");
+        }
+        assert_eq!(no_answer_reason(" 2 + 2 = 4. The answer is 4"), None);
+        assert_eq!(no_answer_reason(" 2 + 2 = 4."), None);
     }
 
     #[test]

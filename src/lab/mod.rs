@@ -3,6 +3,9 @@
 
 pub mod analysis;
 pub mod answer;
+pub mod calculator;
+mod conclusion;
+pub mod corpus;
 pub mod detect;
 pub mod evalfile;
 pub mod gsm8k;
@@ -11,6 +14,7 @@ pub mod labels;
 pub mod number;
 pub mod prompt_parse;
 pub mod record;
+pub mod report;
 pub mod select;
 pub mod settings;
 pub mod stats;

@@ -124,22 +124,22 @@ pub struct PathRecord {
     /// excluded), when the run asked the engine for them (`eval --select weighted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprob: Option<f64>,
+    /// Byte ranges of `text` the calculator wrote (`--calculator`); right by construction, so
+    /// arithmetic_error findings there are dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced_spans: Vec<std::ops::Range<usize>>,
 }
 
 /// The one place a [`StopReason`] becomes its recorded fields: the contract name and the stop string.
 pub fn flatten_stop(stop: &StopReason) -> (String, Option<String>) {
-    (stop.as_str().to_string(), stop.stop_string().map(str::to_string))
+    // The detail is the stop string, or the message of an `error` stop.
+    let detail = stop.stop_string().or(stop.error());
+    (stop.as_str().to_string(), detail.map(str::to_string))
 }
 
 /// The inverse of [`flatten_stop`]; the error names an unknown reason.
 pub fn parse_stop(name: &str, stop_string: Option<&str>) -> Result<StopReason, String> {
-    Ok(match name {
-        "max_tokens" => StopReason::MaxTokens,
-        "eos" => StopReason::Eos,
-        "cancelled" => StopReason::Cancelled,
-        "stop_string" => StopReason::StopString(stop_string.unwrap_or_default().to_string()),
-        other => return Err(format!("unknown stop_reason `{other}`")),
-    })
+    StopReason::from_name(name, stop_string).ok_or_else(|| format!("unknown stop_reason `{name}`"))
 }
 
 impl PathRecord {
@@ -169,6 +169,7 @@ impl PathRecord {
             note: String::new(),
             stale: false,
             logprob: None,
+            forced_spans: Vec::new(),
         }
     }
 

@@ -188,6 +188,7 @@ fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], opt
         n_params: cfg.n_params(),
         vocab_size: cfg.vocab_size,
         dtype: format_name(opts),
+        remote: None,
     };
     let model = Box::new(BloomDecoder::with_prefix_cache(model, opts.prefix_cache_bytes()));
     LoadedModel { model, tokenizer, info, eos_token_id, weight_bytes, decode_bytes_per_step }

@@ -142,6 +142,7 @@ impl Generation {
                 paths: self.panes.iter().filter(|p| p.prompt == pi).count(),
                 sampling: self.sampling.clone(),
                 stop: spec.stop.clone(),
+                ..GenerateRequest::default()
             })
             .collect()
     }
@@ -189,9 +190,9 @@ impl Generation {
                     p.started_ms = Some(at_ms);
                 }
             }
-            EngineEvent::Token { path, id, text } => {
-                if let Some(i) = self.pane_index(request, path) {
-                    self.panes[i].push_token(id, &text, at_ms);
+            EngineEvent::Token(t) => {
+                if let Some(i) = self.pane_index(request, t.path) {
+                    self.panes[i].push_token(t.id.unwrap_or_default(), &t.text, at_ms);
                 }
             }
             EngineEvent::Done(res) => {
@@ -309,17 +310,34 @@ mod tests {
             None,
         );
         g.apply(0, EngineEvent::Prefilled { prompt_tokens: 5, prefill_ms: 1.0 }, 10.0);
-        g.apply(0, EngineEvent::Token { path: 1, id: 7, text: " The answer".into() }, 20.0);
-        g.apply(0, EngineEvent::Token { path: 1, id: 8, text: " is 18.".into() }, 30.0);
+        g.apply(
+            0,
+            EngineEvent::Token(crate::engine::TokenEvent {
+                path: 1,
+                id: Some(7),
+                text: " The answer".into(),
+                ..Default::default()
+            }),
+            20.0,
+        );
+        g.apply(
+            0,
+            EngineEvent::Token(crate::engine::TokenEvent {
+                path: 1,
+                id: Some(8),
+                text: " is 18.".into(),
+                ..Default::default()
+            }),
+            30.0,
+        );
         assert_eq!(g.panes[1].text, " The answer is 18.");
         assert_eq!(g.panes[1].answer.as_deref(), Some("18"));
         assert_eq!(g.panes[1].tokens_per_s(), Some(100.0));
         assert!(g.panes[0].text.is_empty());
         let done = PathResult {
-            path: 1,
             text: " The answer is 18.".into(),
             token_ids: vec![7, 8],
-            stop_reason: StopReason::Eos,
+            ..PathResult::empty(1, StopReason::Eos)
         };
         g.apply(0, EngineEvent::Done(done), 31.0);
         assert!(g.panes[1].finished());

@@ -101,6 +101,7 @@ impl Pane {
             note: self.note.clone(),
             stale: self.stale,
             logprob: None,
+            forced_spans: Vec::new(),
         };
         r.set_labels(&self.labels);
         r

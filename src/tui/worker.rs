@@ -95,8 +95,7 @@ fn generate(engine: &dyn Engine, id: u64, requests: &[GenerateRequest], cancel: 
         if cancel.is_cancelled() {
             // Requests never started still close their panes.
             for path in 0..req.paths {
-                let done =
-                    PathResult { path, text: String::new(), token_ids: Vec::new(), stop_reason: StopReason::Cancelled };
+                let done = PathResult::empty(path, StopReason::Cancelled);
                 sink(Report::Engine { id, request, event: EngineEvent::Done(done), at_ms: ms() });
             }
             continue;
@@ -161,7 +160,7 @@ mod tests {
             prompt: "Q: apples?\nA:".into(),
             paths,
             sampling: SamplingParams { temperature: 0.0, seed: 1, max_new_tokens: 300, ..SamplingParams::default() },
-            stop: vec![],
+            ..GenerateRequest::default()
         }
     }
 
@@ -185,7 +184,7 @@ mod tests {
         let mut done = Vec::new();
         loop {
             match next(&rx) {
-                Report::Engine { id: 7, event: EngineEvent::Token { .. }, .. } => {
+                Report::Engine { id: 7, event: EngineEvent::Token(_), .. } => {
                     if cancel.is_cancelled() {
                         after_cancel += 1;
                     } else {

@@ -3,15 +3,16 @@
 //!
 //! It is written to miss rather than to cry wolf. An equation is checked only when its left side has a
 //! binary operator and nothing around it could change its meaning: no time (`3:00`, `0900`), exponent,
-//! ordinal (`5th`), variable (`2x`, `24/Y`), rate (`km/h`), range (`Weeks 1-2`), mixed number
-//! (`1 and 1/4`), or a word like "of"/"times"/"to" just before it (`20% of 50 = 10`). Up to three unit
-//! words may follow a number (`2 bolts * 2 = 8 bolts`); a sum of different units (`4 pounds - 6 ounces`)
-//! is not checked. A tight fraction binds first (`25 / 1/3 = 75`). A chain `2 + 3 = 5 + 1 = 6` is read
-//! as a running computation (each `=` checks the first number after it) and also as an equality of both
-//! sides; either reading passing is enough. A decimal result is accepted when rounded or cut to its
-//! written places (`10 / 3 = 3.33`); a whole-number result of a fractional computation within 1
-//! (`50 / 3 = 16 boxes`); and a result in another unit by a common factor (`$2.50 - $2.24 = 26` cents,
-//! `1/4 hour = 15` minutes).
+//! ordinal (`5th`), variable (`2x`, `24/Y`), range (`Weeks 1-2`), mixed number (`1 and 1/4`), or a word
+//! like "of"/"times"/"to" just before it (`20% of 50 = 10`; but `rose to 80,000 x 2.5` is checked). Up to
+//! three unit words may follow a number (`5 weeks x 5 blouses x $5.00`), a rate counting as one
+//! (`2 GB/minute`); a sum of different units of measure (`4 pounds - 6 ounces`) is not checked. Markup
+//! (`**`) and `<<…>>` calculator marks are read past. A tight fraction binds first (`25 / 1/3 = 75`). A
+//! chain `2 + 3 = 5 + 1 = 6` is read as a running computation (each `=` checks the first number after it)
+//! and also as an equality of both sides; either reading passing is enough. A decimal result is accepted
+//! when rounded or cut to its written places (`10 / 3 = 3.33`); a whole number only when exact, or within
+//! 1 when the text says it rounds (`50 / 3 = 16 full boxes`); and a result in another unit by a common
+//! factor (`$2.50 - $2.24 = 26` cents, `1/4 hour = 15` minutes).
 
 use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
@@ -108,6 +109,72 @@ const NOT_UNITS: &[&str] = &[
     "than", "more", "less",
 ];
 
+/// Units of measure that are converted into each other along the way (`4 pounds - 6 ounces = 58` ounces).
+/// A sum of other different words (`100 girls - 100 boys`) is still checked.
+const MEASURES: &[&str] = &[
+    "pound",
+    "lb",
+    "ounce",
+    "oz",
+    "ton",
+    "gram",
+    "g",
+    "kilogram",
+    "kg",
+    "hour",
+    "hr",
+    "minute",
+    "min",
+    "second",
+    "sec",
+    "day",
+    "week",
+    "month",
+    "year",
+    "foot",
+    "feet",
+    "ft",
+    "inche",
+    "inch",
+    "in",
+    "yard",
+    "yd",
+    "mile",
+    "meter",
+    "metre",
+    "m",
+    "centimeter",
+    "cm",
+    "millimeter",
+    "mm",
+    "kilometer",
+    "km",
+    "dollar",
+    "cent",
+    "penny",
+    "pennie",
+    "nickel",
+    "dime",
+    "quarter",
+    "cup",
+    "tablespoon",
+    "teaspoon",
+    "quart",
+    "gallon",
+    "pint",
+    "liter",
+    "litre",
+    "milliliter",
+    "ml",
+    "dozen",
+    "score",
+    "percent",
+];
+
+fn is_measure(unit: &str) -> bool {
+    MEASURES.contains(&unit)
+}
+
 /// Units a result may be written in instead: cents, grams, minutes, inches, ounces, hours, days.
 const SCALES: [u32; 7] = [100, 1000, 60, 12, 16, 24, 7];
 
@@ -124,6 +191,40 @@ fn is_modifier(w: &str) -> bool {
 const DETERMINERS: &[&str] = &[
     "the", "a", "an", "his", "her", "their", "its", "my", "our", "your", "these", "those", "this", "that", "all",
     "each",
+];
+
+/// Verbs after which "to" introduces the resulting amount (`rose to 3 x 5 = 15`).
+const CHANGE_VERBS: &[&str] = &[
+    "rose",
+    "rises",
+    "rise",
+    "risen",
+    "grew",
+    "grows",
+    "grow",
+    "grown",
+    "increased",
+    "increases",
+    "increase",
+    "decreased",
+    "decreases",
+    "decrease",
+    "dropped",
+    "drops",
+    "fell",
+    "falls",
+    "jumped",
+    "jumps",
+    "climbed",
+    "climbs",
+    "went",
+    "goes",
+    "comes",
+    "came",
+    "amounts",
+    "amounted",
+    "up",
+    "down",
 ];
 
 /// Words that make a following "of" take a part of what comes next (`half of 10 = 5`).
@@ -154,6 +255,13 @@ const PART_WORDS: &[&str] = &[
 /// number, a percentage or a part word (`20% of 50`, `1/2 of 10`, `half of 8`), not in `a total of`.
 fn blocks_expression(toks: &[Token], i: usize) -> bool {
     let Tok::Word(w) = &toks[i].tok else { return false };
+    if w.eq_ignore_ascii_case("to") {
+        // `rose to 80,000 x 2.5 = 210,000`: the new amount, not a transfer (`add 20 to the 29 + 24`).
+        let changed = i
+            .checked_sub(1)
+            .is_some_and(|j| matches!(&toks[j].tok, Tok::Word(p) if CHANGE_VERBS.contains(&p.to_lowercase().as_str())));
+        return !changed;
+    }
     if !w.eq_ignore_ascii_case("of") {
         return is_modifier(w);
     }
@@ -179,6 +287,30 @@ fn tokenize(seg: &str, base: usize) -> Vec<Token> {
         if c.is_whitespace() {
             k += 1;
             continue;
+        }
+        // `**`: markup (GSM8K's socratic lines, bold) unless it sits between two digits (`2**3`, a power).
+        if c == '*' && char_at(k + 1) == Some('*') {
+            let power = k > 0
+                && char_at(k - 1).is_some_and(|d| d.is_ascii_alphanumeric())
+                && char_at(k + 2).is_some_and(|d| d.is_ascii_alphanumeric());
+            if power {
+                out.push(Token { tok: Tok::Other('^'), start: base + i, end: base + i + 2 });
+            }
+            k += 2;
+            continue;
+        }
+        // `.5` after a space or an operator is a number (`10 dogs *.5 hours`), not a full stop.
+        let lead_dot = c == '.'
+            && char_at(k + 1).is_some_and(|d| d.is_ascii_digit())
+            && (k == 0 || char_at(k - 1).is_some_and(|p| p.is_whitespace() || "+-*/×(=<".contains(p)));
+        if lead_dot {
+            if let Some(tok) = leading_dot_number(seg, i, base) {
+                while k < chars.len() && chars[k].0 < tok.end - base {
+                    k += 1;
+                }
+                out.push(tok);
+                continue;
+            }
         }
         let dollar_num = c == '$' && char_at(k + 1).is_some_and(|d| d.is_ascii_digit());
         if c.is_ascii_digit() || dollar_num {
@@ -255,6 +387,22 @@ fn tokenize(seg: &str, base: usize) -> Vec<Token> {
     }
     mark_dates(&mut out);
     out
+}
+
+/// A number written without its leading zero (`.5`), starting at the dot at byte `i` of `seg`.
+fn leading_dot_number(seg: &str, i: usize, base: usize) -> Option<Token> {
+    let lit = number::scan_at(seg, i + 1)?;
+    let digits = &seg[i + 1..lit.end];
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let after = seg[lit.end..].chars().next();
+    let bad = after.is_some_and(|a| a.is_alphanumeric() || matches!(a, '.' | ',' | ':' | '^' | '_'));
+    let mut v = lit.value;
+    for _ in 0..digits.len() {
+        v /= BigRational::from_integer(10.into());
+    }
+    Some(Token { tok: Tok::Num { v, pct: false, decimals: digits.len(), bad }, start: base + i, end: base + lit.end })
 }
 
 /// Dates like `12/25/2020` are not divisions: marks `a/b/c` written without spaces as unreadable.
@@ -391,7 +539,8 @@ impl<'a> Parser<'a> {
             }
             _ => return None,
         };
-        // Unit words after an operand, separated by a space: `2 bolts`, `5 golf balls` (not `(3/4)e`).
+        // Unit words after an operand, separated by a space: `2 bolts`, `5 golf balls` (not `(3/4)e`); a
+        // rate counts as one (`2 GB/minute`).
         let mut units = 0;
         while let Some(Tok::Word(w)) = self.peek() {
             if units == 3 || !can_be_unit(w) || tight(&self.t[self.i - 1], &self.t[self.i]) {
@@ -403,6 +552,12 @@ impl<'a> Parser<'a> {
             }
             units += 1;
             self.i += 1;
+            if let (Some(sl), Some(den)) = (self.t.get(self.i), self.t.get(self.i + 1)) {
+                let per = sl.tok == Tok::Other('/') && matches!(den.tok, Tok::Word(_));
+                if per && tight(&self.t[self.i - 1], sl) && tight(sl, den) {
+                    self.i += 2;
+                }
+            }
         }
         Some(v)
     }
@@ -421,7 +576,7 @@ const MAX_EXPR_TOKENS: usize = 48;
 fn extendable(t: &Tok) -> bool {
     match t {
         Tok::Num { bad, .. } => !bad,
-        Tok::Op(_) | Tok::X | Tok::LParen | Tok::RParen | Tok::Word(_) => true,
+        Tok::Op(_) | Tok::X | Tok::LParen | Tok::RParen | Tok::Word(_) | Tok::Other('/') => true,
         Tok::Eq | Tok::Other(_) => false,
     }
 }
@@ -446,8 +601,11 @@ fn left_edge_is_clear(toks: &[Token], a: usize) -> bool {
     if toks[a].tok == Tok::Op('-') && matches!(prev, Tok::Word(_) | Tok::Num { .. } | Tok::RParen) {
         return false;
     }
-    // A mixed number: `1 and 1/4 cup`.
-    if let (Tok::Word(w), Some(Tok::Num { .. })) = (prev, a.checked_sub(2).map(|i| &toks[i].tok)) {
+    // A mixed number: `1 and 1/4 cup` (but `… = 8 and 8 * 2 = 16` is a second equation).
+    let fraction = matches!(toks[a].tok, Tok::Num { .. })
+        && toks.get(a + 1).is_some_and(|t| t.tok == Tok::Op('/') && tight(&toks[a], t))
+        && toks.get(a + 2).is_some_and(|t| matches!(t.tok, Tok::Num { .. }) && tight(&toks[a + 1], t));
+    if let (true, Tok::Word(w), Some(Tok::Num { .. })) = (fraction, prev, a.checked_sub(2).map(|i| &toks[i].tok)) {
         if w.eq_ignore_ascii_case("and") {
             return false;
         }
@@ -497,11 +655,13 @@ fn check_equation(toks: &[Token], k: usize, seg: &str, base: usize) -> Option<Ar
     if shape.binops == 0 || !left_edge_is_clear(toks, a) || is_range(toks, a, k) {
         return None;
     }
-    if shape.additive && shape.units.windows(2).any(|u| u[0] != u[1]) {
+    if shape.additive && shape.units.windows(2).any(|u| u[0] != u[1] && is_measure(&u[0]) && is_measure(&u[1])) {
         return None; // `4 pounds - 6 ounces = 58`: converted on the way
     }
-    // Right side: `[-] number`, and the longest expression after `=`.
-    let mut j = k + 1;
+    // Right side: `[-] number`, and the longest expression after `=`, past a calculator annotation
+    // (`16 - 3 = <<16-3=13>>13`: the number the text states is the one after it).
+    let r0 = after_annotation(toks, k + 1);
+    let mut j = r0;
     let neg = matches!(toks.get(j).map(|t| &t.tok), Some(Tok::Op('-')));
     if neg {
         j += 1;
@@ -519,11 +679,11 @@ fn check_equation(toks: &[Token], k: usize, seg: &str, base: usize) -> Option<Ar
     if *pct {
         candidates.push(&value / &hundred);
     }
-    let mut hi = k + 1;
-    while hi < toks.len() && hi - k <= MAX_EXPR_TOKENS && extendable(&toks[hi].tok) {
+    let mut hi = r0;
+    while hi < toks.len() && hi - r0 < MAX_EXPR_TOKENS && extendable(&toks[hi].tok) {
         hi += 1;
     }
-    let rhs = (k + 2..=hi).rev().find_map(|b| parse_all(&toks[k + 1..b]).map(|r| (b, r)));
+    let rhs = (r0 + 1..=hi).rev().find_map(|b| parse_all(&toks[r0..b]).map(|r| (b, r)));
     match &rhs {
         Some((b, (r, rs))) => {
             // The right side goes on in a way we cannot read (`= 24/Y`, `= 30 + M`).
@@ -541,8 +701,13 @@ fn check_equation(toks: &[Token], k: usize, seg: &str, base: usize) -> Option<Ar
     if lhs_vals.iter().any(|l| candidates.iter().any(|c| c == *l)) {
         return None;
     }
+    let rounding = says_rounded(toks, a, j);
     for l in lhs_vals {
         if rounded_match(l, &value, *decimals) {
+            return None;
+        }
+        // `50/3 = 16 full boxes`, `about 33`: a whole number within 1 when the text says it rounds.
+        if rounding && *decimals == 0 && !l.is_integer() && (l - &value).abs() < BigRational::one() {
             return None;
         }
         if *pct && rounded_match(l, &(&value / &hundred), decimals + 2) {
@@ -568,12 +733,75 @@ fn check_equation(toks: &[Token], k: usize, seg: &str, base: usize) -> Option<Ar
     })
 }
 
+/// Words that say a whole-number result is rounded on purpose: after the value (`16 full boxes`) or
+/// before the expression (`about 100 / 3 = 33`).
+const ROUNDING_AFTER: &[&str] =
+    &["full", "whole", "complete", "entire", "rounded", "approximately", "about", "roughly"];
+const ROUNDING_BEFORE: &[&str] = &[
+    "about",
+    "approximately",
+    "around",
+    "roughly",
+    "rounded",
+    "round",
+    "nearly",
+    "almost",
+    "most",
+    "least",
+    "max",
+    "maximum",
+    "minimum",
+    "whole",
+    "full",
+];
+
+fn says_rounded(toks: &[Token], a: usize, value: usize) -> bool {
+    let word_in =
+        |t: &Token, list: &[&str]| matches!(&t.tok, Tok::Word(w) if list.contains(&w.to_lowercase().as_str()));
+    toks[value + 1..].iter().take(3).any(|t| word_in(t, ROUNDING_AFTER))
+        || toks[..a].iter().rev().take(3).any(|t| word_in(t, ROUNDING_BEFORE) || t.tok == Tok::Other('~'))
+}
+
+/// The token after a `<<…>>` annotation starting at `i`, or `i` when there is none.
+fn after_annotation(toks: &[Token], i: usize) -> usize {
+    let lt = |t: Option<&Token>| t.is_some_and(|t| t.tok == Tok::Other('<'));
+    if !(lt(toks.get(i)) && lt(toks.get(i + 1))) {
+        return i;
+    }
+    (i + 2..toks.len().saturating_sub(1))
+        .find(|&m| toks[m].tok == Tok::Other('>') && toks[m + 1].tok == Tok::Other('>'))
+        .map_or(i, |m| m + 2)
+}
+
+/// For the calculator: the exact value of the expression that ends `seg` right before its final `=`, read
+/// as [`check_segment`] reads a left side (so it computes exactly what the checker would check), and the
+/// byte offset where the expression starts. None when the checker would not check it.
+pub fn value_before_final_eq(seg: &str) -> Option<(BigRational, usize)> {
+    let toks = tokenize(seg, 0);
+    let k = toks.len().checked_sub(1)?;
+    if toks[k].tok != Tok::Eq {
+        return None;
+    }
+    let mut lo = k;
+    while lo > 0 && k - lo < MAX_EXPR_TOKENS && extendable(&toks[lo - 1].tok) {
+        lo -= 1;
+    }
+    let (a, (lhs, shape)) = (lo..k).find_map(|a| parse_all(&toks[a..k]).map(|r| (a, r)))?;
+    if shape.binops == 0 || !left_edge_is_clear(&toks, a) || is_range(&toks, a, k) {
+        return None;
+    }
+    if shape.additive && shape.units.windows(2).any(|u| u[0] != u[1] && is_measure(&u[0]) && is_measure(&u[1])) {
+        return None;
+    }
+    Some((lhs.pct, toks[a].start))
+}
+
 /// A result written with `decimals` places matches when it is the true value rounded or cut to those
-/// places; a whole number matches a fractional result within 1 (floors and ceilings in word problems).
+/// places. A whole number must be exact (`54 / 8 = 6` is wrong) unless the text says it rounds.
 fn rounded_match(truth: &BigRational, written: &BigRational, decimals: usize) -> bool {
     let diff = (truth - written).abs();
     if decimals == 0 {
-        return !truth.is_integer() && diff < BigRational::one();
+        return false;
     }
     let mut ulp = BigRational::one();
     for _ in 0..decimals {
@@ -635,6 +863,36 @@ mod tests {
     }
 
     #[test]
+    fn issue_13_misses_are_found() {
+        // GSM8K's socratic lines put `**` markup before every calculation.
+        assert_eq!(errs("How many tests did John take? ** John took 2 * 3 = 7 tests"), vec!["2 * 3 = 6, not 7"]);
+        assert_eq!(errs("** 2 * 3 = 6 tests"), Vec::<String>::new());
+        assert_eq!(errs("the total is **2 * 3 = 7**"), vec!["2 * 3 = 6, not 7"]);
+        // The second of two equations joined by "and".
+        assert_eq!(errs("5 + 3 = 8 and 8 * 2 = 17"), vec!["8 * 2 = 16, not 17"]);
+        // Unit words between the factors.
+        assert_eq!(errs("5 weeks x 5 blouses x $5.00 = $25"), vec!["5 weeks x 5 blouses x $5.00 = 125, not $25"]);
+        assert_eq!(
+            errs("So the load is 2 GB/minute * 40 minutes = 8 GB."),
+            vec!["2 GB/minute * 40 minutes = 80, not 8"]
+        );
+        // A whole number that is not the exact result of a division.
+        assert_eq!(errs("54 / 8 = 6"), vec!["54 / 8 = 6.75, not 6"]);
+        assert_eq!(errs("54 / 8 = 7"), vec!["54 / 8 = 6.75, not 7"]);
+        assert_eq!(errs("So he bought 5 x 0.5 = 2 glasses."), vec!["5 x 0.5 = 2.5, not 2"]);
+        // "to" after a verb of change gives the new amount.
+        assert_eq!(errs("The value rose to 80,000 x 2.5 = 210,000"), vec!["80,000 x 2.5 = 200000, not 210,000"]);
+        // Calculator marks: the number the text states is checked, and so is the mark.
+        assert_eq!(errs("3 x 2 = <<3*2=6>>7 boxes"), vec!["3 x 2 = 6, not 7"]);
+        assert_eq!(errs("67 - 120 = <<67-120=-47>>47 fruit"), vec!["67 - 120 = -53, not 47", "67-120 = -53, not -47"]);
+        assert_eq!(errs("There are 3 x 2 = <<3*2=7>>7 boxes"), vec!["3 x 2 = 6, not 7", "3*2 = 6, not 7"]);
+        // A number written without its leading zero.
+        assert_eq!(errs("He needs to pay 16*.6=12 dollars"), vec!["16*.6 = 9.6, not 12"]);
+        // Different words that are not units of measure are still added up.
+        assert_eq!(errs("So there are 100 girls - 100 boys = 50 girls."), vec!["100 girls - 100 boys = 0, not 50"]);
+    }
+
+    #[test]
     fn correct_arithmetic_passes() {
         for t in [
             "Janet sells 16 - 3 - 4 = 9 duck eggs a day.",
@@ -648,6 +906,14 @@ mod tests {
             "2 / 3 = 0.67",
             "10 / 3 = 3.3",
             "She buys 50/3 = 16 full boxes",
+            "That is about 100 / 3 = 33 each",
+            "** 16 - 3 = 13 eggs",
+            "The price rose to 80,000 x 2.5 = 200,000",
+            "5 + 3 = 8 and 8 * 2 = 16",
+            "It takes 1 and 1/4 cup + 2 = 3.25 cups",
+            "She has 10 dogs *.5 hours = 5 hours",
+            "16 - 3 = <<16-3=13>>13 eggs",
+            "2 GB/minute * 40 minutes = 80 GB",
             "0.2 * 100 = 20%",
             "5% + 3% = 8%",
             "1.5 * 4 = 6",

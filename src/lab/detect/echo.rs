@@ -3,17 +3,21 @@
 //!
 //! Reference reasoning restates clauses of the question all the time (GSM8K gold copies up to 22 words),
 //! so for the question a copy counts only when it parrots the question itself (ends in its `?`), or is
-//! very long, or is most of the question. The instruction is never restated by good reasoning, so any
+//! very long, or is most of the question, or copies the end of its ask (at least [`ASK_RUN`] words through
+//! the `?`). The instruction is never restated by good reasoning, so any
 //! run of [`MIN_WORDS`] of it counts. One row of the longest-common-substring table is kept: each new
 //! word costs one pass over the source's words.
 
 use super::text::{is_marker, Word, WordScanner};
 use super::RawSpan;
 
-/// Shortest run considered at all.
+/// Shortest run of the instruction line that counts.
 pub const MIN_WORDS: usize = 8;
 /// A run of the question that ends in its question mark counts from this length.
 const QUESTION_RUN: usize = 12;
+/// A run of at least this many words that ends with the question's last word, the `?` included, counts:
+/// a partial echo of the ask (`How many pieces were taken by the guests?`).
+const ASK_RUN: usize = 8;
 /// A run of the question at least this long counts whatever it holds.
 const LONG_RUN: usize = 32;
 /// A run of at least `MIN_SHARE_WORDS` words covering this share of the question counts.
@@ -31,6 +35,8 @@ pub enum Source {
 pub struct Echo {
     what: Source,
     source: Vec<String>,
+    /// Whether the source ends with a question mark (the ask).
+    asks: bool,
     /// row[j]: length of the common run ending at the last continuation word and source word j.
     row: Vec<usize>,
     /// Byte spans of the continuation's words.
@@ -47,7 +53,8 @@ impl Echo {
             }
         });
         let n = words.len();
-        Self { what, source: words, row: vec![0; n], words: Vec::new(), closed: Vec::new() }
+        let asks = source.trim_end().ends_with('?');
+        Self { what, source: words, asks, row: vec![0; n], words: Vec::new(), closed: Vec::new() }
     }
 
     pub fn add_word(&mut self, text: &str, w: &Word) {
@@ -62,8 +69,8 @@ impl Echo {
         let last = self.words.len() - 1;
         for j in 0..m {
             let len = self.row[j];
-            if len >= MIN_WORDS && (j + 1 >= m || new[j + 1] == 0) && last > 0 {
-                if let Some(span) = self.span(text, last - 1, len) {
+            if len >= ASK_RUN && (j + 1 >= m || new[j + 1] == 0) && last > 0 {
+                if let Some(span) = self.span(text, last - 1, len, j) {
                     self.closed.push(span);
                 }
             }
@@ -71,13 +78,15 @@ impl Echo {
         self.row = new;
     }
 
-    fn span(&self, text: &str, last_word: usize, len: usize) -> Option<RawSpan> {
+    /// The copy of `len` words ending at continuation word `last_word` and source word `j`, if it counts.
+    fn span(&self, text: &str, last_word: usize, len: usize, j: usize) -> Option<RawSpan> {
         let first = last_word + 1 - len;
         let (start, end) = (self.words[first].0, self.words[last_word].1);
         let counts = match self.what {
             Source::Instruction => len >= MIN_WORDS,
             Source::Question => {
                 (len >= QUESTION_RUN && text[start..end].contains('?'))
+                    || (len >= ASK_RUN && self.asks && j + 1 == self.source.len() && text[start..end].ends_with('?'))
                     || len >= LONG_RUN
                     || (len >= MIN_SHARE_WORDS && len as f64 >= SHARE * self.source.len() as f64)
             }
@@ -91,9 +100,13 @@ impl Echo {
 
     fn open_spans(&self, text: &str) -> Vec<RawSpan> {
         match self.words.len().checked_sub(1) {
-            Some(last) => {
-                self.row.iter().filter(|&&l| l >= MIN_WORDS).filter_map(|&l| self.span(text, last, l)).collect()
-            }
+            Some(last) => self
+                .row
+                .iter()
+                .enumerate()
+                .filter(|&(_, &l)| l >= ASK_RUN)
+                .filter_map(|(j, &l)| self.span(text, last, l, j))
+                .collect(),
             None => Vec::new(),
         }
     }

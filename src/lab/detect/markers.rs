@@ -4,13 +4,15 @@
 use super::repetition::clip;
 use super::RawSpan;
 
-/// `missing_answer_marker`: decided by the first two non-blank bytes of the continuation.
+/// `missing_answer_marker`: the prompt leaves `A:` to the model and the answer does not come after it.
+/// The marker is there when the continuation opens with `A:`, or when it first finishes the question
+/// (a first line ending in `?`) and the next non-blank line opens with `A:`.
 #[derive(Clone, Debug, Default)]
 pub struct AnswerMarker {
     enabled: bool,
     first_nonblank: Option<usize>,
     scan: usize,
-    /// Some(true) once the continuation is known not to open with `A:`.
+    /// Some(true) once the continuation is known not to bring `A:` where it belongs.
     missing: Option<bool>,
 }
 
@@ -29,12 +31,36 @@ impl AnswerMarker {
                 None => self.scan = text.len(),
             }
         }
-        match self.first_nonblank {
-            Some(f) if text.len() - f >= 2 => self.missing = Some(!text[f..].starts_with("A:")),
-            Some(_) if at_end => self.missing = Some(true),
-            None if at_end => self.missing = Some(true),
-            _ => {}
-        }
+        let Some(f) = self.first_nonblank else {
+            if at_end {
+                self.missing = Some(true);
+            }
+            return;
+        };
+        self.missing = match opens_with_marker(&text[f..]) {
+            Some(true) => Some(false),
+            Some(false) => match text[f..].find('\n') {
+                Some(nl) if text[f..f + nl].trim_end().ends_with('?') => {
+                    let rest = &text[f + nl + 1..];
+                    match rest.char_indices().find(|(_, c)| !c.is_whitespace()) {
+                        Some((p, _)) => match opens_with_marker(&rest[p..]) {
+                            Some(has) => Some(!has),
+                            None if at_end => Some(true),
+                            None => None,
+                        },
+                        None if at_end => Some(true),
+                        None => None,
+                    }
+                }
+                Some(_) => Some(true),
+                None if at_end => Some(true),
+                None => None,
+            },
+            None if at_end => Some(true),
+            None => None,
+        };
+        // Resume the search for the first non-blank byte only while it is unknown.
+        self.scan = self.scan.max(f);
     }
 
     /// The span written where the answer should have opened: from the first non-blank byte to the
@@ -57,6 +83,17 @@ impl AnswerMarker {
         };
         let end = f + text[f..end].trim_end().len();
         Some(RawSpan { start: f, end: end.max(f), detail: detail.to_string() })
+    }
+}
+
+/// Whether `s` opens with `A:`; None while too short to tell.
+fn opens_with_marker(s: &str) -> Option<bool> {
+    if s.len() >= 2 {
+        Some(s.starts_with("A:"))
+    } else if s.is_empty() || "A".starts_with(s) {
+        None
+    } else {
+        Some(false)
     }
 }
 

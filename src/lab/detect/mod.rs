@@ -4,11 +4,11 @@
 //! sentences are handed on once settled, so the result never depends on how the text was chunked), and
 //! [`StreamDetector::finish`] gives exactly what [`detect_all`] gives on the whole text.
 
-mod arith;
+pub(crate) mod arith;
 mod echo;
 mod markers;
 mod repetition;
-mod text;
+pub(crate) mod text;
 
 use serde::{Deserialize, Serialize};
 
@@ -223,6 +223,8 @@ impl StreamDetector {
         self.advance(true);
         self.repetition.finish(&self.text);
         self.repetition.push_closed_opt(cut_off);
+        let cut_loop = self.repetition.cut_loop(&self.text, tail.start, tail.end);
+        self.repetition.push_closed_opt(cut_loop);
         for e in self.echoes.iter_mut() {
             e.finish(&self.text);
         }
@@ -277,13 +279,14 @@ fn merge(kind: FailureKind, mut spans: Vec<RawSpan>) -> Vec<Failure> {
     out
 }
 
+/// `no_answer`: the path gives no final answer at all (neither "The answer is N" nor a final statement
+/// of a number; see [`crate::lab::answer`]). A bare final number is an answer in another format, which
+/// `answer_rule: flexible` shows.
 fn no_answer_span(text: &str) -> Option<RawSpan> {
-    if crate::lab::answer::strict_answer(text).is_some() {
-        return None;
-    }
+    let why = crate::lab::answer::no_answer_reason(text)?;
     let start = text.len() - text.trim_start().len();
     let end = start + text.trim().len();
-    Some(RawSpan { start, end, detail: "no \"The answer is N\" in the continuation".to_string() })
+    Some(RawSpan { start, end, detail: why.to_string() })
 }
 
 /// Every detector on a finished continuation.

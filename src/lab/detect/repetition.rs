@@ -2,14 +2,20 @@
 //! - a short unit of words said back to back (`the the the the`, `2 bolts and 2 bolts and 2 bolts and`);
 //! - a sentence of at least [`MIN_SENTENCE_WORDS`] words said again;
 //! - an `A:` line said again;
-//! - text cut off (by the token limit) in the middle of saying an earlier sentence again.
+//! - text cut off (by the token limit) in the middle of saying an earlier sentence again;
+//! - sentences (or groups of up to three) that keep their words while only their numbers change, back
+//!   to back (`240 / 0.4 = 600. 600 / 0.6 = 1200. 1200 / 0.6 = 1800. 1800 / 0.6 =`): at least
+//!   [`LONG_LOOP`] times, or at least three times (four for bare arithmetic) when the text ends cut off in
+//!   the middle of saying it once more. Gold reasoning writes such chains up to seven times
+//!   (`In year 2 he pays 80+10=$90. In year 3 he pays 90+10=$100. …`) but always finishes them;
+//! - one long "word" made of a short piece said over and over (`<<7/11=<<7/11=<<7/11=`).
 //!
 //! Numbers and operators alone do not make a loop (`5 + 5 + 5 + 5` is arithmetic), and reusing a phrase
 //! in a new sentence is not a loop either (gold reasoning does that all the time).
 
 use std::collections::HashMap;
 
-use super::text::{normalize_word, Word};
+use super::text::{normalize_word, shape_word, Word};
 use super::RawSpan;
 
 /// Longest back-to-back unit looked for, in words.
@@ -18,6 +24,13 @@ const MAX_PERIOD: usize = 24;
 pub const MIN_SENTENCE_WORDS: usize = 5;
 /// A repeated `A:` line must have at least this many words after the marker.
 const MIN_LINE_WORDS: usize = 4;
+/// Longest group of sentences looked for as a unit of a numbers-only loop.
+const MAX_SHAPE_PERIOD: usize = 3;
+/// A numbers-only loop this many times long is a loop however it ends.
+pub const LONG_LOOP: usize = 8;
+/// A word at least this long made of one piece said at least `MIN_PIECE_COPIES` times is a loop.
+const LONG_WORD: usize = 24;
+const MIN_PIECE_COPIES: usize = 4;
 
 #[derive(Clone, Debug, Default)]
 pub struct Repetition {
@@ -28,6 +41,8 @@ pub struct Repetition {
     sentences: Vec<(Vec<String>, usize)>,
     sentence_index: HashMap<String, usize>,
     answer_lines: HashMap<String, usize>,
+    /// Every completed sentence in order: its shape (numbers masked), letter-word count and byte span.
+    shapes: Vec<(Vec<String>, usize, usize, usize)>,
     closed: Vec<RawSpan>,
 }
 
@@ -53,6 +68,9 @@ impl Repetition {
     }
 
     pub fn add_word(&mut self, text: &str, w: Word) {
+        if let Some(span) = piece_loop(text, &w) {
+            self.closed.push(span);
+        }
         self.words.push(w);
         let i = self.words.len() - 1;
         for p in 1..=MAX_PERIOD.min(i) {
@@ -95,6 +113,7 @@ impl Repetition {
 
     /// A completed sentence (`start..end` of `text`).
     pub fn add_sentence(&mut self, text: &str, start: usize, end: usize) {
+        self.add_shape(text, start, end);
         let words = content_words(&text[start..end]);
         if words.len() < MIN_SENTENCE_WORDS || alpha_count(&words) < 2 {
             return;
@@ -110,6 +129,72 @@ impl Repetition {
                 self.sentences.push((words, s));
             }
         }
+    }
+
+    /// Loops in which only the numbers change, [`LONG_LOOP`] times or more.
+    fn add_shape(&mut self, text: &str, start: usize, end: usize) {
+        let words = content_words(&text[start..end]);
+        if words.is_empty() {
+            return;
+        }
+        let (s, e) = trimmed(text, start, end);
+        let shape: Vec<String> = words.iter().map(|w| shape_word(w)).collect();
+        self.shapes.push((shape, alpha_count(&words), s, e));
+        let n = self.shapes.len();
+        for p in 1..=MAX_SHAPE_PERIOD {
+            if n < LONG_LOOP * p || self.unit_words(n - p, n) < 3 {
+                continue;
+            }
+            let first = n - LONG_LOOP * p;
+            if (first..n - p).all(|i| self.shapes[i].0 == self.shapes[i + p].0) {
+                self.closed.push(self.shape_span(first, e, LONG_LOOP, p));
+                break;
+            }
+        }
+    }
+
+    fn unit_words(&self, from: usize, to: usize) -> usize {
+        self.shapes[from..to].iter().map(|x| x.0.len()).sum()
+    }
+
+    fn shape_span(&self, first: usize, end: usize, copies: usize, p: usize) -> RawSpan {
+        RawSpan {
+            start: self.shapes[first].2,
+            end,
+            detail: format!(
+                "the same sentence{} {copies} times, only the numbers change",
+                if p > 1 { "s" } else { "" }
+            ),
+        }
+    }
+
+    /// A shorter numbers-only loop that the text ends in, cut off while saying it once more: called once
+    /// the whole text is in, with the final segment `start..end` (already added as a sentence).
+    pub fn cut_loop(&self, text: &str, start: usize, end: usize) -> Option<RawSpan> {
+        let seg = &text[start..end];
+        if seg.trim().is_empty() || seg.trim_end().ends_with(['.', '!', '?', ';']) {
+            return None;
+        }
+        let n = self.shapes.len();
+        let cut = &self.shapes.last()?.0;
+        for p in 1..=MAX_SHAPE_PERIOD {
+            if n < p + 2 || !crate::lab::conclusion::restarts(&self.shapes[n - 1 - p].0, cut) {
+                continue;
+            }
+            // The complete sentences before the cut one that repeat with period p.
+            let mut j = n - 2;
+            while j >= p && self.shapes[j].0 == self.shapes[j - p].0 {
+                j -= 1;
+            }
+            let first = j + 1 - p;
+            let copies = (n - 1 - first) / p + 1;
+            let alpha: usize = self.shapes[n - 1 - p..n - 1].iter().map(|x| x.1).sum();
+            let needed = if alpha >= 2 { 3 } else { 4 };
+            if copies >= needed && self.unit_words(n - 1 - p, n - 1) >= 3 {
+                return Some(self.shape_span(first, self.shapes[n - 1].3, copies, p));
+            }
+        }
+        None
     }
 
     /// A completed line (`start..end` of `text`, without its newline).
@@ -179,6 +264,24 @@ impl Repetition {
         }
         out
     }
+}
+
+/// A long word made of one short piece said over and over.
+fn piece_loop(text: &str, w: &Word) -> Option<RawSpan> {
+    let raw = &text.as_bytes()[w.start..w.end];
+    if raw.len() < LONG_WORD {
+        return None;
+    }
+    let p = (3..=raw.len() / MIN_PIECE_COPIES).find(|&p| {
+        let body = raw.len() - raw.len() % p;
+        (p..body).all(|i| raw[i] == raw[i - p]) && body >= MIN_PIECE_COPIES * p
+    })?;
+    let piece = String::from_utf8_lossy(&raw[..p]).into_owned();
+    Some(RawSpan {
+        start: w.start,
+        end: w.end,
+        detail: format!("\"{}\" repeated {} times in a row", clip(&piece, 60), raw.len() / p),
+    })
 }
 
 /// At most `n` characters of `s` on one line, with an ellipsis when cut.

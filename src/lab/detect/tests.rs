@@ -75,7 +75,14 @@ fn repetition_sentence_and_block_loops() {
     assert_eq!(of_kind(t, &f, FailureKind::Repetition), vec!["The robe takes 2 bolts of blue fiber."]);
     assert!(f.iter().any(|x| x.detail == "repeats the sentence at byte 1"), "{f:?}");
 
+    // The A: line said again, then cut off saying it a third time.
     let t = " 2 + 1 = 3 bolts\nA: 2 + 1 = 3 bolts in total\nA: 2 + 1 = 3 bolts in total\nA: 2 + 1 = 3";
+    let f = detect_all(&ctx(true), t);
+    assert_eq!(
+        of_kind(t, &f, FailureKind::Repetition),
+        vec!["A: 2 + 1 = 3 bolts in total\nA: 2 + 1 = 3 bolts in total\nA: 2 + 1 = 3"]
+    );
+    let t = " 2 + 1 = 3 bolts\nA: 2 + 1 = 3 bolts in total\nA: 2 + 1 = 3 bolts in total\nThe answer is 3.";
     let f = detect_all(&ctx(true), t);
     assert_eq!(of_kind(t, &f, FailureKind::Repetition), vec!["A: 2 + 1 = 3 bolts in total"]);
 }
@@ -90,6 +97,48 @@ fn repetition_cut_off_mid_sentence() {
     // A finished sentence that merely starts like an earlier one is not a loop.
     let t = " A robts of 8 x 2 = 16 bolts take up to belving. A robts of 8 x 2 = 16 bolts are blue.";
     assert!(of_kind(t, &detect_all(&ctx(true), t), FailureKind::Repetition).is_empty());
+}
+
+#[test]
+fn loops_where_only_the_numbers_change() {
+    // Cut off while going round once more: a loop from three times on.
+    let t = " So she will eat 3 * 4 = 12 omelets. So she will eat 12 * 4 = 48 omelets. So she will eat 48 * 4 = 192 omelets. So she will eat 192 * 4 = 7";
+    let f = detect_all(&ctx(true), t);
+    assert_eq!(of_kind(t, &f, FailureKind::Repetition), vec![&t[1..]]);
+    assert!(f.iter().any(|x| x.detail == "the same sentence 4 times, only the numbers change"), "{f:?}");
+    assert!(f.iter().any(|x| x.kind == FailureKind::NoAnswer), "{f:?}");
+    // Two sentences going round together.
+    let t = " Then he bought 5 glasses for 3 dollars each. So he bought 5 x 3 = 15 glasses. Then he bought 5 glasses for 2 dollars each. So he bought 5 x 2 = 10 glasses. Then he bought 5 glasses for 1 dollar each. So he bought 5 x 1 = 5 glasses. Then he bought 5 glasses";
+    assert_eq!(of_kind(t, &detect_all(&ctx(true), t), FailureKind::Repetition), vec![&t[1..]]);
+    // Bare arithmetic needs four, the cut one included.
+    let t = " 240 / 0.4 = 600. 600 / 0.6 = 1000. 1000 / 0.5 = 2000. 2000 / 0.5 =";
+    assert_eq!(of_kind(t, &detect_all(&ctx(true), t), FailureKind::Repetition), vec![&t[1..]]);
+    let t = " 240 / 0.4 = 600. 600 / 0.6 = 1000. 1000 / 0.5 =";
+    assert!(of_kind(t, &detect_all(&ctx(true), t), FailureKind::Repetition).is_empty());
+    // A finished chain, as gold reasoning writes it, is not a loop unless very long.
+    let t = " In year 2 he pays 80+10=$90. In year 3 he pays 90+10=$100. In year 4 he pays 100+10=$110. In year 5 he pays 110+10=$120. The answer is 120.";
+    assert!(of_kind(t, &detect_all(&ctx(true), t), FailureKind::Repetition).is_empty());
+    let long: String = (1..=9).map(|i| format!(" In year {i} he pays {}+10=${}.", 10 * i, 10 * i + 10)).collect();
+    let f = detect_all(&ctx(true), &long);
+    assert_eq!(of_kind(&long, &f, FailureKind::Repetition), vec![long.trim()]);
+    // One long "word" made of a piece said over and over.
+    let t = " so his age is <<7/11=<<7/11=<<7/11=<<7/11=<<7/11=<<7/11";
+    let f = detect_all(&ctx(true), t);
+    assert_eq!(of_kind(t, &f, FailureKind::Repetition), vec!["<<7/11=<<7/11=<<7/11=<<7/11=<<7/11=<<7/11"]);
+}
+
+#[test]
+fn question_echo_without_a_line_start_q_and_of_the_ask() {
+    // The prompt glued the question to the last exemplar; analyze reads it back all the same.
+    let prompt = "Q: Tom has 3 cats. How many?\nA: The answer is 3.Q: A robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does it take?\nA:";
+    let c = crate::lab::context_from_prompt(prompt);
+    let t = " A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take? The answer is 2.";
+    assert_eq!(kinds(&detect_all(&c, t)), vec!["question_echo"]);
+    // A partial echo: the end of the ask, through its question mark.
+    let t = " 2 + 1 = 3. So, how many bolts in total does it take?\n";
+    let f = detect_all(&ctx(true), t);
+    assert_eq!(of_kind(t, &f, FailureKind::QuestionEcho), vec!["how many bolts in total does it take?"]);
+    assert!(of_kind(t, &f, FailureKind::Repetition).is_empty());
 }
 
 #[test]
@@ -134,14 +183,20 @@ fn question_echo_of_the_instruction() {
 
 #[test]
 fn missing_answer_marker_cases() {
-    // The default model's annot1-4shot greedy output: it goes on with the question.
+    // The default model's annot1-4shot greedy output: it goes on with the question, then writes "A:"
+    // where the template needs it.
     let t = " (There are 2 bolts and he has 2 bolts and 2 bolts of fits. Each bolts will be 2 bolts and 2 bolts?\nA: Each bolts will";
     let f = detect_all(&ctx(false), t);
-    assert_eq!(kinds(&f), vec!["missing_answer_marker", "no_answer"]);
-    assert_eq!(
-        of_kind(t, &f, FailureKind::MissingAnswerMarker),
-        vec!["(There are 2 bolts and he has 2 bolts and 2 bolts of fits. Each bolts will be 2 bolts and 2 bolts?"]
-    );
+    assert_eq!(kinds(&f), vec!["no_answer"]);
+    // Something other than the question comes first: the marker is missing, up to the model's own "A:".
+    let t = " (There are 2 bolts and 2 bolts)\nA: It takes 2 + 1 = 3 bolts. The answer is 3.";
+    let f = detect_all(&ctx(false), t);
+    assert_eq!(of_kind(t, &f, FailureKind::MissingAnswerMarker), vec!["(There are 2 bolts and 2 bolts)"]);
+    // The question goes on, but no "A:" follows.
+    let t = " How many in all?\nIt takes 2 + 1 = 3 bolts. The answer is 3.";
+    assert_eq!(kinds(&detect_all(&ctx(false), t)), vec!["missing_answer_marker"]);
+    let t = " How many in all?\n\n  A: It takes 2 + 1 = 3 bolts. The answer is 3.";
+    assert!(detect_all(&ctx(false), t).is_empty());
     let t = " 2 + 1 = 3.\nThe answer is 3.";
     assert_eq!(of_kind(t, &detect_all(&ctx(false), t), FailureKind::MissingAnswerMarker), vec!["2 + 1 = 3."]);
     for ok in ["\nA: 2 + 1 = 3. The answer is 3.", " A: The answer is 3.", "A: The answer is 3."] {
@@ -164,25 +219,35 @@ fn runaway_question_cases() {
     // The strict answer is the one before the invented question.
     let t = " 2 + 2 = 4 bolts\nQ: Tom has 7 cats. The answer is 7.";
     let f = detect_all(&ctx(true), t);
-    assert_eq!(kinds(&f), vec!["no_answer", "runaway_question"]);
+    assert_eq!(kinds(&f), vec!["runaway_question"], "4 is its answer, in another format");
+    let t = " Then 2 + 2\nQ: Tom has 7 cats. The answer is 7.";
+    assert_eq!(kinds(&detect_all(&ctx(true), t)), vec!["no_answer", "runaway_question"]);
     assert!(detect_all(&ctx(true), " FAQ: 2 + 1 = 3. The answer is 3.").is_empty());
 }
 
 #[test]
 fn no_answer_cases() {
     for (t, want) in [
-        (" 2 + 1 = 3 bolts.", true),
+        (" 2 + 1 = 3 bolts.", false),
+        ("\n3", false),
         (" The answer is three.", true),
         (" So the answer is 3", false),
         (" The answer is $3.", false),
         ("", true),
+        (" Then he bought 5 glasses", true),
+        (" How many bolts in total does it take?\n", true),
+        (" It takes 2 bolts. It takes 2 bolts.", true),
     ] {
         let f = detect_all(&ctx(true), t);
         assert_eq!(f.iter().any(|x| x.kind == FailureKind::NoAnswer), want, "{t:?}: {f:?}");
     }
-    let t = "  2 + 1 = 3 bolts.\n";
+    let t = "  2 + 1 = 3 bolts. Then he bought 5 glasses\n";
     let f = detect_all(&ctx(true), t);
-    assert_eq!(of_kind(t, &f, FailureKind::NoAnswer), vec!["2 + 1 = 3 bolts."]);
+    assert_eq!(of_kind(t, &f, FailureKind::NoAnswer), vec!["2 + 1 = 3 bolts. Then he bought 5 glasses"]);
+    assert_eq!(
+        f.iter().find(|x| x.kind == FailureKind::NoAnswer).unwrap().detail,
+        "the path stops in the middle of a sentence"
+    );
 }
 
 #[test]
@@ -204,7 +269,7 @@ fn golden_outputs() -> Vec<(&'static str, DetectContext, &'static str, Vec<&'sta
             "annot1-4shot",
             ctx(false),
             " (There are 2 bolts and he has 2 bolts and 2 bolts of fits. Each bolts will be 2 bolts and 2 bolts?\nA: Each bolts will",
-            vec!["missing_answer_marker", "no_answer"],
+            vec!["no_answer"],
         ),
         (
             "annot2-4shot",
@@ -216,7 +281,7 @@ fn golden_outputs() -> Vec<(&'static str, DetectContext, &'static str, Vec<&'sta
             "cot-paths",
             ctx(false),
             " (There are 2 inches long?\nA: First find the total number of bolts in the robts: 2 bolts * 2 bolts = 8 bolts. Then find the total number of bol",
-            vec!["missing_answer_marker", "no_answer", "arithmetic_error"],
+            vec!["no_answer", "arithmetic_error"],
         ),
         (
             "directions",
@@ -374,5 +439,23 @@ fn gold_reasoning_with_its_answer_sentence_is_clean() {
         let t = format!(" {} The answer is {}.", p.reasoning, p.gold);
         let f = detect_all(&c, &t);
         assert!(f.is_empty(), "row {}: {f:?}", p.index);
+    }
+}
+
+/// Development aid: every alarm the detectors raise on GSM8K gold reasoning, test and train.
+#[test]
+#[ignore]
+fn print_gold_alarms() {
+    for (set, problems) in [("test", gsm8k::test_set()), ("train", gsm8k::train_set())] {
+        for p in problems {
+            let c =
+                DetectContext { question: p.question.clone(), instruction: None, prompt_ends_with_answer_marker: true };
+            for f in detect_all(&c, &p.reasoning) {
+                if matches!(f.kind, FailureKind::NoAnswer | FailureKind::RunawayQuestion) {
+                    continue;
+                }
+                println!("ALARM {set} {} {}: {:?} — {}", p.index, f.kind, &p.reasoning[f.start..f.end], f.detail);
+            }
+        }
     }
 }

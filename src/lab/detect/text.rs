@@ -20,6 +20,23 @@ pub fn normalize_word(raw: &str) -> String {
     base.to_lowercase()
 }
 
+/// A normalized word as it counts for the shape of a sentence: numbers masked as `#` (a loop that only
+/// changes numbers keeps its shape) and a plural ending dropped (`1 dollar`, `3 dollars`).
+pub fn shape_word(norm: &str) -> String {
+    if norm.chars().any(|c| c.is_ascii_digit()) {
+        return "#".to_string();
+    }
+    for suffix in ["sses", "shes", "ches", "xes"] {
+        if norm.ends_with(suffix) {
+            return norm[..norm.len() - 2].to_string();
+        }
+    }
+    match norm.strip_suffix('s') {
+        Some(stem) if !stem.ends_with('s') && !stem.is_empty() => stem.to_string(),
+        _ => norm.to_string(),
+    }
+}
+
 /// Whether a raw word is a `Q:`/`A:` turn marker (these are layout, not content).
 pub fn is_marker(raw: &str) -> bool {
     matches!(raw, "Q:" | "A:")

@@ -53,9 +53,13 @@ impl GemmWeight for f16 {
     }
 }
 
-/// Whether [`matmul_t`] runs on this CPU.
+/// Whether [`matmul_t`] runs on this CPU. `COTSCOPE_PREFILL_GEMM=candle` turns it off (to compare
+/// against candle's GEMM in one sitting).
 pub fn available() -> bool {
-    super::cpu::features().avx512
+    use std::sync::OnceLock;
+    static OFF: OnceLock<bool> = OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var("COTSCOPE_PREFILL_GEMM").is_ok_and(|v| v == "candle"));
+    super::cpu::features().avx512 && !off
 }
 
 /// `y[i·n + j] = Σₚ x[i·k + p] · w[j·k + p]` for `m = x.len() / k` rows and `n = w.len() / k`

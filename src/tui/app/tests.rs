@@ -21,6 +21,7 @@ pub fn model_info() -> ModelInfo {
         n_params: 1000,
         vocab_size: 4096,
         dtype: "f32".into(),
+        remote: None,
     }
 }
 
@@ -96,7 +97,12 @@ pub fn stream(app: &mut App, run: u64, texts: &[&str], finish: bool) {
             app.on_report(Report::Engine {
                 id: run,
                 request: 0,
-                event: EngineEvent::Token { path, id: i as u32 + 10, text: w.to_string() },
+                event: EngineEvent::Token(crate::engine::TokenEvent {
+                    path,
+                    id: Some(i as u32 + 10),
+                    text: w.to_string(),
+                    ..Default::default()
+                }),
                 at_ms: ms,
             });
         }
@@ -105,10 +111,9 @@ pub fn stream(app: &mut App, run: u64, texts: &[&str], finish: bool) {
         for (path, text) in texts.iter().enumerate() {
             let n = text.split_inclusive(' ').count();
             let done = PathResult {
-                path,
                 text: text.to_string(),
                 token_ids: (0..n as u32).map(|i| i + 10).collect(),
-                stop_reason: StopReason::StopString(if path == 0 { "\n\n" } else { "\nQ:" }.into()),
+                ..PathResult::empty(path, StopReason::StopString(if path == 0 { "\n\n" } else { "\nQ:" }.into()))
             };
             app.on_report(Report::Engine { id: run, request: 0, event: EngineEvent::Done(done), at_ms: 500.0 });
         }
@@ -467,7 +472,12 @@ fn stale_events_of_an_old_run_are_ignored() {
     a.on_report(Report::Engine {
         id: run + 10,
         request: 0,
-        event: EngineEvent::Token { path: 0, id: 1, text: "x".into() },
+        event: EngineEvent::Token(crate::engine::TokenEvent {
+            path: 0,
+            id: Some(1),
+            text: "x".into(),
+            ..Default::default()
+        }),
         at_ms: 1.0,
     });
     assert!(a.generation.as_ref().unwrap().panes[0].text.is_empty());

@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier};
 use ratatui::Terminal;
 
 use super::draw;
-use crate::engine::EngineEvent;
+use crate::engine::{EngineEvent, TokenEvent};
 use crate::lab::detect::{Failure, FailureKind};
 use crate::tui::app::tests::{app, finished_app, ready_app, TWO_PATHS};
 use crate::tui::app::App;
@@ -53,7 +53,12 @@ fn streaming_app() -> App {
             a.on_report(Report::Engine {
                 id: run,
                 request: 0,
-                event: EngineEvent::Token { path, id: i as u32, text: w.into() },
+                event: EngineEvent::Token(TokenEvent {
+                    path,
+                    id: Some(i as u32),
+                    text: w.into(),
+                    ..TokenEvent::default()
+                }),
                 at_ms: ms,
             });
         }

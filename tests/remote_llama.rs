@@ -1,0 +1,453 @@
+//! The remote engine against a REAL server: llama-cpp-python's OpenAI-compatible server serving the
+//! embedded model converted to GGUF (`../shared/models/tiny-bloom-gsm8k-gguf`). llama.cpp reproduces
+//! the reference greedy continuations exactly with it, so greedy text must equal the local engine's.
+//!
+//! Needs `COTSCOPE_LLAMA_PYTHON` (a Python with `llama_cpp.server`; `.ci/setup.d/llama_server.sh`
+//! exports it) and the GGUF (`COTSCOPE_TEST_GGUF`, default: the shared copy). Each test starts its own
+//! server on a free loopback port and kills it when it ends, also on failure. Without the server the
+//! tests skip with a message, except under `CI=true`, where they fail.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cotscope::engine::remote::{RemoteConfig, RemoteEngine};
+use cotscope::engine::{
+    CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, SamplingParams, StopReason, TokenEvent,
+};
+
+/// A running llama.cpp server; killed on drop.
+struct LlamaServer {
+    child: Child,
+    endpoint: String,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn gguf() -> PathBuf {
+    std::env::var_os("COTSCOPE_TEST_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/models/tiny-bloom-gsm8k-gguf/tiny-bloom-gsm8k-f32.gguf"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Whether `GET /v1/models` answers 200 on `port`.
+fn models_answer(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if n >= 12 && &buf[9..12] == b"200")
+}
+
+fn try_start() -> Result<LlamaServer, String> {
+    let python = std::env::var("COTSCOPE_LLAMA_PYTHON")
+        .map_err(|_| "COTSCOPE_LLAMA_PYTHON is not set (source .ci/setup.d/llama_server.sh)".to_string())?;
+    let model = gguf();
+    if !model.is_file() {
+        return Err(format!("the GGUF {} is missing", model.display()));
+    }
+    let port = free_port();
+    let log_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let log_path = log_dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let err_log = log.try_clone().map_err(|e| e.to_string())?;
+    let child = Command::new(&python)
+        .args(["-m", "llama_cpp.server", "--model"])
+        .arg(&model)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "2048"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .spawn()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    let mut server = LlamaServer { child, endpoint: format!("http://127.0.0.1:{port}/v1"), _log_dir: log_dir };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if models_answer(port) {
+            return Ok(server);
+        }
+        let log = || {
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("the server exited ({status}): {}", log()));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the server did not answer within 120 s: {}", log()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The server, or None (the test then returns) outside CI when it cannot start.
+fn server(test: &str) -> Option<LlamaServer> {
+    match try_start() {
+        Ok(s) => Some(s),
+        Err(e) if in_ci() => panic!("{test}: the llama.cpp server must run under CI=true: {e}"),
+        Err(e) => {
+            println!("SKIPPED {test}: {e}");
+            None
+        }
+    }
+}
+
+fn engine(server: &LlamaServer) -> RemoteEngine {
+    RemoteEngine::connect(&RemoteConfig::new(server.endpoint.clone())).expect("connect to the llama.cpp server")
+}
+
+fn cotscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cotscope")).args(args).current_dir(repo()).output().expect("run cotscope")
+}
+
+/// `done` events of `generate --json`, by path.
+fn done_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "done")
+        .collect()
+}
+
+fn collect(
+    engine: &RemoteEngine,
+    req: &GenerateRequest,
+    cancel: &CancelFlag,
+    mut on: impl FnMut(&EngineEvent),
+) -> Vec<EngineEvent> {
+    let mut events = Vec::new();
+    engine
+        .generate(req, cancel, &mut |e| {
+            on(&e);
+            events.push(e)
+        })
+        .expect("generate");
+    events
+}
+
+fn results(events: &[EngineEvent]) -> Vec<PathResult> {
+    let mut out: Vec<PathResult> =
+        events.iter().filter_map(|e| if let EngineEvent::Done(r) = e { Some(r.clone()) } else { None }).collect();
+    out.sort_by_key(|r| r.path);
+    out
+}
+
+fn token_events(events: &[EngineEvent], path: usize) -> Vec<TokenEvent> {
+    events
+        .iter()
+        .filter_map(|e| if let EngineEvent::Token(t) = e { (t.path == path).then(|| t.clone()) } else { None })
+        .collect()
+}
+
+fn short_prompt() -> String {
+    "Q: Tom has 3 apples and buys 2 more. How many apples does he have?\nA:".into()
+}
+
+fn req(prompt: String, paths: usize, temperature: f64, max_new_tokens: usize) -> GenerateRequest {
+    GenerateRequest {
+        prompt,
+        paths,
+        sampling: SamplingParams { temperature, max_new_tokens, seed: 7, ..SamplingParams::default() },
+        ..GenerateRequest::default()
+    }
+}
+
+#[test]
+fn greedy_remote_text_equals_the_local_engine_for_every_template() {
+    let Some(server) = server("greedy_remote_text_equals_the_local_engine_for_every_template") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let templates = ["wei-8shot", "annot1-4shot", "annot2-4shot", "cot-paths", "directions"];
+    for (i, template) in templates.iter().enumerate() {
+        let question = (i * 7).to_string();
+        let out = cotscope(&["prompt", "--template", template, "--question", &question]);
+        assert!(out.status.success(), "prompt {template}: {}", String::from_utf8_lossy(&out.stderr));
+        let prompt = dir.path().join(format!("{template}.txt"));
+        std::fs::write(&prompt, &out.stdout).unwrap();
+        let p = prompt.to_str().unwrap();
+        let common = ["generate", "--prompt-file", p, "--temperature", "0", "--max-new-tokens", "48", "--json"];
+        let local = cotscope(&common);
+        assert!(local.status.success(), "local {template}: {}", String::from_utf8_lossy(&local.stderr));
+        let remote = cotscope(&[&common[..], &["--endpoint", &server.endpoint]].concat());
+        assert!(remote.status.success(), "remote {template}: {}", String::from_utf8_lossy(&remote.stderr));
+        let (l, r) = (done_lines(&local.stdout), done_lines(&remote.stdout));
+        assert_eq!((l.len(), r.len()), (1, 1), "{template}");
+        assert!(!l[0]["text"].as_str().unwrap().is_empty(), "{template}: empty local text");
+        assert_eq!(r[0]["text"], l[0]["text"], "{template} question {question}: remote greedy text differs from local");
+        assert_eq!(r[0]["stop_reason"], l[0]["stop_reason"], "{template}");
+    }
+}
+
+#[test]
+fn four_sampled_paths_stream_concurrently_and_each_stops_on_its_own() {
+    let Some(server) = server("four_sampled_paths_stream_concurrently_and_each_stops_on_its_own") else { return };
+    let e = engine(&server);
+    let mut r = req(short_prompt(), 4, 1.0, 40);
+    r.stop = vec!["\nQ:".into(), "\n\n".into()];
+    let events = collect(&e, &r, &CancelFlag::new(), |_| {});
+    let done = results(&events);
+    assert_eq!(done.iter().map(|d| d.path).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    for d in &done {
+        assert!(
+            matches!(d.stop_reason, StopReason::Eos | StopReason::MaxTokens | StopReason::StopString(_)),
+            "{:?}",
+            d.stop_reason
+        );
+        let toks = token_events(&events, d.path);
+        assert!(!toks.is_empty());
+        assert_eq!(toks.iter().map(|t| t.text.as_str()).collect::<String>(), d.text);
+        assert!(toks.len() <= 40);
+    }
+    let distinct: std::collections::HashSet<&str> = done.iter().map(|d| d.text.as_str()).collect();
+    assert!(distinct.len() > 1, "per-path seeds give different samples: {done:?}");
+    // Streams interleave: some path's token arrives before another path is done and after it began.
+    let order: Vec<usize> =
+        events.iter().filter_map(|e| if let EngineEvent::Token(t) = e { Some(t.path) } else { None }).collect();
+    let switches = order.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(switches > 3, "paths did not stream concurrently: {order:?}");
+    // Same seed, same samples.
+    let again = results(&collect(&e, &r, &CancelFlag::new(), |_| {}));
+    assert_eq!(again.iter().map(|d| &d.text).collect::<Vec<_>>(), done.iter().map(|d| &d.text).collect::<Vec<_>>());
+}
+
+#[test]
+fn stop_strings_cut_the_greedy_text_where_they_occur() {
+    let Some(server) = server("stop_strings_cut_the_greedy_text_where_they_occur") else { return };
+    let e = engine(&server);
+    let full = results(&collect(&e, &req(short_prompt(), 1, 0.0, 32), &CancelFlag::new(), |_| {}))[0].text.clone();
+    let chars: Vec<char> = full.chars().collect();
+    assert!(chars.len() > 12, "greedy text too short to cut: {full:?}");
+    let stop: String = chars[8..11].iter().collect();
+    let cut = &full[..full.find(&stop).unwrap()];
+    let mut r = req(short_prompt(), 1, 0.0, 32);
+    r.stop = vec![stop.clone()];
+    let d = results(&collect(&e, &r, &CancelFlag::new(), |_| {}))[0].clone();
+    assert_eq!(d.stop_reason, StopReason::StopString(stop));
+    assert_eq!(d.text, cut);
+}
+
+#[test]
+fn cancel_mid_stream_ends_every_path_and_keeps_the_text() {
+    let Some(server) = server("cancel_mid_stream_ends_every_path_and_keeps_the_text") else { return };
+    let e = engine(&server);
+    let cancel = CancelFlag::new();
+    let flag = cancel.clone();
+    let mut n = 0;
+    let events = collect(&e, &req(short_prompt(), 2, 1.0, 1500), &cancel, |ev| {
+        if matches!(ev, EngineEvent::Token(_)) {
+            n += 1;
+            if n == 6 {
+                flag.cancel();
+            }
+        }
+    });
+    let done = results(&events);
+    assert_eq!(done.len(), 2);
+    for d in &done {
+        assert_eq!(d.stop_reason, StopReason::Cancelled);
+        assert_eq!(token_events(&events, d.path).iter().map(|t| t.text.as_str()).collect::<String>(), d.text);
+        assert!(token_events(&events, d.path).len() < 1500);
+    }
+    // The server is free for the next request right away.
+    let next = results(&collect(&e, &req(short_prompt(), 1, 0.0, 4), &CancelFlag::new(), |_| {}));
+    assert!(!next[0].text.is_empty());
+}
+
+#[test]
+fn logprobs_arrive_per_token() {
+    let Some(server) = server("logprobs_arrive_per_token") else { return };
+    let e = engine(&server);
+    let mut r = req(short_prompt(), 1, 0.0, 12);
+    r.logprobs = Some(3);
+    let events = collect(&e, &r, &CancelFlag::new(), |_| {});
+    let toks = token_events(&events, 0);
+    assert!(!toks.is_empty());
+    for t in &toks {
+        let lp = t.logprob.expect("a logprob per token");
+        assert!(lp <= 0.0 && lp.is_finite(), "{lp}");
+        assert!(!t.top.is_empty() && t.top.len() <= 3, "{:?}", t.top);
+        assert!(t.top.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+        // Greedy: the chosen token is the most likely one.
+        assert!((t.top[0].logprob - lp).abs() < 1e-3, "{t:?}");
+    }
+    assert_eq!(results(&events)[0].token_logprobs.len(), toks.len());
+}
+
+#[test]
+fn eval_keeps_k_questions_in_flight_and_reports_throughput() {
+    let Some(server) = server("eval_keeps_k_questions_in_flight_and_reports_throughput") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("eval.jsonl");
+    let out = cotscope(&[
+        "eval",
+        "--template",
+        "wei-8shot",
+        "--questions",
+        "0..4",
+        "--paths",
+        "2",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "24",
+        "--endpoint",
+        &server.endpoint,
+        "--concurrency",
+        "3",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4 questions, 2 paths each"), "{text}");
+    assert!(
+        regex::Regex::new(
+            r"throughput: +[0-9.]+ questions/s, [0-9.]+ tokens/s \(4 questions in [0-9.]+ s wall, concurrency 3\)"
+        )
+        .unwrap()
+        .is_match(&text),
+        "{text}"
+    );
+    assert!(
+        regex::Regex::new(r"latency per question: +p50 [0-9.]+ s, p90 [0-9.]+ s, max [0-9.]+ s")
+            .unwrap()
+            .is_match(&text),
+        "{text}"
+    );
+    let lines = std::fs::read_to_string(&out_file).unwrap();
+    let mut indexes: Vec<u64> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["index"].as_u64().unwrap())
+        .collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, vec![0, 1, 2, 3]);
+    for l in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["generation_ms"].as_f64().unwrap() > 0.0);
+        assert!(v["paths"].as_array().unwrap().iter().all(|p| p["tokens"].as_u64().unwrap() > 0));
+    }
+}
+
+/// Kills the tmux session however the test ends.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(name: &str, cwd: &Path, script: &str) -> Tmux {
+        let status = Command::new("tmux")
+            .args(["new-session", "-d", "-s", name, "-x", "140", "-y", "45", "-c"])
+            .arg(cwd)
+            .args(["sh", "-c", script])
+            .env_remove("NO_COLOR")
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        Tmux { name: name.to_string() }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status =
+            Command::new("tmux").args(["send-keys", "-t", &self.name]).args(keys).status().expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out =
+            Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
+    }
+}
+
+#[test]
+fn the_workbench_generates_two_paths_on_the_server_and_saves_the_session() {
+    let test = "the_workbench_generates_two_paths_on_the_server_and_saves_the_session";
+    if !Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        assert!(!in_ci(), "{test}: tmux must be installed under CI=true");
+        println!("SKIPPED {test}: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let Some(server) = server(test) else { return };
+    let sessions = tempfile::tempdir().unwrap();
+    let name = format!("cotscope-remote-{}", std::process::id());
+    let cmd = format!(
+        "'{}' --endpoint '{}' --sessions-dir '{}'; echo COTSCOPE_EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_cotscope"),
+        server.endpoint,
+        sessions.path().display()
+    );
+    let t = Tmux::start(&name, repo(), &cmd);
+    t.wait_for("the UI", 30, |s| s.contains("Questions 1319"));
+    t.wait_for("the served model", 60, |s| s.contains("(remote)"));
+    t.keys(&["j"]);
+    t.wait_for("question 1 selected", 10, |s| s.contains("question 1 (gold 3)"));
+    t.keys(&["Enter"]);
+    let s = t.wait_for("the generation to finish", 180, |s| s.contains("done after"));
+    assert!(s.contains("Vote:"), "{s}");
+    t.keys(&["s"]);
+    t.wait_for("the save", 20, |s| s.contains(" saved /"));
+    t.keys(&["q"]);
+    t.wait_for("cotscope to exit", 20, |s| s.contains("COTSCOPE_EXIT=0"));
+
+    let files: Vec<_> = std::fs::read_dir(sessions.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let yaml = std::fs::read_to_string(&files[0]).unwrap();
+    let session: cotscope::tui::session::Session = serde_yaml::from_str(&yaml).unwrap();
+    let remote = session.run.model.remote.as_ref().expect("the session records the server");
+    assert_eq!(remote.endpoint, server.endpoint);
+    assert_eq!(remote.served_model, session.run.model.id);
+    assert!(!remote.reported_model.is_empty());
+    assert_eq!(session.run.question.index, 1);
+    assert_eq!(session.run.paths.len(), 2);
+    for p in &session.run.paths {
+        assert!(!p.text.is_empty(), "{p:?}");
+        assert!(["max_tokens", "eos", "stop_string"].contains(&p.stop_reason.as_str()), "{p:?}");
+    }
+    assert!(!yaml.to_lowercase().contains("api_key") && !yaml.contains("Bearer"));
+}
