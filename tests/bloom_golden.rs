@@ -1,7 +1,7 @@
 //! BLOOM against transformers' reference outputs for the fixture checkpoints (f32 single file,
 //! f16 sharded, PyTorch .bin without the `transformer.` prefix) and the embedded default model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cotscope::model::{self, LoadOptions, LoadedModel};
 use serde_json::Value;
@@ -10,7 +10,7 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-fn golden(dir: &PathBuf) -> Value {
+fn golden(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap()
 }
 

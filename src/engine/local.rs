@@ -843,10 +843,10 @@ mod tests {
         assert_eq!(r[0].forced_spans, vec![at..at + 2]);
         assert_eq!(r[2].forced_spans.len(), 2);
         assert!(r[1].forced_spans.is_empty());
-        for path in 0..3 {
+        for (path, res) in r.iter().enumerate() {
             let toks = token_events(&events, path);
             let forced: String = toks.iter().filter(|t| t.forced).map(|t| t.text.as_str()).collect();
-            assert_eq!(forced, r[path].forced_spans.iter().map(|s| &r[path].text[s.clone()]).collect::<String>());
+            assert_eq!(forced, res.forced_spans.iter().map(|s| &res.text[s.clone()]).collect::<String>());
             // The model's own view of the forced token is reported (it wanted " 7", not " 5").
             assert!(toks.iter().filter(|t| t.forced).all(|t| t.logprob.unwrap() < -1.0));
         }

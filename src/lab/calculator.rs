@@ -184,7 +184,8 @@ mod tests {
         assert_eq!(arith(&all), 2);
         // The calculator wrote " 5" (wrong, say by a broken forcer) : only the other error remains.
         let five = text.find(" 5").unwrap();
-        let kept = drop_forced_results(all.clone(), &[five..five + 2]);
+        let spans = std::iter::once(five..five + 2).collect::<Vec<_>>();
+        let kept = drop_forced_results(all.clone(), &spans);
         assert_eq!(arith(&kept), 1);
         assert!(kept.iter().any(|f| f.kind == FailureKind::ArithmeticError && text[f.start..f.end].contains("3 + 3")));
         assert_eq!(drop_forced_results(all.clone(), &[]), all);
