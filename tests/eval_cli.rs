@@ -142,7 +142,13 @@ fn a_resume_with_other_settings_is_refused_naming_the_setting() {
         "0",
     ];
     let with = |extra: &[&str]| -> Output {
-        let mut a: Vec<&str> = base.to_vec();
+        // A flag given in `extra` replaces the base's (each base flag takes one value).
+        let mut a: Vec<&str> = vec![base[0]];
+        for pair in base[1..].chunks(2) {
+            if !extra.contains(&pair[0]) {
+                a.extend_from_slice(pair);
+            }
+        }
         a.extend_from_slice(extra);
         a.extend_from_slice(&["--out", out_s]);
         cotscope(&a)

@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn reads_in_question_order_skips_blanks_and_a_cut_last_line() {
-        let s = serde_json::json!({"model": {"id": "tiny"}, "paths": 1});
+        let s = serde_json::to_value(crate::lab::settings::tests::settings()).unwrap();
         let cut = line(3, "t", None);
         let text = format!("{}\n\n{}\n{}", line(2, "t", Some(s.clone())), line(0, "t", Some(s.clone())), &cut[..20]);
         let (_d, p) = write(&text);
@@ -124,7 +124,11 @@ mod tests {
 
     #[test]
     fn lines_with_other_settings_are_noted() {
-        let s = |t: f64| Some(serde_json::json!({"sampling": {"temperature": t}, "cotscope_version": "0.1.0"}));
+        let s = |t: f64| {
+            let mut v = crate::lab::settings::tests::settings();
+            v.sampling.temperature = t;
+            Some(serde_json::to_value(v).unwrap())
+        };
         let (_d, p) = write(&format!("{}\n{}\n", line(0, "t", s(0.7)), line(1, "t", s(0.7))));
         assert!(read_run(&p).unwrap().notes.is_empty());
         let (_d, p) = write(&format!("{}\n{}\n", line(0, "t", s(0.7)), line(1, "t", s(0.0))));

@@ -184,7 +184,7 @@ fn tokens_stream_into_panes_with_findings_and_vote() {
     assert_eq!(r.correct(r.panes[0].answer.as_deref()), Some(true));
     assert_eq!(r.panes[0].token_ids.len(), TWO_PATHS[0].split_inclusive(' ').count());
     assert!(
-        r.panes[1].labels.get(Label::Failure(crate::lab::detect::FailureKind::NoAnswer)).detected,
+        r.panes[1].labels.get(Label::Failure(crate::lab::detect::FailureKind::Repetition)).detected,
         "detectors pre-fill labels"
     );
     let v = r.vote();
@@ -197,19 +197,19 @@ fn label_toggle_undo_and_quit_confirmation() {
     let mut a = finished_app();
     press(&mut a, KeyCode::Right);
     assert_eq!(a.pane, 1);
-    // 5 = no_answer: detected on path 2; the first press confirms it, the second overrules it.
-    press(&mut a, KeyCode::Char('5'));
+    // 1 = repetition: detected on path 2; the first press confirms it, the second overrules it.
+    press(&mut a, KeyCode::Char('1'));
     assert_eq!(
-        a.focused_pane().unwrap().labels.get(Label::Failure(crate::lab::detect::FailureKind::NoAnswer)),
+        a.focused_pane().unwrap().labels.get(Label::Failure(crate::lab::detect::FailureKind::Repetition)),
         LabelState { detected: true, human: Some(true) }
     );
-    assert_eq!(a.status.as_ref().map(|s| s.text.as_str()), Some("path 2: no_answer confirmed"));
-    press(&mut a, KeyCode::Char('5'));
+    assert_eq!(a.status.as_ref().map(|s| s.text.as_str()), Some("path 2: repetition confirmed"));
+    press(&mut a, KeyCode::Char('1'));
     assert_eq!(
-        a.focused_pane().unwrap().labels.get(Label::Failure(crate::lab::detect::FailureKind::NoAnswer)),
+        a.focused_pane().unwrap().labels.get(Label::Failure(crate::lab::detect::FailureKind::Repetition)),
         LabelState { detected: true, human: Some(false) }
     );
-    assert_eq!(a.status.as_ref().map(|s| s.text.as_str()), Some("path 2: no_answer overruled"));
+    assert_eq!(a.status.as_ref().map(|s| s.text.as_str()), Some("path 2: repetition overruled"));
     // 7 = wrong_step, a human-only label.
     press(&mut a, KeyCode::Char('7'));
     assert_eq!(
@@ -229,7 +229,7 @@ fn label_toggle_undo_and_quit_confirmation() {
     press(&mut a, KeyCode::Char('u'));
     press(&mut a, KeyCode::Char('u'));
     assert_eq!(
-        a.focused_pane().unwrap().labels.get(Label::Failure(crate::lab::detect::FailureKind::NoAnswer)),
+        a.focused_pane().unwrap().labels.get(Label::Failure(crate::lab::detect::FailureKind::Repetition)),
         LabelState { detected: true, human: None }
     );
     press(&mut a, KeyCode::Char('u'));
@@ -502,18 +502,18 @@ fn s_in_the_quit_question_saves_then_quits() {
     assert!(!b.quit && b.unsaved());
 }
 
-const NO_ANSWER: Label = Label::Failure(crate::lab::detect::FailureKind::NoAnswer);
+const REPETITION: Label = Label::Failure(crate::lab::detect::FailureKind::Repetition);
 
 #[test]
 fn a_detected_label_cycles_confirm_overrule_unreviewed_and_an_undetected_one_is_added() {
     let mut a = finished_app();
     press(&mut a, KeyCode::Right);
     let state = |a: &App, l: Label| a.focused_pane().unwrap().labels.get(l);
-    assert_eq!(state(&a, NO_ANSWER), LabelState { detected: true, human: None }, "pre-filled");
+    assert_eq!(state(&a, REPETITION), LabelState { detected: true, human: None }, "pre-filled");
     for (want, says) in [(Some(true), "confirmed"), (Some(false), "overruled"), (None, "not reviewed (as detected)")] {
-        press(&mut a, KeyCode::Char('5'));
-        assert_eq!(state(&a, NO_ANSWER).human, want);
-        assert_eq!(a.status.as_ref().map(|s| s.text.clone()), Some(format!("path 2: no_answer {says}")));
+        press(&mut a, KeyCode::Char('1'));
+        assert_eq!(state(&a, REPETITION).human, want);
+        assert_eq!(a.status.as_ref().map(|s| s.text.clone()), Some(format!("path 2: repetition {says}")));
     }
     press(&mut a, KeyCode::Char('9'));
     assert_eq!(state(&a, Label::Good), LabelState { detected: false, human: Some(true) });
