@@ -224,6 +224,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 out.ok_or_else(|| anyhow::anyhow!("question {i}: the engine did not finish it"))
             };
             in_flight(&todo, args.concurrency, work, |r| on_done(r?))?;
+        } else if judging {
+            // The judge may be the generating engine, which is busy while it reports a finished
+            // question: judge each batch of questions after its generation returns.
+            for chunk in todo.chunks(args.batch) {
+                let mut finished = Vec::new();
+                evaluate_questions(engine.as_ref(), &template, chunk, &params, &opts, &mut |r| {
+                    finished.push(r);
+                    Ok(())
+                })?;
+                finished.into_iter().try_for_each(&mut on_done)?;
+            }
         } else {
             evaluate_questions(engine.as_ref(), &template, &todo, &params, &opts, &mut on_done)?;
         }
