@@ -201,7 +201,7 @@ fn ab_grid_and_session_picker_in_tmux() {
     t.keys(&["Enter"]);
     let s = t.wait_for("the grid to finish", 180, |s| s.contains("done after"));
     for pane in ["A1 ", "A2 ", "B1 ", "B2 "] {
-        assert!(s.contains(&format!("┌{pane}")) || s.contains(&format!("┏{pane}")), "pane {pane} of the grid:\n{s}");
+        assert!(s.contains(&format!("┌ {pane}")) || s.contains(&format!("┏ {pane}")), "pane {pane} of the grid:\n{s}");
     }
     assert!(s.contains(" A wei-8shot: ") && s.contains(" B "), "a vote per template:\n{s}");
 
