@@ -54,6 +54,16 @@ impl ModelArgs {
         }
     }
 
+    /// The model as results record it (the config hash is filled in once the model is loaded).
+    pub fn settings(&self) -> crate::lab::settings::ModelSettings {
+        crate::lab::settings::ModelSettings {
+            id: self.model.clone().unwrap_or_else(|| crate::lab::settings::EMBEDDED_MODEL.to_string()),
+            config_hash: String::new(),
+            dtype: self.dtype.clone(),
+            quantize: self.quantize.clone(),
+        }
+    }
+
     /// Whether the engine is a server's.
     pub fn is_remote(&self) -> bool {
         self.endpoint.is_some()

@@ -11,18 +11,15 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{
-    CancelFlag, Engine, EngineEvent, Forcer, GenerateRequest, GenerationStats, PathResult, SamplingParams,
-};
-use crate::lab::calculator::{self, Calculator};
-use crate::lab::detect::{DetectContext, FailureKind};
+use crate::engine::Engine;
+use crate::lab::detect::FailureKind;
 use crate::lab::evalfile::{self, EvalRecord, ResultsFile, Summary};
+use crate::lab::experiment::{evaluate_questions, QuestionOptions};
+use crate::lab::gsm8k;
 use crate::lab::judge::JudgePrompt;
-use crate::lab::record::PathRecord;
 use crate::lab::select::{self, Selector, Strategy};
-use crate::lab::settings::{self as lab_settings, ModelSettings, RunSettings};
+use crate::lab::settings::{self as lab_settings, RunSettings};
 use crate::lab::template::Template;
-use crate::lab::{answer, gsm8k, vote};
 
 const AFTER_HELP: &str = "\
 Each question is generated with the template's stop strings. With --out FILE.jsonl, one JSON line per
@@ -96,32 +93,7 @@ pub struct Args {
 
 /// Parses `--questions`: `0..100`, `5..=9`, `7`, `1,3,10..12`. Order kept, duplicates dropped.
 pub fn parse_questions(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
-    let bad = |why: &str| anyhow::anyhow!("--questions {spec:?}: {why}");
-    let num = |s: &str| s.trim().parse::<usize>().map_err(|_| bad(&format!("{:?} is not a question number", s.trim())));
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
-        let range = if let Some((a, b)) = part.split_once("..=") {
-            num(a)?..num(b)?.saturating_add(1)
-        } else if let Some((a, b)) = part.split_once("..") {
-            num(a)?..num(b)?
-        } else {
-            let i = num(part)?;
-            i..i + 1
-        };
-        if range.end > len {
-            anyhow::bail!("--questions {spec:?}: GSM8K test has questions 0..{}", len - 1);
-        }
-        for i in range {
-            if seen.insert(i) {
-                out.push(i);
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(bad("no questions"));
-    }
-    Ok(out)
+    crate::lab::experiment::parse_questions(spec, len).map_err(|e| anyhow::anyhow!("--questions {e}"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -198,6 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             calculator: args.calculator,
             // `weighted` needs each path's probability.
             logprobs: selector.strategies.contains(&Strategy::Weighted),
+            stop: None,
         };
         let started = Instant::now();
         let mut on_done = |mut r: EvalRecord| -> anyhow::Result<()> {
@@ -214,12 +187,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         if args.concurrency > 1 {
             // Questions in flight on threads (a server batches them); each question alone.
-            let one = QuestionOptions { batch: 1, ..opts };
+            let one = QuestionOptions { batch: 1, ..opts.clone() };
             let work = |i: usize| -> anyhow::Result<EvalRecord> {
                 let mut out = None;
                 evaluate_questions(engine.as_ref(), &template, &[i], &params, &one, &mut |r| {
                     out = Some(r);
-                    Ok(())
+                    anyhow::Ok(())
                 })?;
                 out.ok_or_else(|| anyhow::anyhow!("question {i}: the engine did not finish it"))
             };
@@ -231,7 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let mut finished = Vec::new();
                 evaluate_questions(engine.as_ref(), &template, chunk, &params, &opts, &mut |r| {
                     finished.push(r);
-                    Ok(())
+                    anyhow::Ok(())
                 })?;
                 finished.into_iter().try_for_each(&mut on_done)?;
             }
@@ -256,20 +229,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// The settings this run's results are recorded (and resumed) with; the config hash is filled in once
 /// the model is loaded.
 fn run_settings(args: &Args, template: &Template) -> anyhow::Result<RunSettings> {
-    Ok(RunSettings {
-        model: ModelSettings {
-            id: args.model.model.clone().unwrap_or_else(|| lab_settings::EMBEDDED_MODEL.to_string()),
-            config_hash: String::new(),
-            dtype: args.model.dtype.clone(),
-            quantize: args.model.quantize.clone(),
-        },
-        template: template.name.clone(),
-        template_hash: lab_settings::template_hash(template)?,
-        sampling: args.sampling.params(),
-        paths: args.sampling.paths,
-        stop: template.stop_strings().to_vec(),
-        cotscope_version: lab_settings::VERSION.to_string(),
-    })
+    let stop = template.stop_strings().to_vec();
+    Ok(RunSettings::new(args.model.settings(), template, args.sampling.params(), args.sampling.paths, stop)?)
 }
 
 /// The judge's engine (`--judge-model`, else the generating engine) and prompt, when judging.
@@ -414,138 +375,6 @@ fn update_message(bar: &ProgressBar, s: &Summary) {
     ));
 }
 
-/// How questions are generated, besides sampling.
-#[derive(Clone, Debug, Default)]
-pub struct QuestionOptions {
-    /// Paths per question.
-    pub paths: usize,
-    /// Sequences decoded together ([`Engine::generate_many`]).
-    pub batch: usize,
-    /// Calculator in the loop.
-    pub calculator: bool,
-    /// Record each path's log-probability (`EvalPath::logprob`).
-    pub logprobs: bool,
-}
-
-/// Generates `paths` paths for question `index` and reads them.
-pub fn evaluate_question(
-    engine: &dyn Engine,
-    template: &Template,
-    index: usize,
-    params: &SamplingParams,
-    paths: usize,
-) -> anyhow::Result<EvalRecord> {
-    let mut out = None;
-    let opts = QuestionOptions { paths, batch: 1, ..QuestionOptions::default() };
-    evaluate_questions(engine, template, &[index], params, &opts, &mut |r| {
-        out = Some(r);
-        Ok(())
-    })?;
-    out.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish it"))
-}
-
-/// Generates and reads the questions `indices`, decoding up to `opts.batch` sequences together
-/// ([`Engine::generate_many`]); `done` gets each record as soon as its question finishes.
-pub fn evaluate_questions(
-    engine: &dyn Engine,
-    template: &Template,
-    indices: &[usize],
-    params: &SamplingParams,
-    opts: &QuestionOptions,
-    done: &mut dyn FnMut(EvalRecord) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let (paths, batch) = (opts.paths, opts.batch);
-    let problems = indices.iter().map(|&i| gsm8k::test_problem(i)).collect::<Result<Vec<_>, _>>()?;
-    let reqs: Vec<GenerateRequest> = problems
-        .iter()
-        .map(|p| GenerateRequest {
-            prompt: template.render(&p.question),
-            paths,
-            sampling: params.clone(),
-            stop: template.stop_strings().to_vec(),
-            logprobs: opts.logprobs.then_some(0),
-            forcer: opts.calculator.then(|| Forcer::new(Calculator)),
-            ..GenerateRequest::default()
-        })
-        .collect();
-    let mut finished: Vec<Vec<Option<PathResult>>> = vec![vec![None; paths]; reqs.len()];
-    // Token events, not ids, count tokens: a server may give no ids.
-    let mut counts: Vec<Vec<usize>> = vec![vec![0; paths]; reqs.len()];
-    let mut failed: Option<anyhow::Error> = None;
-    let run = engine.generate_many(&reqs, batch, &CancelFlag::new(), &mut |i, ev| match ev {
-        EngineEvent::Token(t) => {
-            if let Some(n) = counts[i].get_mut(t.path) {
-                *n += 1;
-            }
-        }
-        EngineEvent::Done(r) => {
-            if let Some(slot) = finished[i].get_mut(r.path) {
-                *slot = Some(r);
-            }
-        }
-        EngineEvent::Stats(stats) if failed.is_none() => {
-            let paths = std::mem::take(&mut finished[i]);
-            let record = read_question(template, &reqs[i], indices[i], problems[i], paths, &counts[i], &stats);
-            if let Err(e) = record.and_then(&mut *done) {
-                failed = Some(e);
-            }
-        }
-        _ => {}
-    });
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    match (run, indices) {
-        (Err(e), [one]) => Err(anyhow::Error::new(e).context(format!("question {one}"))),
-        (Err(e), _) => Err(anyhow::Error::new(e).context("questions")),
-        (Ok(_), _) => Ok(()),
-    }
-}
-
-/// The record of question `index` from its finished paths.
-fn read_question(
-    template: &Template,
-    req: &GenerateRequest,
-    index: usize,
-    problem: &gsm8k::Problem,
-    done: Vec<Option<PathResult>>,
-    token_counts: &[usize],
-    stats: &GenerationStats,
-) -> anyhow::Result<EvalRecord> {
-    let ctx = DetectContext::for_template(template, &problem.question);
-    let paths: Vec<PathRecord> = done
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let r = r.ok_or_else(|| anyhow::anyhow!("question {index}: the engine did not finish path {i}"))?;
-            let logprob = req.logprobs.is_some().then(|| r.sum_logprob());
-            let tokens = r.token_ids.len().max(token_counts.get(i).copied().unwrap_or(0));
-            let forced_spans = r.forced_spans.clone();
-            let mut p = PathRecord::analyzed(&ctx, r.text, r.token_ids, &r.stop_reason, Some(&problem.gold));
-            // The calculator's results are right by construction.
-            let failures = calculator::drop_forced_results(std::mem::take(&mut p.failures), &forced_spans);
-            // Eval lines count tokens; the ids stay out of them.
-            Ok(PathRecord { path: i + 1, token_ids: Vec::new(), tokens, logprob, failures, forced_spans, ..p })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let answers: Vec<Option<String>> = paths.iter().map(|p| p.answer.clone()).collect();
-    let v = vote::vote(&answers);
-    let is_right = |a: &Option<String>| a.as_deref().is_some_and(|a| answer::matches_gold(a, &problem.gold));
-    Ok(EvalRecord {
-        index,
-        template: template.name.clone(),
-        prompt_hash: evalfile::prompt_hash(&req.prompt),
-        correct: is_right(&v.majority),
-        first_correct: paths.first().is_some_and(|p| is_right(&p.answer)),
-        paths,
-        vote: v,
-        gold: problem.gold.clone(),
-        generation_ms: stats.prefill_ms + stats.decode_ms,
-        settings: None,
-        select: Vec::new(),
-    })
-}
-
 fn pct(a: usize, b: usize) -> String {
     if b == 0 {
         "n/a".to_string()
@@ -617,7 +446,6 @@ fn summary_text(template: &str, args: &Args, s: &Summary, run: &ThisRun) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::LocalEngine;
 
     #[test]
     fn question_specs() {
@@ -628,53 +456,5 @@ mod tests {
         assert!(parse_questions("0..2000", 1319).unwrap_err().to_string().contains("questions 0..1318"));
         assert!(parse_questions("a..b", 1319).is_err());
         assert!(parse_questions("3..3", 1319).is_err());
-    }
-
-    fn fake_engine(texts: &[&str]) -> LocalEngine {
-        let tok = tokenizers::Tokenizer::from_bytes(crate::model::embedded::TOKENIZER).unwrap();
-        LocalEngine::fake(tok, texts, Some(2)).unwrap()
-    }
-
-    fn wei() -> Template {
-        let set = crate::lab::load_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"));
-        set.get("wei-8shot").unwrap().1.clone()
-    }
-
-    #[test]
-    fn one_question_with_a_fake_engine() {
-        // Question 1's gold is 3. Path 0 is right, path 1 wrong with an arithmetic error, path 2 right.
-        // (Greedy paths share their first token: it comes from the one prefill.)
-        let texts = [
-            " It takes 2 / 2 = 1 bolt of white fiber. 2 + 1 = 3. The answer is 3.",
-            " It takes 2 x 2 = 5 bolts. The answer is 5.",
-            " It is 2 + 1 = 3 bolts in total. The answer is 3.",
-        ];
-        let engine = fake_engine(&texts);
-        let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r = evaluate_question(&engine, &wei(), 1, &params, 3).unwrap();
-        assert_eq!(r.index, 1);
-        assert_eq!(r.gold, "3");
-        assert_eq!(r.prompt_hash, evalfile::prompt_hash(&wei().render(&gsm8k::test_set()[1].question)));
-        let got: Vec<&str> = r.paths.iter().map(|p| p.text.as_str()).collect();
-        assert_eq!(got, texts);
-        assert_eq!(r.paths[1].failures.len(), 1);
-        assert_eq!(r.paths[1].failures[0].kind, FailureKind::ArithmeticError);
-        assert_eq!(r.vote.majority.as_deref(), Some("3"));
-        assert!((r.vote.agreement - 2.0 / 3.0).abs() < 1e-9);
-        assert!(r.correct && r.first_correct);
-        assert!(r.paths.iter().all(|p| p.stop_reason == "eos" && p.tokens > 0));
-    }
-
-    #[test]
-    fn stop_string_cut_marks_a_runaway_question() {
-        // The template stops at "\nQ:": the invented question is cut off but still reported.
-        let engine = fake_engine(&[" 2 + 1 = 3. The answer is 3.\nQ: Tom has 4 cats."]);
-        let params = SamplingParams { temperature: 0.0, max_new_tokens: 64, ..SamplingParams::default() };
-        let r = evaluate_question(&engine, &wei(), 1, &params, 1).unwrap();
-        let p = &r.paths[0];
-        assert_eq!(p.text, " 2 + 1 = 3. The answer is 3.");
-        assert_eq!((p.stop_reason.as_str(), p.stop_string.as_deref()), ("stop_string", Some("\nQ:")));
-        assert_eq!(p.failures.iter().map(|f| f.kind).collect::<Vec<_>>(), vec![FailureKind::RunawayQuestion]);
-        assert!(r.correct);
     }
 }

@@ -8,6 +8,7 @@ mod conclusion;
 pub mod corpus;
 pub mod detect;
 pub mod evalfile;
+pub mod experiment;
 pub mod gsm8k;
 pub mod judge;
 pub mod labels;

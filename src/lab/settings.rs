@@ -63,6 +63,26 @@ impl std::fmt::Display for Difference {
 }
 
 impl RunSettings {
+    /// The settings of a run of `template` (the model's config hash stays as given: empty until it
+    /// is loaded).
+    pub fn new(
+        model: ModelSettings,
+        template: &super::template::Template,
+        sampling: SamplingParams,
+        paths: usize,
+        stop: Vec<String>,
+    ) -> Result<RunSettings, super::template::TemplateError> {
+        Ok(RunSettings {
+            model,
+            template: template.name.clone(),
+            template_hash: template_hash(template)?,
+            sampling,
+            paths,
+            stop,
+            cotscope_version: VERSION.to_string(),
+        })
+    }
+
     /// The first setting of `self` (this run) that differs from `recorded`; None when they agree.
     /// The version is not compared, nor the config hash while either side does not know it yet.
     pub fn difference(&self, recorded: &RunSettings) -> Option<Difference> {
