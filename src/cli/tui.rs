@@ -41,7 +41,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Sessions are written: always where cotscope runs, never into the source checkout.
     let sessions_dir = args.sessions_dir.unwrap_or_else(|| PathBuf::from("sessions"));
     let model = args.model;
+    let model_settings = model.settings();
     let loader: crate::tui::Loader = Box::new(move || model.open_engine().map_err(|e| format!("{e:#}")));
     let settings_file = crate::tui::config::settings_path();
-    crate::tui::start(crate::tui::Options { templates_dir, sessions_dir, loader, settings_file }).context("tui")
+    crate::tui::start(crate::tui::Options { templates_dir, sessions_dir, loader, settings_file, model_settings })
+        .context("tui")
 }

@@ -7,6 +7,7 @@
 
 mod annotate;
 mod exemplars;
+mod experiments;
 mod generating;
 mod overlays;
 mod prompts;
@@ -21,6 +22,7 @@ use crate::lab::record::{CompareMode, PromptSpec};
 use crate::lab::template::Template;
 
 use super::command::Command;
+use super::experiments::ExperimentIntent;
 use super::generation::{Generation, Pane};
 use super::intent::Intent;
 use super::questions::QuestionList;
@@ -30,6 +32,7 @@ use super::theme::Theme;
 
 pub use annotate::Annotation;
 pub use exemplars::ExemplarProposal;
+pub use experiments::{ExperimentRun, Experiments, RunState, Setup, SetupField};
 pub use overlays::Overlay;
 
 /// The panel keys go to.
@@ -136,6 +139,8 @@ pub struct App {
     next_generation: u64,
     pub overlay: Option<Overlay>,
     pub status: Option<Status>,
+    /// The experiments view (`x`).
+    pub experiments: Experiments,
     undo: Vec<annotate::UndoEntry>,
     /// The human's labels and notes as last saved (or as the run began); "unsaved" compares with it.
     saved_annotations: Vec<Annotation>,
@@ -183,6 +188,7 @@ impl App {
             next_generation: 1,
             overlay: None,
             status: None,
+            experiments: Experiments::default(),
             undo: Vec::new(),
             saved_annotations: Vec::new(),
             saving_annotations: None,
@@ -254,10 +260,14 @@ impl App {
         if !matches!(intent, Intent::JumpDigit { .. }) {
             self.questions.jump.clear();
         }
-        if !matches!(intent, Intent::Generate | Intent::Open | Intent::Submit | Intent::OverlayMove(_)) {
+        let open_cell = Intent::Experiment(ExperimentIntent::OpenCell);
+        if !matches!(intent, Intent::Generate | Intent::Open | Intent::Submit | Intent::OverlayMove(_))
+            && intent != open_cell
+        {
             self.armed = None;
         }
-        if !matches!(intent, Intent::Input(_) | Intent::Backspace) {
+        let typing = matches!(intent, Intent::Experiment(ExperimentIntent::Input(_) | ExperimentIntent::Backspace));
+        if !matches!(intent, Intent::Input(_) | Intent::Backspace) && !typing {
             self.status = None;
         }
         match intent {
@@ -351,6 +361,7 @@ impl App {
             Intent::Close => self.close(&mut cmds),
             Intent::OverlayMove(d) => self.overlay_move(d),
             Intent::OverlayToggle => self.overlay_toggle(),
+            Intent::Experiment(i) => self.experiment_intent(i, &mut cmds),
         }
         cmds
     }
@@ -392,6 +403,7 @@ impl App {
             Report::Copied(outcome) => self.copied(outcome),
             Report::ExemplarWritten(path) => self.set_status(format!("wrote the exemplar to {}", path.display())),
             Report::TemplateWritten { path, template } => self.template_written(path, *template, &mut cmds),
+            Report::Experiment { id, update, at_ms } => self.experiment_update(id, *update, at_ms),
             Report::Failed(msg) => {
                 self.quit_after_save = false;
                 self.saving_annotations = None;
@@ -419,3 +431,6 @@ fn scroll(up: usize, d: isize, max: usize) -> usize {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+pub(crate) use experiments::tests as experiments_tests;

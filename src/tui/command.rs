@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::engine::GenerateRequest;
 
+use super::experiments::Plan;
 use super::session::Session;
 use super::settings::Settings;
 use crate::lab::template::Template;
@@ -31,6 +32,10 @@ pub enum Command {
     SaveSettings(Settings),
     /// Write a template file atomically; `new` refuses to replace a file that is there.
     WriteTemplate { path: PathBuf, template: Box<Template>, new: bool },
+    /// Run an experiment on the worker as job `id` (the event loop fills in the model's settings).
+    StartExperiment { id: u64, plan: Box<Plan> },
+    /// Set the cancel flag of experiment `id`.
+    CancelExperiment { id: u64 },
     /// Leave the UI loop.
     Quit,
 }

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::app::{App, Focus};
-use super::widgets::{footer, header, overlays, panes, prompt, questions, settings, summary};
+use super::widgets::{experiments, footer, header, overlays, panes, prompt, questions, settings, summary};
 
 /// Below this the full layout does not fit; one panel at a time.
 const FULL_MIN: (u16, u16) = (80, 24);
@@ -18,7 +18,9 @@ pub fn draw(app: &App, frame: &mut Frame) {
         frame.render_widget(Paragraph::new("too small"), area);
         return;
     }
-    if area.width < FULL_MIN.0 || area.height < FULL_MIN.1 {
+    if app.experiments_shown() {
+        experiments::draw(app, frame, area);
+    } else if area.width < FULL_MIN.0 || area.height < FULL_MIN.1 {
         draw_compact(app, frame, area);
     } else {
         draw_full(app, frame, area);
@@ -97,3 +99,6 @@ fn tab_line(app: &App) -> Line<'static> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod experiments_tests;

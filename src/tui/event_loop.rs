@@ -20,12 +20,14 @@ use crate::engine::CancelFlag;
 use super::app::{App, AppConfig};
 use super::clipboard::Clipboard;
 use super::command::Command;
+use super::experiments::ExperimentUpdate;
 use super::intent::Intent;
 use super::report::Report;
 use super::theme::Theme;
 use super::worker::{Loader, Sink, Worker};
 use super::{config, draw, keymap, session, terminal, TuiError};
 use crate::lab;
+use crate::lab::settings::ModelSettings;
 
 /// Shortest time between two frames while tokens stream.
 pub const FRAME: Duration = Duration::from_millis(30);
@@ -38,6 +40,8 @@ pub struct Options {
     pub loader: Loader,
     /// Where settings are remembered between launches (None: not remembered).
     pub settings_file: Option<PathBuf>,
+    /// The model as experiments record it (as `eval` would with the same flags).
+    pub model_settings: ModelSettings,
 }
 
 enum Event {
@@ -86,6 +90,7 @@ pub fn start(opts: Options) -> Result<(), TuiError> {
         clipboard: None,
         sessions_dir: opts.sessions_dir,
         settings_file: opts.settings_file,
+        model_settings: opts.model_settings,
     };
     let mut dirty = true;
     let mut urgent = true;
@@ -194,6 +199,7 @@ struct Executor {
     clipboard: Option<Clipboard>,
     sessions_dir: PathBuf,
     settings_file: Option<PathBuf>,
+    model_settings: ModelSettings,
 }
 
 impl Executor {
@@ -203,9 +209,7 @@ impl Executor {
     }
 
     fn report(&mut self, app: &mut App, report: Report) {
-        if let Report::GenerationFinished { id } | Report::GenerationFailed { id, .. } = &report {
-            self.cancels.remove(id);
-        }
+        self.forget_cancel(&report);
         let cmds = app.on_report(report);
         self.run_all(app, cmds);
     }
@@ -215,11 +219,24 @@ impl Executor {
         let mut queue = VecDeque::from(cmds);
         while let Some(cmd) = queue.pop_front() {
             if let Some(back) = self.execute(cmd) {
-                if let Report::GenerationFinished { id } | Report::GenerationFailed { id, .. } = &back {
-                    self.cancels.remove(id);
-                }
+                self.forget_cancel(&back);
                 queue.extend(app.on_report(back));
             }
+        }
+    }
+
+    /// A job that ended needs its cancel flag no more.
+    fn forget_cancel(&mut self, report: &Report) {
+        match report {
+            Report::GenerationFinished { id } | Report::GenerationFailed { id, .. } => {
+                self.cancels.remove(id);
+            }
+            Report::Experiment { id, update, .. }
+                if matches!(**update, ExperimentUpdate::Finished { .. } | ExperimentUpdate::Failed(_)) =>
+            {
+                self.cancels.remove(id);
+            }
+            _ => {}
         }
     }
 
@@ -230,7 +247,17 @@ impl Executor {
                 self.cancels.insert(id, cancel.clone());
                 self.worker.generate(id, requests, cancel).err().map(|message| Report::GenerationFailed { id, message })
             }
-            Command::CancelGeneration { id } => {
+            Command::StartExperiment { id, mut plan } => {
+                plan.model = self.model_settings.clone();
+                let cancel = CancelFlag::new();
+                self.cancels.insert(id, cancel.clone());
+                self.worker.experiment(id, plan, cancel).err().map(|e| Report::Experiment {
+                    id,
+                    update: Box::new(ExperimentUpdate::Failed(e)),
+                    at_ms: 0.0,
+                })
+            }
+            Command::CancelGeneration { id } | Command::CancelExperiment { id } => {
                 if let Some(c) = self.cancels.get(&id) {
                     c.cancel();
                 }

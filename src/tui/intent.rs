@@ -87,4 +87,6 @@ pub enum Intent {
     OverlayMove(isize),
     /// Tick/untick the item under the cursor (A/B template chooser).
     OverlayToggle,
+    /// A key of the experiments view (`x` opens it).
+    Experiment(super::experiments::ExperimentIntent),
 }

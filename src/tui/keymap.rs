@@ -4,6 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::app::{App, Focus, Overlay};
+use super::experiments::ExperimentIntent;
 use super::intent::Intent;
 use crate::lab::record::CompareMode;
 
@@ -18,6 +19,9 @@ pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
     }
     if let Some(overlay) = &app.overlay {
         return overlay_key(overlay, key);
+    }
+    if app.experiments_shown() {
+        return super::experiments::keys::intent_for(app, key);
     }
     if app.questions.filtering || app.edit.is_some() {
         return text_key(key);
@@ -44,6 +48,7 @@ pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('Y') => Some(Intent::ExemplarToFile),
         KeyCode::Char('e') => Some(Intent::AppendExemplar),
         KeyCode::Char('/') => Some(Intent::StartFilter),
+        KeyCode::Char('x') => Some(Intent::Experiment(ExperimentIntent::Show)),
         _ => None,
     };
     if global.is_some() {
@@ -196,6 +201,9 @@ pub fn hints(app: &App) -> Vec<Hint> {
             ],
         };
     }
+    if app.experiments_shown() {
+        return super::experiments::keys::hints(app);
+    }
     if app.questions.filtering {
         return vec![h("type", "filter questions"), h("Enter", "keep filter"), h("Esc", "clear filter")];
     }
@@ -257,6 +265,7 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if !app.generating() {
         v.push(h("o", "open"));
     }
+    v.push(h("x", "experiments"));
     if !app.template_errors.is_empty() {
         v.push(h("!", "template errors"));
     }
@@ -284,6 +293,7 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("y", "copy the focused path as an exemplar (Q: …\\nA: …); without a display it goes out as OSC 52"),
                 h("Y", "write the focused path as an exemplar to a file in the sessions folder"),
                 h("e", "append the focused path to its template as an exemplar (diff and warnings first)"),
+                h("x", "experiments view: templates × questions, live grid, accuracy ± interval"),
                 h("!", "every template file that failed to load, in full"),
                 h("?", "this help"),
                 h("q / Ctrl-C", "quit (asks first when labels or notes are unsaved)"),
@@ -319,6 +329,18 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("", "1 repetition  2 question_echo  3 missing_answer_marker"),
                 h("", "4 runaway_question  5 no_answer  6 arithmetic_error"),
                 h("7 8 9", "add or remove wrong_step / other / good"),
+            ],
+        ),
+        (
+            "Experiments (x)",
+            vec![
+                h("setup", "Space ticks templates (the grid's columns), Tab to the questions (0..20, 1,5,9) and the name"),
+                h("Enter", "run with the settings panel's values; a name already run resumes its files (same settings only)"),
+                h("grid", "a cell is the majority answer, ✓/✗, and how many paths gave it (18 ✓ 4/5)"),
+                h("↑↓←→ Enter", "open the cell's question and template with its paths, to label (1–9) and save (s)"),
+                h("Esc", "cancel a running experiment (finished questions stay saved); else back"),
+                h("n", "set up another experiment"),
+                h("", "files: experiments/<name>/<template>.jsonl beside the sessions folder; cotscope report reads them"),
             ],
         ),
         (

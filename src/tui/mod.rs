@@ -14,6 +14,7 @@ pub mod config;
 pub mod draw;
 mod event_loop;
 mod exemplar;
+pub mod experiments;
 pub mod generation;
 mod highlight;
 pub mod intent;

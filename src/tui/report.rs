@@ -9,6 +9,7 @@ use crate::engine::{EngineEvent, ModelInfo};
 use crate::lab::template::Template;
 
 use super::clipboard::ClipboardOutcome;
+use super::experiments::ExperimentUpdate;
 use super::session::{Session, SessionEntry};
 
 #[derive(Clone, Debug)]
@@ -37,6 +38,8 @@ pub enum Report {
     ExemplarWritten(PathBuf),
     /// A template file was written.
     TemplateWritten { path: PathBuf, template: Box<Template> },
+    /// Experiment `id` moved on, `at_ms` after it began.
+    Experiment { id: u64, update: Box<ExperimentUpdate>, at_ms: f64 },
     /// A command of the runner failed; the message is one line.
     Failed(String),
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, StopReason};
 
+use super::experiments::{run_job, Plan};
 use super::report::Report;
 
 /// Opens the model (on the worker thread); the error is one line.
@@ -19,6 +20,7 @@ pub type Sink = Arc<dyn Fn(Report) + Send + Sync>;
 
 enum Job {
     Generate { id: u64, requests: Vec<GenerateRequest>, cancel: CancelFlag },
+    Experiment { id: u64, plan: Box<Plan>, cancel: CancelFlag },
 }
 
 /// Handle to the worker threads. Dropping it lets them end once their queues are empty.
@@ -67,6 +69,7 @@ impl Worker {
             for job in jobs_rx {
                 match job {
                     Job::Generate { id, requests, cancel } => generate(&*engine, id, &requests, &cancel, &sink),
+                    Job::Experiment { id, plan, cancel } => run_job(&*engine, id, &plan, &cancel, &sink),
                 }
             }
         });
@@ -81,6 +84,11 @@ impl Worker {
         self.jobs
             .send(Job::Generate { id, requests, cancel })
             .map_err(|_| "the inference worker has stopped".to_string())
+    }
+
+    /// Queues experiment `id` (after the generations queued before it).
+    pub fn experiment(&self, id: u64, plan: Box<Plan>, cancel: CancelFlag) -> Result<(), String> {
+        self.jobs.send(Job::Experiment { id, plan, cancel }).map_err(|_| "the inference worker has stopped".to_string())
     }
 
     pub fn count_tokens(&self, prompt_sha256: String, text: String) -> Result<(), String> {
@@ -115,7 +123,7 @@ fn generate(engine: &dyn Engine, id: u64, requests: &[GenerateRequest], cancel: 
     sink(Report::GenerationFinished { id });
 }
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -9,6 +9,9 @@ impl App {
         if self.generating() {
             return self.set_error("a generation is running: Esc cancels it");
         }
+        if self.experiment_running() {
+            return self.set_error("an experiment is running: x shows it, Esc there cancels it");
+        }
         let model = match &self.model {
             ModelState::Ready(i) => i.clone(),
             ModelState::Loading => return self.set_error("the model is still loading…"),

@@ -1,5 +1,6 @@
 //! One module per panel of the screen; each draws from `&App` only.
 
+pub mod experiments;
 pub mod footer;
 pub mod header;
 pub mod overlays;
