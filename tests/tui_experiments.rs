@@ -90,8 +90,7 @@ fn experiment_grid_fills_then_a_cell_is_labelled_and_saved_in_tmux() {
     let cwd = tempfile::tempdir().unwrap();
     let config = tempfile::tempdir().unwrap();
     // Remembered settings of the test's own: two paths of at most 24 tokens keep it quick.
-    let mut settings = Settings::default();
-    settings.paths = 2;
+    let mut settings = Settings { paths: 2, ..Settings::default() };
     settings.sampling.max_new_tokens = 24;
     cotscope::tui::config::save(&config.path().join("cotscope/settings.yaml"), &settings).unwrap();
     let sessions = cwd.path().join("sessions");

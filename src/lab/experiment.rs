@@ -113,7 +113,7 @@ pub enum Progress {
     /// One path of the item ended.
     PathDone { item: usize },
     /// The item's question is generated and read.
-    Finished { item: usize, record: EvalRecord },
+    Finished { item: usize, record: Box<EvalRecord> },
 }
 
 /// Generates `paths` paths for question `index` and reads them.
@@ -145,7 +145,7 @@ pub fn evaluate_questions<E: From<ExperimentError>>(
 ) -> Result<(), E> {
     let items: Vec<Item> = indices.iter().map(|&index| Item { template, index }).collect();
     evaluate_items(engine, &items, params, opts, &CancelFlag::new(), &mut |p| match p {
-        Progress::Finished { record, .. } => done(record),
+        Progress::Finished { record, .. } => done(*record),
         Progress::PathDone { .. } => Ok(()),
     })
 }
@@ -203,7 +203,9 @@ pub fn evaluate_items<E: From<ExperimentError>>(
             let done = std::mem::take(&mut finished[i]);
             let (it, problem) = (&items[i], problems[i]);
             let record = read_question(it.template, &reqs[i], it.index, problem, done, &counts[i], &stats);
-            if let Err(e) = record.map_err(E::from).and_then(|record| on(Progress::Finished { item: i, record })) {
+            if let Err(e) =
+                record.map_err(E::from).and_then(|record| on(Progress::Finished { item: i, record: Box::new(record) }))
+            {
                 failed = Some(e);
             }
         }
@@ -313,7 +315,7 @@ pub enum Event {
     /// A path of question `index` ended.
     PathDone { template: usize, index: usize },
     /// A question finished and its line is written.
-    Record { template: usize, record: EvalRecord },
+    Record { template: usize, record: Box<EvalRecord> },
 }
 
 /// How a run ended.

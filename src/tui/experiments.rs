@@ -84,12 +84,14 @@ pub(crate) fn run_job(engine: &dyn Engine, id: u64, plan: &Plan, cancel: &Cancel
     });
 }
 
-/// The error as the view says it: a file of other settings gets advice that fits the view, not `--out`.
+/// The error as the view says it. A file of other settings gets advice that fits the view (not `--out`),
+/// short enough for the status line: the folder is on screen already, and settings go by their panel names.
 fn message(e: ExperimentError) -> String {
     match e {
         ExperimentError::File(EvalFileError::OtherSettings { path, difference }) => format!(
-            "{}: holds results of other settings ({difference}); set them back, or give the experiment another name",
-            path.display()
+            "{} holds other settings ({}): set them back, or give the experiment another name",
+            path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            difference.strip_prefix("--").unwrap_or(&difference)
         ),
         e => e.to_string(),
     }

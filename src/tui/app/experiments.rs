@@ -398,7 +398,7 @@ impl App {
             ExperimentUpdate::Event(Event::Record { template, record }) => {
                 r.partial.remove(&(template, record.index));
                 if let Some(lines) = r.records.get_mut(template) {
-                    lines.push(record);
+                    lines.push(*record);
                     r.finished += 1;
                     r.rebuild();
                 }
@@ -416,8 +416,7 @@ impl App {
             ExperimentUpdate::Failed(message) => {
                 r.partial.clear();
                 r.state = RunState::Failed(message.clone());
-                let name = r.name.clone();
-                self.set_error(format!("experiment {name}: {message}"));
+                self.set_error(format!("experiment: {message}"));
             }
         }
     }

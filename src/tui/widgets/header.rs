@@ -22,6 +22,13 @@ pub fn line(app: &App, width: u16) -> Line<'static> {
         _ => String::new(),
     };
     let unsaved = if app.unsaved() { " [unsaved labels]" } else { "" };
-    let text = format!(" cotscope │ {model} │ {} │ {q}{state}{unsaved}", app.mode.title());
+    // An experiment goes on while the normal view shows.
+    let experiment = match &app.experiments.run {
+        Some(r) if r.running() && !app.experiments_shown() => {
+            format!(" ● experiment {}/{} (x)", r.questions_done(), r.questions.len())
+        }
+        _ => String::new(),
+    };
+    let text = format!(" cotscope │ {model} │ {} │ {q}{state}{experiment}{unsaved}", app.mode.title());
     Line::from(Span::styled(truncate(&text, width as usize), t.title()))
 }

@@ -159,6 +159,8 @@ fn the_model_must_be_there_and_nothing_else_running() {
     // In the normal view, Enter does not start a generation behind the experiment.
     press(&mut b, KeyCode::Char('x'));
     assert!(!b.experiments_shown());
+    let head: String = crate::tui::widgets::header::line(&b, 200).spans.iter().map(|s| s.content.as_ref()).collect();
+    assert!(head.contains("● experiment 0/2 (x)"), "the header says it goes on: {head}");
     assert!(press(&mut b, KeyCode::Enter).is_empty());
     assert!(
         b.status.as_ref().is_some_and(|s| s.error && s.text.contains("an experiment is running")),
@@ -294,7 +296,11 @@ fn a_settings_mismatch_is_one_clear_line() {
     }
     let s = a.status.clone().unwrap();
     assert!(s.error && !s.text.contains('\n'), "{s:?}");
-    assert!(s.text.contains("wei-8shot.jsonl") && s.text.contains("seed was 42 there, is 7 now"), "{}", s.text);
+    assert_eq!(
+        s.text,
+        "experiment: wei-8shot.jsonl holds other settings (seed was 42 there, is 7 now): set them back, or give the \
+         experiment another name"
+    );
     assert!(matches!(a.experiments.run.as_ref().unwrap().state, RunState::Failed(_)));
     assert!(!a.experiment_running());
 }
