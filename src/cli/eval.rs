@@ -268,6 +268,7 @@ fn run_settings(args: &Args, template: &Template) -> anyhow::Result<RunSettings>
         sampling: args.sampling.params(),
         paths: args.sampling.paths,
         stop: template.stop_strings().to_vec(),
+        calculator: args.calculator,
         cotscope_version: lab_settings::VERSION.to_string(),
     })
 }

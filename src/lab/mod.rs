@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod answer;
+pub mod answer_stream;
 pub mod calculator;
 mod conclusion;
 pub mod corpus;

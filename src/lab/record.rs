@@ -237,6 +237,9 @@ pub struct RunRecord {
     /// Prompts as sent: template name, sha256 of the rendered prompt, stop strings, the prompt itself.
     pub templates: Vec<PromptSpec>,
     pub sampling: SamplingParams,
+    /// The calculator wrote the results of `expression =` (left out when off: older sessions read the same).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub calculator: bool,
     pub paths: Vec<PathRecord>,
     pub vote: VoteRecord,
 }

@@ -304,6 +304,7 @@ impl App {
             Intent::AdjustSetting(d) => self.adjust_setting(d, &mut cmds),
             Intent::StartEdit(first) => self.start_edit(first),
             Intent::ResetSettings => self.reset_settings(&mut cmds),
+            Intent::ToggleCalculator => self.toggle_calculator(&mut cmds),
             Intent::FocusPane(d) => {
                 let n = self.generation.as_ref().map_or(0, |r| r.panes.len());
                 if n > 0 {

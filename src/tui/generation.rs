@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::engine::{EngineEvent, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason};
+use crate::engine::{EngineEvent, Forcer, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason};
 use crate::lab;
+use crate::lab::calculator::Calculator;
 use crate::lab::gsm8k::Problem;
 use crate::lab::record::{CompareMode, PathRecord, PromptSpec, QuestionRecord, RunRecord, VoteRecord};
 use crate::lab::vote::Vote;
@@ -24,6 +25,8 @@ pub struct Generation {
     pub gold: String,
     pub prompts: Vec<PromptSpec>,
     pub sampling: SamplingParams,
+    /// Calculator in the loop (`c`): the engine writes each `expression =`'s result.
+    pub calculator: bool,
     pub panes: Vec<Pane>,
     pub running: bool,
     pub cancelling: bool,
@@ -67,6 +70,7 @@ impl Generation {
             gold: problem.gold.clone(),
             prompts,
             sampling,
+            calculator: false,
             panes,
             running: true,
             cancelling: false,
@@ -95,6 +99,7 @@ impl Generation {
             gold: run.question.gold.clone(),
             prompts: run.templates.clone(),
             sampling: run.sampling.clone(),
+            calculator: run.calculator,
             panes,
             running: false,
             cancelling: false,
@@ -127,6 +132,7 @@ impl Generation {
             },
             templates: self.prompts.clone(),
             sampling: self.sampling.clone(),
+            calculator: self.calculator,
             paths,
             vote: VoteRecord::new(&self.vote(), &self.gold),
         }
@@ -142,6 +148,7 @@ impl Generation {
                 paths: self.panes.iter().filter(|p| p.prompt == pi).count(),
                 sampling: self.sampling.clone(),
                 stop: spec.stop.clone(),
+                forcer: self.calculator.then(|| Forcer::new(Calculator)),
                 ..GenerateRequest::default()
             })
             .collect()
@@ -152,7 +159,11 @@ impl Generation {
         let shas =
             |g: &Generation| g.prompts.iter().map(|p| (p.prompt_sha256.clone(), p.stop.clone())).collect::<Vec<_>>();
         let panes = |g: &Generation| g.panes.iter().map(|p| (p.prompt, p.path)).collect::<Vec<_>>();
-        self.mode == old.mode && self.sampling == old.sampling && shas(self) == shas(old) && panes(self) == panes(old)
+        self.mode == old.mode
+            && self.sampling == old.sampling
+            && self.calculator == old.calculator
+            && shas(self) == shas(old)
+            && panes(self) == panes(old)
     }
 
     /// Keeps the human's labels and notes of `old` (which this one repeats) and its texts to compare.

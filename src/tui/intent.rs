@@ -41,6 +41,8 @@ pub enum Intent {
     AdjustSetting(i32),
     /// Start typing a value for the selected setting, optionally with its first character.
     StartEdit(Option<char>),
+    /// Switch the calculator in the loop on or off for the next generation.
+    ToggleCalculator,
     /// Back to the default settings and the template's own stop strings.
     ResetSettings,
     /// Move focus to the next / previous path pane.

@@ -36,6 +36,7 @@ pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('-') => Some(Intent::FewerPaths),
         KeyCode::Char('t') => Some(Intent::ChooseTemplate),
         KeyCode::Char('m') => Some(Intent::ToggleMode),
+        KeyCode::Char('c') => Some(Intent::ToggleCalculator),
         KeyCode::Char('n') => Some(Intent::EditNote),
         KeyCode::Char('u') => Some(Intent::Undo),
         KeyCode::Char('s') => Some(Intent::Save),
@@ -249,6 +250,7 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if app.templates.len() > 1 {
         v.push(h("m", "A/B"));
     }
+    v.push(h("c", if app.settings.calculator { "calculator off" } else { "calculator on" }));
     if finished {
         v.push(h("s", "save"));
         v.push(h("y/Y", "copy/file"));
@@ -277,6 +279,7 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("+ / -", "one more / one fewer path per template (1–8)"),
                 h("t", "choose the template (A/B view: tick up to four with Space)"),
                 h("m", "switch view: N paths of one template ↔ A/B, a grid of up to four templates × N paths"),
+                h("c", "calculator in the loop on/off: after \"expression =\" the engine writes the exact result (shown in its own style, not checked for arithmetic errors)"),
                 h("/", "filter questions by text"),
                 h("u", "undo the last label or note"),
                 h("s", "save the session (sessions/<time>-q<index>-<template>.yaml)"),
@@ -305,6 +308,8 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("← → / h l", "change it (mode and template too)"),
                 h("i or a digit", "type a value; Enter sets, Esc cancels"),
                 h("r", "reset: default sampling and the template's own stop strings"),
+                h("min-p", "keep tokens at least this fraction as likely as the most likely one (off: 0)"),
+                h("rep penalty", "Hugging Face's repetition penalty: seen tokens' logits divided by it (1: off)"),
                 h("stop", "stop strings separated by |, with \\n for a newline"),
                 h("", "settings are remembered between launches"),
             ],
@@ -369,6 +374,7 @@ mod tests {
             (KeyCode::Char('q'), "Quit"),
             (KeyCode::Char('?'), "Help"),
             (KeyCode::Char('/'), "StartFilter"),
+            (KeyCode::Char('c'), "ToggleCalculator"),
         ] {
             let a = intent_for(&app, key(c)).map(|a| format!("{a:?}"));
             assert_eq!(a.as_deref(), Some(want), "{c:?}");

@@ -4,6 +4,7 @@
 use crate::engine::StopReason;
 use crate::lab;
 use crate::lab::answer::AnswerRule;
+use crate::lab::answer_stream::AnswerStream;
 use crate::lab::detect::{DetectContext, Failure, StreamDetector};
 use crate::lab::labels::Labels;
 use crate::lab::record::{flatten_stop, PathRecord};
@@ -30,10 +31,8 @@ pub struct Pane {
     /// Lines scrolled up from the bottom; 0 follows the stream.
     pub scroll_up: usize,
     detector: Option<StreamDetector>,
-    /// Text length when the findings were last refreshed while streaming.
-    refreshed_at: usize,
-    /// How many times the findings were refreshed while streaming.
-    refreshes: usize,
+    /// The answer so far, read incrementally as the text streams.
+    answers: AnswerStream,
 }
 
 impl Pane {
@@ -54,8 +53,7 @@ impl Pane {
             stale: false,
             scroll_up: 0,
             detector: Some(StreamDetector::new(ctx)),
-            refreshed_at: 0,
-            refreshes: 0,
+            answers: AnswerStream::new(),
         }
     }
 
@@ -77,8 +75,7 @@ impl Pane {
             stale: record.stale,
             scroll_up: 0,
             detector: None,
-            refreshed_at: record.text.len(),
-            refreshes: 0,
+            answers: AnswerStream::new(),
         })
     }
 
@@ -128,17 +125,12 @@ impl Pane {
         self.text.push_str(text);
         self.last_ms = Some(at_ms);
         let Some(d) = self.detector.as_mut() else { return };
+        // Both read only the new text and the unfinished last sentence: a token costs the same at the
+        // end of a long path as at its start.
         d.push(text);
-        // Reading the findings costs time in the length of the text, so they are read again once the
-        // text has grown by a fixed share of itself: linear work over a path, not quadratic, and
-        // every token while the text is short. `finish` reads them exactly.
-        if self.text.len() >= self.refreshed_at + (self.text.len() / 32).max(1) {
-            let failures = d.failures();
-            let ex = lab::answer::extract(&self.text);
-            self.refreshed_at = self.text.len();
-            self.refreshes += 1;
-            self.set_findings(ex.answer, ex.rule, failures);
-        }
+        let failures = d.failures();
+        let ex = self.answers.update(&self.text);
+        self.set_findings(ex.answer, ex.rule, failures);
     }
 
     /// Final findings from the lab's analysis of the final text (which is authoritative).
@@ -147,7 +139,6 @@ impl Pane {
         self.text = text;
         self.token_ids = token_ids;
         self.stop = Some(stop);
-        self.refreshed_at = self.text.len();
         self.set_findings(a.answer, a.answer_rule, a.failures);
     }
 }
@@ -161,19 +152,24 @@ mod tests {
     }
 
     #[test]
-    fn streamed_findings_equal_the_finished_texts_and_are_read_a_linear_number_of_times() {
+    fn streamed_findings_follow_every_token_and_end_equal_to_the_finished_texts() {
         let text = "She has 3 + 4 = 8 apples. She has 3 + 4 = 8 apples. Then 2 * 5 = 10. ".repeat(60);
         let mut p = Pane::new(0, 0, ctx());
         let mut ids = Vec::new();
+        let mut shown_error_at = None;
         for (i, w) in text.split_inclusive(' ').enumerate() {
             p.push_token(i as u32, w, i as f64);
             ids.push(i as u32);
+            // The answer shown is the whole text's answer after every token, not some tokens later.
+            let now = lab::answer::extract(&p.text);
+            assert_eq!((p.answer.clone(), p.answer_rule), (now.answer, now.rule), "after token {i}");
+            if shown_error_at.is_none() && p.failures.iter().any(|f| f.kind == lab::FailureKind::ArithmeticError) {
+                shown_error_at = Some(p.text.len());
+            }
         }
-        let tokens = ids.len();
-        assert!(tokens > 1000);
-        // Far fewer reads than tokens, each on a text a fixed share longer than the last.
-        assert!(p.refreshes < tokens / 4, "{} reads for {tokens} tokens", p.refreshes);
-        assert!(!p.failures.is_empty(), "findings show while streaming");
+        assert!(ids.len() > 1000);
+        // The first wrong sum shows as soon as the word after its value settles it.
+        assert_eq!(shown_error_at, Some("She has 3 + 4 = 8 apples. ".len()), "{shown_error_at:?}");
         p.finish(text.clone(), ids, StopReason::MaxTokens, &ctx());
         let whole = lab::analysis::analyze_stopped(&ctx(), &text, None, None);
         assert_eq!(p.failures, whole.failures);

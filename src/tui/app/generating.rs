@@ -30,6 +30,7 @@ impl App {
             self.settings.paths,
             Some(model),
         );
+        generation.calculator = self.settings.calculator;
         // Running an opened session again: its labels and notes stay, and the texts are compared.
         let rerun = self.pinned.is_some() && self.generation.as_ref().is_some_and(|old| generation.repeats(old));
         if !rerun && !self.guard_discard("Enter") {

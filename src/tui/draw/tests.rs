@@ -129,13 +129,14 @@ fn snapshot_help_overlay() {
     let t = render(&a, 140, 45);
     insta::assert_snapshot!("help", t.backend());
     let s = screen_text(&t);
-    for k in ["Enter", "Esc", "Tab / Shift-Tab", "+ / -", "1–6", "q / Ctrl-C", "Y", "!"] {
+    for k in ["Enter", "Esc", "Tab / Shift-Tab", "+ / -", "c ", "q / Ctrl-C", "Y", "!"] {
         assert!(s.contains(k), "help lists {k}");
     }
     // Scrolled down: the rest of the keys and every glyph drawn on screen.
-    a.update(Intent::OverlayMove(30));
+    a.update(Intent::OverlayMove(40));
     let s = screen_text(&render(&a, 140, 45));
-    for k in ["7 8 9", "rep? rep✓ rep✗", "⚠ stale", "✓ ✗", "~ (flexible)", "✎", "●", "⟦kind …⟧", "[unsaved labels]"]
+    for k in
+        ["1–6", "7 8 9", "rep? rep✓ rep✗", "⚠ stale", "✓ ✗", "~ (flexible)", "✎", "●", "⟦kind …⟧", "[unsaved labels]"]
     {
         assert!(s.contains(k), "help explains {k}:\n{s}");
     }
