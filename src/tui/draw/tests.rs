@@ -133,8 +133,12 @@ fn snapshot_help_overlay() {
         assert!(s.contains(k), "help lists {k}");
     }
     // Scrolled down: the rest of the keys and every glyph drawn on screen.
-    a.update(Intent::OverlayMove(30));
+    a.update(Intent::OverlayMove(40));
     let s = screen_text(&render(&a, 140, 45));
+    for k in ["Inside a path (tokens)", "token cursor", "branch at the token", "3 ⟵ 1 @ token 17", "⟦p=0.03 …⟧"]
+    {
+        assert!(s.contains(k), "help explains {k}:\n{s}");
+    }
     for k in ["7 8 9", "rep? rep✓ rep✗", "⚠ stale", "✓ ✗", "~ (flexible)", "✎", "●", "⟦kind …⟧", "[unsaved labels]"]
     {
         assert!(s.contains(k), "help explains {k}:\n{s}");
