@@ -35,18 +35,6 @@ pub fn badge(kind: FailureKind) -> String {
     format!("⟦{}⟧", Label::from_kind(kind).tag())
 }
 
-/// Styled segments of `text` with `failures` (byte spans into `text`) highlighted.
-pub fn highlight(text: &str, failures: &[Failure], theme: &Theme, base: Style) -> Vec<(String, Style)> {
-    pieces(text, failures, theme, base)
-        .into_iter()
-        .map(|p| match p {
-            Piece::Text(r, kind) => (text[r].to_string(), kind.map_or(base, |k| base.patch(theme.failure(k)))),
-            Piece::Marker(m, style) => (m, style),
-        })
-        .filter(|(s, _)| !s.is_empty())
-        .collect()
-}
-
 /// A token drawn in a style of its own over the text (its probability, the cursor).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TokenMark {
@@ -59,7 +47,8 @@ pub struct TokenMark {
     pub tag: Option<String>,
 }
 
-/// [`highlight`] with tokens styled too; also returns, per mark, the index of the first segment of its
+/// Styled segments of `text` with `failures` (byte spans into `text`) highlighted, and tokens (`marks`,
+/// in order, not overlapping) styled too; also returns, per mark, the index of the first segment of its
 /// text (where the token starts on screen).
 pub fn highlight_tokens(
     text: &str,
@@ -207,6 +196,10 @@ fn pieces(text: &str, failures: &[Failure], theme: &Theme, base: Style) -> Vec<P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn highlight(text: &str, failures: &[Failure], theme: &Theme, base: Style) -> Vec<(String, Style)> {
+        highlight_tokens(text, failures, theme, base, &[]).0
+    }
 
     fn f(kind: FailureKind, start: usize, end: usize) -> Failure {
         Failure { kind, start, end, detail: String::new() }

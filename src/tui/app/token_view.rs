@@ -185,3 +185,6 @@ fn cursor_parent(app: &App) -> usize {
 pub(crate) fn visible_tokens(p: &crate::tui::generation::Pane) -> Vec<usize> {
     p.token_spans().iter().enumerate().filter(|(_, r)| !r.is_empty()).map(|(i, _)| i).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -258,7 +258,8 @@ fn title_at(app: &App, run: &Generation, p: &Pane, name: &str, level: u8) -> Lin
     if let Some(b) = &p.branch {
         let parent = pane_label(run, b.parent.saturating_sub(1));
         spans.push(Span::styled(
-            if level <= 1 { format!(" ⟵ {parent} {}", b.describe()) } else { format!(" ⟵ {parent}") },
+            // Where it branched matters more than its counts: it goes last.
+            if level <= 3 { format!(" ⟵ {parent} {}", b.describe()) } else { format!(" ⟵ {parent} @{}", b.at + 1) },
             t.title(),
         ));
     }
