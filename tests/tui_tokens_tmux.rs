@@ -77,6 +77,9 @@ fn probabilities_cursor_branch_save_and_reopen_in_tmux() {
     assert!(s.contains("┌ 3 ⟵ 1 @ token 4"), "the branch's pane title after reopening:\n{s}");
     t.keys(&["T"]);
     t.wait_for("the tree", 10, |s| s.contains("Path tree (T)") && s.contains("└ 3 @4 "));
+    // Enter runs it again, the branch from its forced tokens: greedy, the same text.
+    t.keys(&["Enter"]);
+    t.wait_for("the rerun", 120, |s| s.contains("rerun: identical to the saved session"));
     t.keys(&["q"]);
     t.wait_for("cotscope to exit", 20, |s| s.contains("COTSCOPE_EXIT=0"));
 

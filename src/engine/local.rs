@@ -205,6 +205,9 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
+/// A token event's `logprob`, `top` and `entropy`.
+type EventLogprobs = (Option<f32>, Vec<TopLogprob>, Option<f32>);
+
 /// The logprob fields of a token event for `tok` chosen from `logits` (empty when not asked for):
 /// its log-probability, the top alternatives and the step's entropy.
 fn token_logprobs(
@@ -212,7 +215,7 @@ fn token_logprobs(
     tok: u32,
     k: Option<usize>,
     tokenizer: &Tokenizer,
-) -> Result<(Option<f32>, Vec<TopLogprob>, Option<f32>), EngineError> {
+) -> Result<EventLogprobs, EngineError> {
     let Some(k) = k else { return Ok((None, Vec::new(), None)) };
     let Some(step) = logprobs::step_logprobs(logits, tok, k) else { return Ok((None, Vec::new(), None)) };
     let top = step

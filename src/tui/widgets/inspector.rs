@@ -84,12 +84,9 @@ pub fn inspector_lines(app: &App, run: &Generation, width: u16) -> Vec<Line<'sta
         let prob = (alt.logprob as f64).exp();
         let bar = "█".repeat(((prob * bar_w as f64).round() as usize).min(bar_w));
         let label = truncate(&format!("{:?}", alt.text), 12);
-        let line = format!(
-            "{}{} {label:<12} {:>6.1}% {bar}",
-            if picked { "▸" } else { " " },
-            if chosen { "●" } else { " " },
-            prob * 100.0
-        );
+        let pct = if prob < 0.001 { "<0.1%".to_string() } else { format!("{:.1}%", prob * 100.0) };
+        let line =
+            format!("{}{} {label:<12} {pct:>6} {bar}", if picked { "▸" } else { " " }, if chosen { "●" } else { " " });
         let style = if picked { t.selected() } else { t.base() };
         lines.push(Line::from(Span::styled(truncate(&line, w), style)));
     }
