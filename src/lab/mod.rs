@@ -13,6 +13,7 @@ pub mod gsm8k;
 pub mod judge;
 pub mod labels;
 pub mod number;
+pub mod path_tree;
 pub mod prompt_parse;
 pub mod record;
 pub mod report;
@@ -20,6 +21,7 @@ pub mod select;
 pub mod settings;
 pub mod stats;
 pub mod template;
+pub mod token_steps;
 pub mod vote;
 
 pub use analysis::{analyze, PathAnalysis};

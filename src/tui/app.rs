@@ -11,6 +11,7 @@ mod generating;
 mod overlays;
 mod prompts;
 mod sessions;
+mod token_view;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ use super::theme::Theme;
 pub use annotate::Annotation;
 pub use exemplars::ExemplarProposal;
 pub use overlays::Overlay;
+pub use token_view::{TokenCursor, TokenView};
 
 /// The panel keys go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +147,8 @@ pub struct App {
     armed: Option<&'static str>,
     /// Quit as soon as the pending save is written (`s` in the quit question).
     quit_after_save: bool,
+    /// Probability colours, the token cursor and the path tree.
+    pub tokens: TokenView,
     pub quit: bool,
 }
 
@@ -188,6 +192,7 @@ impl App {
             saving_annotations: None,
             armed: None,
             quit_after_save: false,
+            tokens: TokenView::default(),
             quit: false,
         };
         if !app.template_errors.is_empty() {
@@ -310,6 +315,7 @@ impl App {
                 if n > 0 {
                     self.pane = (self.pane as isize + d).clamp(0, n as isize - 1) as usize;
                 }
+                self.clamp_cursor();
             }
             Intent::ScrollPane(d) => {
                 let pane = self.pane;
@@ -352,6 +358,14 @@ impl App {
             Intent::Close => self.close(&mut cmds),
             Intent::OverlayMove(d) => self.overlay_move(d),
             Intent::OverlayToggle => self.overlay_toggle(),
+            Intent::ToggleProbs => self.toggle_probs(),
+            Intent::ToggleTree => self.toggle_tree(),
+            Intent::TokenCursor => self.enter_tokens(),
+            Intent::LeaveTokens => self.leave_tokens(),
+            Intent::MoveToken(d) => self.move_token(d),
+            Intent::MoveTokenLine(d) => self.move_token_line(d),
+            Intent::PickAlternative(d) => self.pick_alternative(d),
+            Intent::Branch => self.branch(&mut cmds),
         }
         cmds
     }
@@ -393,6 +407,7 @@ impl App {
             Report::Copied(outcome) => self.copied(outcome),
             Report::ExemplarWritten(path) => self.set_status(format!("wrote the exemplar to {}", path.display())),
             Report::TemplateWritten { path, template } => self.template_written(path, *template, &mut cmds),
+            Report::Resized { width, height } => self.tokens.screen = Some((width, height)),
             Report::Failed(msg) => {
                 self.quit_after_save = false;
                 self.saving_annotations = None;
@@ -404,6 +419,7 @@ impl App {
 
     fn move_focus(&mut self, d: isize) {
         self.focus = self.focus.step(d);
+        self.tokens.cursor = None;
         self.edit = None;
         self.questions.filtering = false;
     }

@@ -89,4 +89,20 @@ pub enum Intent {
     OverlayMove(isize),
     /// Tick/untick the item under the cursor (A/B template chooser).
     OverlayToggle,
+    /// Colour every pane's tokens by their probability, or stop (`p`).
+    ToggleProbs,
+    /// Show or hide the path tree beside the panes (`T`).
+    ToggleTree,
+    /// Put the token cursor on the focused path, with its inspector, or take it away (`v`).
+    TokenCursor,
+    /// Close the branch picker, else take the token cursor away (Esc).
+    LeaveTokens,
+    /// Move the token cursor by tokens (positive: on).
+    MoveToken(isize),
+    /// Move the token cursor by screen lines (positive: down).
+    MoveTokenLine(isize),
+    /// Move the branch picker's choice by rows.
+    PickAlternative(isize),
+    /// Open the branch picker on the cursor's token; in the picker, start the branch (`b`).
+    Branch,
 }

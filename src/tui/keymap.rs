@@ -7,6 +7,8 @@ use super::app::{App, Focus, Overlay};
 use super::intent::Intent;
 use crate::lab::record::CompareMode;
 
+mod tokens;
+
 /// The intent a key press means now, if any.
 pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
     if key.kind == KeyEventKind::Release {
@@ -21,6 +23,9 @@ pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
     }
     if app.questions.filtering || app.edit.is_some() {
         return text_key(key);
+    }
+    if let Some(intent) = tokens::intent(app, key) {
+        return Some(intent);
     }
     let code = key.code;
     // Keys that mean the same everywhere.
@@ -203,6 +208,9 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if app.edit.is_some() {
         return vec![h("type", "value"), h("Enter", "set"), h("Esc", "cancel")];
     }
+    if let Some(v) = tokens::cursor_hints(app) {
+        return v;
+    }
     let has_paths = app.generation.as_ref().is_some_and(|g| !g.panes.is_empty());
     let finished = has_paths && !app.generating();
     let mut v = Vec::new();
@@ -235,6 +243,7 @@ pub fn hints(app: &App) -> Vec<Hint> {
                 v.push(h("←→", "path"));
             }
             v.push(h("↑↓", "scroll"));
+            tokens::path_hints(app, &mut v);
             v.push(h("1-9", "label"));
             v.push(h("n", "note"));
         }
@@ -250,7 +259,7 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if app.templates.len() > 1 {
         v.push(h("m", "A/B"));
     }
-    v.push(h("c", if app.settings.calculator { "calculator off" } else { "calculator on" }));
+    v.push(h("c", if app.settings.calculator { "calc off" } else { "calc on" }));
     if finished {
         v.push(h("s", "save"));
         v.push(h("y/Y", "copy/file"));
@@ -326,6 +335,7 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("7 8 9", "add or remove wrong_step / other / good"),
             ],
         ),
+        tokens::help_section(),
         (
             "What the glyphs mean",
             vec![

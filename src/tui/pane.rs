@@ -1,13 +1,15 @@
 //! One path on screen: its text as it streams, what the detectors see in it so far, the human's labels
 //! and note, and how far it is scrolled.
 
-use crate::engine::StopReason;
+use crate::engine::{StopReason, TokenEvent};
 use crate::lab;
 use crate::lab::answer::AnswerRule;
 use crate::lab::answer_stream::AnswerStream;
 use crate::lab::detect::{DetectContext, Failure, StreamDetector};
 use crate::lab::labels::Labels;
+use crate::lab::path_tree::BranchRecord;
 use crate::lab::record::{flatten_stop, PathRecord};
+use crate::lab::token_steps::{self, TokenStep};
 
 pub struct Pane {
     /// Index into [`Generation::prompts`](super::generation::Generation::prompts) (the request this
@@ -30,6 +32,16 @@ pub struct Pane {
     pub stale: bool,
     /// Lines scrolled up from the bottom; 0 follows the stream.
     pub scroll_up: usize,
+    /// What the model saw at each token (one per token event, in order).
+    pub steps: Vec<TokenStep>,
+    /// Some token event came without an id (a remote server): the ids cannot be replayed.
+    pub ids_missing: bool,
+    /// Where this path branched off another (its parent's number is 1-based).
+    pub branch: Option<BranchRecord>,
+    /// Tokens forced at the start of a branch (the parent's up to the branch point, then the chosen one).
+    pub prefix: Vec<u32>,
+    /// The parent's steps for the forced tokens (the engine replays them without probabilities).
+    inherited: Vec<TokenStep>,
     detector: Option<StreamDetector>,
     /// The answer so far, read incrementally as the text streams.
     answers: AnswerStream,
@@ -52,6 +64,11 @@ impl Pane {
             note: String::new(),
             stale: false,
             scroll_up: 0,
+            steps: Vec::new(),
+            ids_missing: false,
+            branch: None,
+            prefix: Vec::new(),
+            inherited: Vec::new(),
             detector: Some(StreamDetector::new(ctx)),
             answers: AnswerStream::new(),
         }
@@ -74,6 +91,13 @@ impl Pane {
             note: record.note.clone(),
             stale: record.stale,
             scroll_up: 0,
+            steps: record.steps.clone(),
+            ids_missing: false,
+            prefix: record.branch.as_ref().map_or_else(Vec::new, |b| {
+                record.token_ids.get(..b.prefix_len()).unwrap_or(&record.token_ids).to_vec()
+            }),
+            branch: record.branch.clone(),
+            inherited: Vec::new(),
             detector: None,
             answers: AnswerStream::new(),
         })
@@ -97,11 +121,31 @@ impl Pane {
             labels: Vec::new(),
             note: self.note.clone(),
             stale: self.stale,
-            logprob: None,
+            logprob: token_steps::sum_logprob(&self.steps).map(|(sum, _)| sum),
             forced_spans: Vec::new(),
+            steps: self.steps.clone(),
+            branch: self.branch.clone(),
         };
         r.set_labels(&self.labels);
         r
+    }
+
+    /// A branch of a parent path: forced `prefix`, whose steps are the parent's `inherited` ones.
+    pub fn branch_of(mut self, branch: BranchRecord, prefix: Vec<u32>, inherited: Vec<TokenStep>) -> Self {
+        self.branch = Some(branch);
+        self.prefix = prefix;
+        self.inherited = inherited;
+        self
+    }
+
+    /// Mean log-probability per token the model chose (None without probabilities).
+    pub fn mean_logprob(&self) -> Option<f64> {
+        token_steps::mean_logprob(&self.steps)
+    }
+
+    /// Byte range of the text each token released.
+    pub fn token_spans(&self) -> Vec<std::ops::Range<usize>> {
+        token_steps::spans(&self.steps, self.text.len())
     }
 
     pub fn finished(&self) -> bool {
@@ -118,6 +162,19 @@ impl Pane {
         self.answer_rule = rule;
         self.labels.set_detected(failures.iter().map(|f| f.kind));
         self.failures = failures;
+    }
+
+    /// A token event: its step (a replayed prefix token takes the parent's), then its text.
+    pub(super) fn push_event(&mut self, t: &TokenEvent, at_ms: f64) {
+        let mut step = TokenStep::from_event(t);
+        if t.logprob.is_none() {
+            if let Some(parent) = self.inherited.get(self.steps.len()) {
+                step = TokenStep { len: step.len, ..parent.clone() };
+            }
+        }
+        self.steps.push(step);
+        self.ids_missing |= t.id.is_none();
+        self.push_token(t.id.unwrap_or_default(), &t.text, at_ms);
     }
 
     pub(super) fn push_token(&mut self, id: u32, text: &str, at_ms: f64) {

@@ -37,6 +37,8 @@ pub enum Report {
     ExemplarWritten(PathBuf),
     /// A template file was written.
     TemplateWritten { path: PathBuf, template: Box<Template> },
+    /// The terminal's size, at the start and whenever it changes (the token cursor moves by its lines).
+    Resized { width: u16, height: u16 },
     /// A command of the runner failed; the message is one line.
     Failed(String),
 }

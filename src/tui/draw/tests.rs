@@ -132,9 +132,16 @@ fn snapshot_help_overlay() {
     for k in ["Enter", "Esc", "Tab / Shift-Tab", "+ / -", "c ", "q / Ctrl-C", "Y", "!"] {
         assert!(s.contains(k), "help lists {k}");
     }
-    // Scrolled down: the rest of the keys and every glyph drawn on screen.
-    a.update(Intent::OverlayMove(40));
-    let s = screen_text(&render(&a, 140, 45));
+    // Scrolled down, page by page: the rest of the keys and every glyph drawn on screen.
+    let mut s = String::new();
+    for _ in 0..5 {
+        a.update(Intent::OverlayMove(20));
+        s.push_str(&screen_text(&render(&a, 140, 45)));
+    }
+    for k in ["Inside a path (tokens)", "token cursor", "branch at the token", "3 ⟵ 1 @ token 17", "⟦p=0.03 …⟧"]
+    {
+        assert!(s.contains(k), "help explains {k}:\n{s}");
+    }
     for k in
         ["1–6", "7 8 9", "rep? rep✓ rep✗", "⚠ stale", "✓ ✗", "~ (flexible)", "✎", "●", "⟦kind …⟧", "[unsaved labels]"]
     {
