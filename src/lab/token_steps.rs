@@ -55,6 +55,21 @@ pub fn spans(steps: &[TokenStep], text_len: usize) -> Vec<Range<usize>> {
     out
 }
 
+/// Byte ranges of the text the forcer (the calculator) wrote: its tokens' spans, neighbours joined.
+pub fn forced_spans(steps: &[TokenStep], text_len: usize) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for (s, r) in steps.iter().zip(spans(steps, text_len)) {
+        if !s.forced || r.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 /// Sum of the log-probabilities of the tokens the model chose (calculator tokens and unknown ones left
 /// out), with how many were counted; None when none is known.
 pub fn sum_logprob(steps: &[TokenStep]) -> Option<(f64, usize)> {
@@ -154,6 +169,16 @@ mod tests {
                 TopLogprob { id: None, text: "\"\n".into(), logprob: -1.25 },
             ],
         }
+    }
+
+    #[test]
+    fn forced_spans_join_neighbouring_calculator_tokens() {
+        let mut steps = vec![step(3, Some(-1.0)), step(2, None), step(1, None), step(4, Some(-0.5)), step(2, None)];
+        for k in [1, 2, 4] {
+            steps[k].forced = true;
+        }
+        assert_eq!(forced_spans(&steps, 12), vec![3..6, 10..12]);
+        assert_eq!(forced_spans(&steps, 11), vec![3..6, 10..11], "clamped to the text");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Pane {
     pub scroll_up: usize,
     /// What the model saw at each token (one per token event, in order).
     pub steps: Vec<TokenStep>,
+    /// Byte ranges of the text the calculator wrote, kept up to date as tokens arrive.
+    forced: Vec<std::ops::Range<usize>>,
     /// Some token event came without an id (a remote server): the ids cannot be replayed.
     pub ids_missing: bool,
     /// Where this path branched off another (its parent's number is 1-based).
@@ -65,6 +67,7 @@ impl Pane {
             stale: false,
             scroll_up: 0,
             steps: Vec::new(),
+            forced: Vec::new(),
             ids_missing: false,
             branch: None,
             prefix: Vec::new(),
@@ -92,6 +95,7 @@ impl Pane {
             stale: record.stale,
             scroll_up: 0,
             steps: record.steps.clone(),
+            forced: record.forced_spans.clone(),
             ids_missing: false,
             prefix: record.branch.as_ref().map_or_else(Vec::new, |b| {
                 record.token_ids.get(..b.prefix_len()).unwrap_or(&record.token_ids).to_vec()
@@ -122,7 +126,7 @@ impl Pane {
             note: self.note.clone(),
             stale: self.stale,
             logprob: token_steps::sum_logprob(&self.steps).map(|(sum, _)| sum),
-            forced_spans: Vec::new(),
+            forced_spans: self.forced_spans(),
             steps: self.steps.clone(),
             branch: self.branch.clone(),
         };
@@ -157,7 +161,14 @@ impl Pane {
         (b > a && !self.token_ids.is_empty()).then(|| self.token_ids.len() as f64 * 1000.0 / (b - a))
     }
 
+    /// Byte ranges the calculator wrote.
+    pub fn forced_spans(&self) -> Vec<std::ops::Range<usize>> {
+        self.forced.clone()
+    }
+
     fn set_findings(&mut self, answer: Option<String>, rule: AnswerRule, failures: Vec<Failure>) {
+        // The calculator's results are right by construction: not arithmetic errors of the model's.
+        let failures = lab::calculator::drop_forced_results(failures, &self.forced);
         self.answer = answer;
         self.answer_rule = rule;
         self.labels.set_detected(failures.iter().map(|f| f.kind));
@@ -170,6 +181,13 @@ impl Pane {
         if t.logprob.is_none() {
             if let Some(parent) = self.inherited.get(self.steps.len()) {
                 step = TokenStep { len: step.len, ..parent.clone() };
+            }
+        }
+        if step.forced && !t.text.is_empty() {
+            let r = self.text.len()..self.text.len() + t.text.len();
+            match self.forced.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => self.forced.push(r),
             }
         }
         self.steps.push(step);
@@ -196,6 +214,8 @@ impl Pane {
         self.text = text;
         self.token_ids = token_ids;
         self.stop = Some(stop);
+        // The final text is authoritative: read the calculator's ranges off it once more.
+        self.forced = token_steps::forced_spans(&self.steps, self.text.len());
         self.set_findings(a.answer, a.answer_rule, a.failures);
     }
 }
@@ -231,5 +251,38 @@ mod tests {
         let whole = lab::analysis::analyze_stopped(&ctx(), &text, None, None);
         assert_eq!(p.failures, whole.failures);
         assert_eq!((p.answer.clone(), p.answer_rule), (whole.answer, whole.answer_rule));
+    }
+
+    fn event(text: &str, forced: bool) -> TokenEvent {
+        TokenEvent { path: 0, id: Some(1), text: text.into(), logprob: Some(-0.5), top: vec![], forced, entropy: None }
+    }
+
+    #[test]
+    fn calculator_results_are_marked_and_not_arithmetic_errors() {
+        let run = |forced: bool| {
+            let mut p = Pane::new(0, 0, ctx());
+            for (i, (t, f)) in [(" She has 3 + 4 =", false), (" 8", forced), (" apples.", false), (" The", false)]
+                .into_iter()
+                .enumerate()
+            {
+                p.push_event(&event(t, f), i as f64);
+            }
+            p
+        };
+        let model = run(false);
+        assert!(model.failures.iter().any(|f| f.kind == lab::FailureKind::ArithmeticError), "{:?}", model.failures);
+        assert!(model.forced_spans().is_empty());
+        let calc = run(true);
+        assert!(!calc.failures.iter().any(|f| f.kind == lab::FailureKind::ArithmeticError), "{:?}", calc.failures);
+        let at = " She has 3 + 4 =".len();
+        assert_eq!(calc.forced_spans(), vec![at..at + 2]);
+        assert_eq!(&calc.text[at..at + 2], " 8");
+        // Recorded for the session, and still dropped once the path is finished.
+        let mut done = calc;
+        let text = done.text.clone();
+        let ids = done.token_ids.clone();
+        done.finish(text, ids, StopReason::MaxTokens, &ctx());
+        assert!(!done.failures.iter().any(|f| f.kind == lab::FailureKind::ArithmeticError));
+        assert_eq!(done.record(1, "t", None).forced_spans, vec![at..at + 2]);
     }
 }

@@ -167,6 +167,14 @@ impl Theme {
         }
     }
 
+    /// Text the calculator wrote (`c`): right by construction, not the model's.
+    pub fn forced(&self) -> Style {
+        self.pick(
+            Style::default().fg(Color::Indexed(29)).add_modifier(Modifier::ITALIC | Modifier::UNDERLINED),
+            Style::default().add_modifier(Modifier::ITALIC | Modifier::UNDERLINED),
+        )
+    }
+
     /// The token under the token cursor.
     pub fn token_cursor(&self) -> Style {
         self.pick(

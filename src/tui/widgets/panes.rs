@@ -119,13 +119,17 @@ fn body(app: &App, run: &Generation, i: usize) -> (Vec<(String, Style)>, Vec<Opt
     let mut segs = vec![(tail, t.prompt_text())];
     let cursor = app.tokens.cursor.as_ref().filter(|_| i == app.pane).map(|c| c.token);
     let branch_at = p.branch.as_ref().map(|b| b.at);
-    let marks: Vec<TokenMark> = if app.tokens.probs || cursor.is_some() || branch_at.is_some() {
+    let forced = p.steps.iter().any(|s| s.forced);
+    let marks: Vec<TokenMark> = if app.tokens.probs || cursor.is_some() || branch_at.is_some() || forced {
         p.token_spans()
             .into_iter()
             .enumerate()
             .map(|(k, range)| {
                 let prob = p.steps.get(k).and_then(|s| s.prob()).filter(|_| app.tokens.probs);
                 let mut style = prob.map_or(Style::default(), |x| t.token_prob(x));
+                if p.steps.get(k).is_some_and(|s| s.forced) {
+                    style = t.forced();
+                }
                 if branch_at == Some(k) {
                     // Where the branch leaves its parent.
                     style = style.add_modifier(Modifier::UNDERLINED);
