@@ -299,6 +299,72 @@ fn logprobs_arrive_per_token() {
 }
 
 #[test]
+fn the_server_scores_next_tokens_as_the_local_model_does_where_it_lists_them() {
+    let Some(server) = server("the_server_scores_next_tokens_as_the_local_model_does_where_it_lists_them") else {
+        return;
+    };
+    let remote = engine(&server);
+    let m = cotscope::model::load_embedded(&cotscope::model::LoadOptions::default()).expect("the embedded model");
+    let local = cotscope::engine::LocalEngine::new(m.model, m.tokenizer, m.eos_token_id, m.info);
+    let judge = cotscope::lab::judge::JudgePrompt::resolve(None, &repo().join("templates")).unwrap().1;
+    let prompt = judge.render(
+        "Janet has 16 eggs and eats 3. How many are left?",
+        &[" 16 - 3 = 13. The answer is 13.", " 16 + 3 = 19. The answer is 19.", " 3. The answer is 3."],
+    );
+    let labels: Vec<String> = judge.labels[..3].to_vec();
+    let (l, r) =
+        (local.next_token_logprobs(&prompt, &labels).unwrap(), remote.next_token_logprobs(&prompt, &labels).unwrap());
+    assert!(r.iter().any(Option::is_some), "no label among the server's 20 most likely tokens: {r:?}");
+    for ((label, a), b) in labels.iter().zip(&l).zip(&r) {
+        let a = a.expect("the local engine scores every token");
+        if let Some(b) = b {
+            assert!((a - b).abs() < 1e-3, "{label}: local {a} vs server {b}");
+        }
+    }
+}
+
+#[test]
+fn eval_judges_on_the_judge_endpoint() {
+    let Some(server) = server("eval_judges_on_the_judge_endpoint") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("judged.jsonl");
+    let out = cotscope(&[
+        "eval",
+        "--template",
+        "wei-8shot",
+        "--questions",
+        "0..4",
+        "--paths",
+        "3",
+        "--temperature",
+        "1.0",
+        "--seed",
+        "3",
+        "--max-new-tokens",
+        "40",
+        "--select",
+        "majority,judge",
+        "--judge-endpoint",
+        &server.endpoint,
+        "--json",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let strategies: Vec<&str> =
+        summary["strategies"].as_array().unwrap().iter().map(|s| s["strategy"].as_str().unwrap()).collect();
+    assert_eq!(strategies, ["majority", "judge"]);
+    for line in std::fs::read_to_string(&out_file).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let judge = v["select"].as_array().unwrap().iter().find(|s| s["strategy"] == "judge").expect("judged").clone();
+        // The judge's answer is one of the paths' answers (or none when no path has one).
+        let answers: Vec<&serde_json::Value> = v["paths"].as_array().unwrap().iter().map(|p| &p["answer"]).collect();
+        assert!(judge["answer"].is_null() || answers.contains(&&judge["answer"]), "{judge} not among {answers:?}");
+    }
+}
+
+#[test]
 fn eval_keeps_k_questions_in_flight_and_reports_throughput() {
     let Some(server) = server("eval_keeps_k_questions_in_flight_and_reports_throughput") else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -3,77 +3,15 @@
 //! label a path and save it; then read the experiment's eval JSONL (and `cotscope report` on it) and the
 //! session YAML. Skipped (with a message) only where tmux is not installed; under CI it must run.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
+use common::tmux::{have_tmux, Tmux};
 use cotscope::lab::evalfile::EvalRecord;
 use cotscope::tui::session::Session;
 use cotscope::tui::settings::Settings;
-
-// TODO(merge): use tests/common/tmux.rs (this is a copy of the harness in tests/tui_tmux.rs).
-/// Kills the tmux session however the test ends.
-struct Tmux {
-    name: String,
-}
-
-impl Tmux {
-    /// Runs `script` with `sh -c` (not the user's shell, which may not be POSIX) in a detached session.
-    fn start(name: &str, w: u16, h: u16, cwd: &Path, script: &str) -> Tmux {
-        let status = Command::new("tmux")
-            .args(["new-session", "-d", "-s", name, "-x", &w.to_string(), "-y", &h.to_string(), "-c"])
-            .arg(cwd)
-            .args(["sh", "-c", script])
-            .env_remove("NO_COLOR")
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux new-session failed");
-        Tmux { name: name.to_string() }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let status =
-            Command::new("tmux").args(["send-keys", "-t", &self.name]).args(keys).status().expect("tmux send-keys");
-        assert!(status.success());
-    }
-
-    fn screen(&self) -> String {
-        let out =
-            Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Polls the screen until `ok` holds; panics with the last screen at the deadline.
-    fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.screen();
-            if ok(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
-    }
-}
-
-/// False (test skipped) only outside CI; under CI a missing tmux fails the test.
-fn have_tmux() -> bool {
-    if Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
-        return true;
-    }
-    assert!(std::env::var("CI").is_err(), "tmux is required under CI (.ci/run installs it)");
-    println!("SKIPPED: tmux is not installed (.ci/run installs it)");
-    false
-}
 
 fn lines(p: &Path) -> Vec<EvalRecord> {
     let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

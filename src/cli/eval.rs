@@ -78,6 +78,10 @@ pub struct Args {
     /// generated.
     #[arg(long)]
     pub judge_model: Option<String>,
+    /// OpenAI-compatible server of the judge (`--select judge`), e.g. http://gpu-box:8000/v1; then
+    /// --judge-model names the served model (default: the first it lists). It must return `logprobs`.
+    #[arg(long, value_name = "URL")]
+    pub judge_endpoint: Option<String>,
     /// Judge prompt file. Default: judge/judge.yaml in the templates directory, else the shipped one.
     #[arg(long, value_name = "FILE.yaml")]
     pub judge_prompt: Option<PathBuf>,
@@ -141,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let unjudged = records.iter().any(|r| !r.select.iter().any(|s| s.strategy == Strategy::Judge));
     let judging = strategies.contains(&Strategy::Judge) && (unjudged || !todo.is_empty());
-    let engine = if !todo.is_empty() || (judging && args.judge_model.is_none()) {
+    let engine = if !todo.is_empty() || (judging && args.judge_model.is_none() && args.judge_endpoint.is_none()) {
         Some(args.model.open_engine()?)
     } else {
         None
@@ -230,7 +234,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// the model is loaded.
 fn run_settings(args: &Args, template: &Template) -> anyhow::Result<RunSettings> {
     let stop = template.stop_strings().to_vec();
-    Ok(RunSettings::new(args.model.settings(), template, args.sampling.params(), args.sampling.paths, stop)?)
+    let (sampling, paths) = (args.sampling.params(), args.sampling.paths);
+    Ok(RunSettings::new(args.model.settings(), template, sampling, paths, stop, args.calculator)?)
 }
 
 /// The judge's engine (`--judge-model`, else the generating engine) and prompt, when judging.
@@ -245,6 +250,11 @@ fn open_judge(
     let dir = args.templates_dir.clone().unwrap_or_else(crate::lab::default_dir);
     let (_, prompt) = JudgePrompt::resolve(args.judge_prompt.as_deref(), &dir)?;
     let engine = match (&args.judge_model, engine) {
+        _ if args.judge_endpoint.is_some() => {
+            ModelArgs { endpoint: args.judge_endpoint.clone(), model: args.judge_model.clone(), ..args.model.clone() }
+                .open_engine()
+                .context("--judge-endpoint")?
+        }
         (Some(m), _) => {
             ModelArgs { model: Some(m.clone()), ..args.model.clone() }.open_engine().context("--judge-model")?
         }

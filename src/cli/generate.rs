@@ -20,7 +20,8 @@ Output:
     {\"event\":\"token\",\"path\":0,\"id\":123,\"text\":\"...\"}        per token (text may be empty
         while a character or a possible stop string is incomplete); with --logprobs K also
         \"logprob\":-0.12,\"top\":[{\"id\":..,\"text\":\"..\",\"logprob\":..}, ...] (log-softmax of the raw
-        logits, most likely first); \"forced\":true on tokens the calculator inserted
+        logits, most likely first) and, from the local engine, \"entropy\":1.3 (nats, of the whole
+        distribution); \"forced\":true on tokens the calculator inserted
     {\"event\":\"done\",\"path\":0,\"token_ids\":[...],\"text\":\"...\",\"stop_reason\":\"max_tokens|eos|stop_string|cancelled|error\"}
         per path when it ends (generated ids only; with \"stop_string\":\"...\" when it stopped on one,
         \"error\":\"...\" when it ended in an error, \"forced_spans\":[[start,end],...] (byte ranges
@@ -161,6 +162,9 @@ struct TokenLine<'a> {
     top: Option<Vec<TopLine<'a>>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     forced: bool,
+    /// With --logprobs, where the engine knows it: the entropy (nats) of the step's distribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entropy: Option<f32>,
 }
 
 #[derive(Serialize)]
@@ -222,6 +226,7 @@ impl Output for JsonOutput {
                     logprob: self.logprobs.then_some(t.logprob),
                     top: self.logprobs.then(|| t.top.iter().map(TopLine::new).collect()),
                     forced: t.forced,
+                    entropy: t.entropy.filter(|_| self.logprobs),
                 },
             ),
             EngineEvent::Done(r) => json_line(

@@ -205,21 +205,26 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The logprob fields of a token event for `tok` chosen from `logits` (empty when not asked for).
+/// A token event's `logprob`, `top` and `entropy`.
+type EventLogprobs = (Option<f32>, Vec<TopLogprob>, Option<f32>);
+
+/// The logprob fields of a token event for `tok` chosen from `logits` (empty when not asked for):
+/// its log-probability, the top alternatives and the step's entropy.
 fn token_logprobs(
     logits: &[f32],
     tok: u32,
     k: Option<usize>,
     tokenizer: &Tokenizer,
-) -> Result<(Option<f32>, Vec<TopLogprob>), EngineError> {
-    let Some(k) = k else { return Ok((None, Vec::new())) };
-    let Some((lp, top)) = logprobs::logprobs(logits, tok, k) else { return Ok((None, Vec::new())) };
-    let top = top
+) -> Result<EventLogprobs, EngineError> {
+    let Some(k) = k else { return Ok((None, Vec::new(), None)) };
+    let Some(step) = logprobs::step_logprobs(logits, tok, k) else { return Ok((None, Vec::new(), None)) };
+    let top = step
+        .top
         .into_iter()
         // An alternative was never generated, so there is no stream to decode it in: it is shown alone.
         .map(|(id, logprob)| Ok(TopLogprob { id: Some(id), text: decode(tokenizer, &[id])?, logprob }))
         .collect::<Result<_, EngineError>>()?;
-    Ok((Some(lp), top))
+    Ok((Some(step.chosen), top, Some(step.entropy)))
 }
 
 impl LocalEngine {
@@ -237,14 +242,14 @@ impl LocalEngine {
             Some(tok) => (tok, true),
             None => (path.sampler.sample(path.penalty.apply(logits))?, false),
         };
-        let (logprob, top) = token_logprobs(logits, tok, path.top_k, &self.tokenizer)?;
+        let (logprob, top, entropy) = token_logprobs(logits, tok, path.top_k, &self.tokenizer)?;
         if path.top_k.is_some() {
             // A forced token is given, not chosen: it does not count against the path's probability.
             path.logprobs.push(if forced { 0.0 } else { logprob.unwrap_or(f32::NEG_INFINITY) });
         }
         let (text, stopped) = path.accept(tok, self.eos_token_id, max_new, &self.tokenizer)?;
         path.text.push_str(&text);
-        sink(EngineEvent::Token(TokenEvent { path: path.index, id: Some(tok), text, logprob, top, forced }));
+        sink(EngineEvent::Token(TokenEvent { path: path.index, id: Some(tok), text, logprob, top, forced, entropy }));
         match stopped {
             Some(reason) => {
                 sink(EngineEvent::Done(path.result(reason)));
@@ -735,6 +740,8 @@ mod tests {
                 }
                 // top-k 3 at sampling: the chosen token is one of the three most likely.
                 assert!(order[..3].contains(want_id));
+                let entropy: f64 = -(0..vocab as u32).map(|id| lp(id).exp() * lp(id)).sum::<f64>();
+                assert!((t.entropy.unwrap() as f64 - entropy).abs() < 1e-4, "entropy of the full distribution");
                 context.push(*want_id);
             }
             let from_events: Vec<f32> = toks.iter().map(|t| t.logprob.unwrap()).collect();
@@ -743,7 +750,7 @@ mod tests {
         }
         // Not asked for: nothing computed or reported.
         let plain = run(&engine, &request("Q: x", 1, 0.0, 3));
-        assert!(token_events(&plain, 0).iter().all(|t| t.logprob.is_none() && t.top.is_empty()));
+        assert!(token_events(&plain, 0).iter().all(|t| t.logprob.is_none() && t.top.is_empty() && t.entropy.is_none()));
         assert!(done(&plain)[0].token_logprobs.is_empty());
         // k = 0: the chosen token's logprob only.
         let mut req0 = request("Q: x", 1, 0.0, 3);

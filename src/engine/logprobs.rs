@@ -4,20 +4,51 @@
 //! One pass over the logits for the normalizer and one for the top k (a small sorted buffer: k is tens,
 //! the vocabulary 250880), all in f64 so the values match a reference log-softmax to float precision.
 
+/// What a step's logits say: the chosen token's log-probability, the most likely tokens, the entropy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepLogprobs {
+    pub chosen: f32,
+    /// (id, log-probability), most likely first.
+    pub top: Vec<(u32, f32)>,
+    /// Entropy of the whole distribution in nats (how unsure the model was at this step).
+    pub entropy: f32,
+}
+
 /// Log-probability of `chosen` and the `k` most likely tokens (id, log-probability), most likely first;
 /// ties go to the lower id. NaN logits count as impossible. None when no token is possible.
 pub fn logprobs(logits: &[f32], chosen: u32, k: usize) -> Option<(f32, Vec<(u32, f32)>)> {
+    step_logprobs(logits, chosen, k).map(|s| (s.chosen, s.top))
+}
+
+/// [`logprobs`] and the entropy, from the same two passes over the logits: with z = Σ e^(x−max),
+/// H = lse − Σ e^(x−max)·x / z, so the entropy costs one multiply-add per logit.
+pub fn step_logprobs(logits: &[f32], chosen: u32, k: usize) -> Option<StepLogprobs> {
     let clean = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
     let max = logits.iter().map(|&x| clean(x)).fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         return None;
     }
     let max = max as f64;
-    let sum: f64 = logits.iter().map(|&x| (clean(x) as f64 - max).exp()).sum();
+    let (mut sum, mut weighted) = (0.0f64, 0.0f64);
+    for &x in logits {
+        let x = clean(x);
+        if x == f32::NEG_INFINITY {
+            continue;
+        }
+        let e = (x as f64 - max).exp();
+        sum += e;
+        weighted += e * (x as f64 - max);
+    }
     let lse = max + sum.ln();
     let lp = |x: f32| (clean(x) as f64 - lse) as f32;
     let chosen_lp = logits.get(chosen as usize).map_or(f32::NEG_INFINITY, |&x| lp(x));
-    Some((chosen_lp, top_k(logits, k).into_iter().map(|(id, x)| (id, lp(x))).collect()))
+    // Computed relative to max for precision: H = ln z − Σ e^(x−max)(x−max) / z.
+    let entropy = (sum.ln() - weighted / sum).max(0.0) as f32;
+    Some(StepLogprobs {
+        chosen: chosen_lp,
+        top: top_k(logits, k).into_iter().map(|(id, x)| (id, lp(x))).collect(),
+        entropy,
+    })
 }
 
 /// The `k` largest logits (id, logit), largest first, ties to the lower id; NaN and -inf never chosen.
@@ -61,6 +92,19 @@ mod tests {
         }
         let total: f64 = r.iter().map(|l| l.exp()).sum();
         assert!((total - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn entropy_is_that_of_the_softmax() {
+        let logits = [1.0f32, 3.0, -2.0, 3.0, 0.5, f32::NAN, f32::NEG_INFINITY];
+        let r = reference(&logits[..5]);
+        let want: f64 = -r.iter().map(|l| l.exp() * l).sum::<f64>();
+        let s = step_logprobs(&logits, 1, 2).unwrap();
+        assert!((s.entropy as f64 - want).abs() < 1e-5, "{} vs {want}", s.entropy);
+        // Uniform over four: ln 4; one certain token: 0.
+        let u = step_logprobs(&[0.5; 4], 0, 0).unwrap();
+        assert!((u.entropy - 4f32.ln()).abs() < 1e-6);
+        assert_eq!(step_logprobs(&[0.0, f32::NEG_INFINITY], 0, 1).unwrap().entropy, 0.0);
     }
 
     #[test]

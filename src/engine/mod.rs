@@ -246,6 +246,10 @@ pub struct TokenEvent {
     pub top: Vec<TopLogprob>,
     /// The request's forcer (the calculator) put this token here, not the model's choice.
     pub forced: bool,
+    /// Entropy in nats of the model's whole next-token distribution at this step, when logprobs were
+    /// asked for and the engine has the logits (the local engine; not remote servers or replayed tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy: Option<f32>,
 }
 
 /// Timing of one generation.

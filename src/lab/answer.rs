@@ -72,8 +72,18 @@ pub fn strict_answer(continuation: &str) -> Option<(String, (usize, usize))> {
 }
 
 fn strict(text: &str) -> Option<(String, (usize, usize))> {
-    let lower = text.to_ascii_lowercase();
-    let at = lower.find(STRICT_PHRASE)? + STRICT_PHRASE.len();
+    strict_after(text, find_strict_phrase(text, 0)?)
+}
+
+/// Byte offset of the first "the answer is" (any case) that starts at or after `from`.
+pub(crate) fn find_strict_phrase(text: &str, from: usize) -> Option<usize> {
+    let phrase = STRICT_PHRASE.as_bytes();
+    text.as_bytes().get(from..)?.windows(phrase.len()).position(|w| w.eq_ignore_ascii_case(phrase)).map(|p| from + p)
+}
+
+/// The strict answer read after the phrase found at `phrase` (see [`find_strict_phrase`]).
+pub(crate) fn strict_after(text: &str, phrase: usize) -> Option<(String, (usize, usize))> {
+    let at = phrase + STRICT_PHRASE.len();
     let b = text.as_bytes();
     let mut i = at;
     let skip_ws = |i: &mut usize| {

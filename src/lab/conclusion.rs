@@ -19,24 +19,42 @@ pub(crate) const NO_NUMBER: &str = "the path states no number";
 /// Unit words allowed after a final number that ends the text without a full stop (`= 26 dollars`).
 const MAX_TRAILING_WORDS: usize = 3;
 
+/// What [`decide`] reads of a text's segments (sentences or lines), however they were found: all at once
+/// ([`WholeText`]) or as the text streamed in ([`crate::lab::answer_stream`]). One decision, two readers.
+pub(crate) trait Segments {
+    /// The last trimmed, non-empty segment.
+    fn last(&self) -> Option<(usize, usize)>;
+    /// Whether a segment before the last has exactly these plain words.
+    fn said_before(&self, text: &str, words: &[String]) -> bool;
+    /// Whether a segment before the last, numbers masked, [`restarts`] with `key`.
+    fn restarted(&self, text: &str, key: &[String]) -> bool;
+    /// The last number of the text (see [`last_number`]).
+    fn last_number(&self, text: &str) -> Option<(String, (usize, usize))>;
+    /// Start of the line holding byte `at` of the last segment (segments hold no newline).
+    fn line_start(&self, text: &str, at: usize) -> usize;
+}
+
 /// The last number of `text` with its byte span, when the path ends on a statement that gives it; else
 /// why not. `text` is the part of the continuation before any invented question.
 pub(crate) fn final_number(text: &str) -> Result<(String, (usize, usize)), &'static str> {
-    let segments = segments(text);
-    let Some(&(fs, fe)) = segments.last() else {
+    decide(text, &WholeText::new(text))
+}
+
+/// [`final_number`] over segments already read.
+pub(crate) fn decide(text: &str, segs: &impl Segments) -> Result<(String, (usize, usize)), &'static str> {
+    let Some((fs, fe)) = segs.last() else {
         return Err(NO_NUMBER);
     };
     let last = &text[fs..fe];
     if last.ends_with('?') {
         return Err(ENDS_IN_QUESTION);
     }
-    let earlier = &segments[..segments.len() - 1];
     let complete = last.ends_with(['.', '!', ';']);
-    let (answer, (ns, ne)) = last_number(text).ok_or(NO_NUMBER)?;
+    let (answer, (ns, ne)) = segs.last_number(text).ok_or(NO_NUMBER)?;
     if complete {
         // Said again word for word, computing nothing: a loop the token limit happened to cut at a stop.
         let words = plain(last);
-        if words.len() >= 3 && !last.contains('=') && earlier.iter().any(|&(s, e)| plain(&text[s..e]) == words) {
+        if words.len() >= 3 && !last.contains('=') && segs.said_before(text, &words) {
             return Err(ENDS_IN_LOOP);
         }
         if ns >= fs && continues_as_expression(&text[ne..fe]) {
@@ -46,13 +64,13 @@ pub(crate) fn final_number(text: &str) -> Result<(String, (usize, usize)), &'sta
     }
     // Cut off while saying an earlier sentence again, perhaps with new numbers.
     let key = shape(last);
-    if key.len() >= 3 && earlier.iter().any(|&(s, e)| restarts(&shape(&text[s..e]), &key)) {
+    if key.len() >= 3 && segs.restarted(text, &key) {
         return Err(ENDS_IN_LOOP);
     }
     if ns < fs || !bare_tail(&text[ne..fe]) {
         return Err(STOPS_MID_SENTENCE);
     }
-    let line_start = text[..ns].rfind('\n').map_or(0, |p| p + 1);
+    let line_start = segs.line_start(text, ns);
     let before = text[fs.max(line_start)..ns].trim_end().trim_end_matches(['$', '-']).trim_end();
     let stated = before.ends_with('=')
         || before.is_empty()
@@ -61,6 +79,43 @@ pub(crate) fn final_number(text: &str) -> Result<(String, (usize, usize)), &'sta
         Ok((answer, (ns, ne)))
     } else {
         Err(STOPS_MID_SENTENCE)
+    }
+}
+
+/// Segments of a whole text, read at once.
+struct WholeText {
+    segments: Vec<(usize, usize)>,
+}
+
+impl WholeText {
+    fn new(text: &str) -> Self {
+        Self { segments: segments(text) }
+    }
+
+    fn earlier(&self) -> &[(usize, usize)] {
+        &self.segments[..self.segments.len().saturating_sub(1)]
+    }
+}
+
+impl Segments for WholeText {
+    fn last(&self) -> Option<(usize, usize)> {
+        self.segments.last().copied()
+    }
+
+    fn said_before(&self, text: &str, words: &[String]) -> bool {
+        self.earlier().iter().any(|&(s, e)| plain(&text[s..e]) == words)
+    }
+
+    fn restarted(&self, text: &str, key: &[String]) -> bool {
+        self.earlier().iter().any(|&(s, e)| restarts(&shape(&text[s..e]), key))
+    }
+
+    fn last_number(&self, text: &str) -> Option<(String, (usize, usize))> {
+        last_number(text)
+    }
+
+    fn line_start(&self, text: &str, at: usize) -> usize {
+        text[..at].rfind('\n').map_or(0, |p| p + 1)
     }
 }
 
@@ -84,7 +139,7 @@ pub(crate) fn restarts(earlier: &[String], cut: &[String]) -> bool {
     n > 0 && earlier.len() >= n && earlier[..n - 1] == cut[..n - 1] && earlier[n - 1].starts_with(cut[n - 1].as_str())
 }
 
-fn plain(s: &str) -> Vec<String> {
+pub(crate) fn plain(s: &str) -> Vec<String> {
     s.split_whitespace().map(normalize_word).collect()
 }
 
@@ -109,10 +164,17 @@ fn continues_as_expression(rest: &str) -> bool {
 
 /// The last number in `text`, with a leading minus when it is a sign.
 pub(crate) fn last_number(text: &str) -> Option<(String, (usize, usize))> {
+    last_number_in(text, 0, text.len())
+}
+
+/// The last number starting in `text[from..to]` (read in the whole `text`, so a sign or digits outside
+/// the range still count as they do for [`last_number`]). Equal to scanning from 0 when `from` is where
+/// that scan passes: a segment's start (no number runs across a segment break).
+pub(crate) fn last_number_in(text: &str, from: usize, to: usize) -> Option<(String, (usize, usize))> {
     let b = text.as_bytes();
     let mut found = None;
-    let mut i = 0;
-    while i < b.len() {
+    let mut i = from;
+    while i < to {
         if b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit()) {
             if let Some(lit) = number::scan_at(text, i) {
                 let neg = i > 0 && b[i - 1] == b'-' && (i < 2 || !b[i - 2].is_ascii_alphanumeric());

@@ -277,6 +277,8 @@ pub struct Plan {
     pub paths: usize,
     /// Stop strings for every template (None: each template's own).
     pub stop: Option<Vec<String>>,
+    /// Calculator in the loop.
+    pub calculator: bool,
     /// The model as recorded (its config hash is taken from the engine).
     pub model: ModelSettings,
     /// Sequences decoded together.
@@ -339,13 +341,20 @@ pub fn run(
     if plan.templates.is_empty() || plan.questions.is_empty() {
         return Err(ExperimentError::Empty);
     }
-    let opts = QuestionOptions { paths: plan.paths, batch: plan.batch, stop: plan.stop.clone(), ..Default::default() };
+    let opts = QuestionOptions {
+        paths: plan.paths,
+        batch: plan.batch,
+        calculator: plan.calculator,
+        logprobs: false,
+        stop: plan.stop.clone(),
+    };
     let model = ModelSettings { config_hash: engine.info().config_hash, ..plan.model.clone() };
     let mut settings = Vec::new();
     let mut files = Vec::new();
     for t in &plan.templates {
-        let s = RunSettings::new(model.clone(), t, plan.sampling.clone(), plan.paths, opts.stop_for(t))
-            .map_err(|error| ExperimentError::Template { name: t.name.clone(), error })?;
+        let s =
+            RunSettings::new(model.clone(), t, plan.sampling.clone(), plan.paths, opts.stop_for(t), plan.calculator)
+                .map_err(|error| ExperimentError::Template { name: t.name.clone(), error })?;
         files.push(ResultsFile::open(&Plan::file(&plan.dir, &t.name), &s)?);
         settings.push(s);
     }

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod answer;
+pub mod answer_stream;
 pub mod calculator;
 mod conclusion;
 pub mod corpus;
@@ -13,6 +14,7 @@ pub mod gsm8k;
 pub mod judge;
 pub mod labels;
 pub mod number;
+pub mod path_tree;
 pub mod prompt_parse;
 pub mod record;
 pub mod report;
@@ -20,6 +22,7 @@ pub mod select;
 pub mod settings;
 pub mod stats;
 pub mod template;
+pub mod token_steps;
 pub mod vote;
 
 pub use analysis::{analyze, PathAnalysis};

@@ -8,6 +8,8 @@ use super::analysis;
 use super::answer::AnswerRule;
 use super::detect::{DetectContext, Failure};
 use super::labels::{Label, LabelState, Labels};
+use super::path_tree::BranchRecord;
+use super::token_steps::TokenStep;
 use super::vote::Vote;
 use crate::engine::{ModelInfo, SamplingParams, StopReason};
 
@@ -128,6 +130,13 @@ pub struct PathRecord {
     /// arithmetic_error findings there are dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forced_spans: Vec<std::ops::Range<usize>>,
+    /// Per generated token: its probability, the alternatives the model considered, the entropy (the
+    /// TUI asks for them; one line per token).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<TokenStep>,
+    /// Where this path branched off another one of the run (the TUI's `b`); None for a sampled path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<BranchRecord>,
 }
 
 /// The one place a [`StopReason`] becomes its recorded fields: the contract name and the stop string.
@@ -170,6 +179,8 @@ impl PathRecord {
             stale: false,
             logprob: None,
             forced_spans: Vec::new(),
+            steps: Vec::new(),
+            branch: None,
         }
     }
 
@@ -237,13 +248,16 @@ pub struct RunRecord {
     /// Prompts as sent: template name, sha256 of the rendered prompt, stop strings, the prompt itself.
     pub templates: Vec<PromptSpec>,
     pub sampling: SamplingParams,
+    /// The calculator wrote the results of `expression =` (left out when off: older sessions read the same).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub calculator: bool,
     pub paths: Vec<PathRecord>,
     pub vote: VoteRecord,
 }
 
 impl RunRecord {
     /// The prompt (index into `templates`) and path index within it of each path, in order: paths of
-    /// one template are numbered from 0 in the order they appear. Fails on a path of an unlisted template.
+    /// one template are numbered from 0 in the order they appear (branches after the sampled ones). Fails on a path of an unlisted template.
     pub fn path_slots(&self) -> Result<Vec<(usize, usize)>, String> {
         let mut seen = vec![0usize; self.templates.len()];
         self.paths

@@ -38,6 +38,10 @@ pub struct RunSettings {
     pub sampling: SamplingParams,
     pub paths: usize,
     pub stop: Vec<String>,
+    /// `--calculator`: the engine wrote the results of `expression =` for the model. Left out of the
+    /// record when off, so files from before it existed keep their settings (and file names).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub calculator: bool,
     /// Informational: not compared (a newer cotscope may resume an older one's file).
     pub cotscope_version: String,
 }
@@ -71,6 +75,7 @@ impl RunSettings {
         sampling: SamplingParams,
         paths: usize,
         stop: Vec<String>,
+        calculator: bool,
     ) -> Result<RunSettings, super::template::TemplateError> {
         Ok(RunSettings {
             model,
@@ -79,6 +84,7 @@ impl RunSettings {
             sampling,
             paths,
             stop,
+            calculator,
             cotscope_version: VERSION.to_string(),
         })
     }
@@ -159,6 +165,7 @@ fn setting_name(key: &str, template: &str) -> String {
         "template_hash" => return format!("template {template} (edited since)"),
         "paths" => "--paths",
         "stop" => "the stop strings",
+        "calculator" => "--calculator",
         _ => "",
     };
     if !named.is_empty() {
@@ -182,6 +189,7 @@ pub(crate) mod tests {
             sampling: SamplingParams { temperature: 0.7, seed: 42, max_new_tokens: 128, ..SamplingParams::default() },
             paths: 2,
             stop: vec!["\nQ:".into()],
+            calculator: false,
             cotscope_version: VERSION.into(),
         }
     }
@@ -190,7 +198,7 @@ pub(crate) mod tests {
     fn each_setting_is_named_when_it_differs() {
         let base = settings();
         type Change = fn(&mut RunSettings);
-        let cases: [(&str, Change); 13] = [
+        let cases: [(&str, Change); 14] = [
             ("--model", |s| s.model.id = "bigscience/bloom-560m".into()),
             ("the model's config.json", |s| s.model.config_hash = "def".into()),
             ("--dtype", |s| s.model.dtype = Some("f16".into())),
@@ -204,6 +212,7 @@ pub(crate) mod tests {
             ("--max-new-tokens", |s| s.sampling.max_new_tokens = 64),
             ("--paths", |s| s.paths = 3),
             ("the stop strings", |s| s.stop.push("\n\n".into())),
+            ("--calculator", |s| s.calculator = true),
         ];
         for (want, change) in cases {
             let mut now = base.clone();

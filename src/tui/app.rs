@@ -12,6 +12,7 @@ mod generating;
 mod overlays;
 mod prompts;
 mod sessions;
+mod token_view;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ pub use annotate::Annotation;
 pub use exemplars::ExemplarProposal;
 pub use experiments::{ExperimentRun, Experiments, RunState, Setup, SetupField};
 pub use overlays::Overlay;
+pub use token_view::{TokenCursor, TokenView};
 
 /// The panel keys go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +152,8 @@ pub struct App {
     armed: Option<&'static str>,
     /// Quit as soon as the pending save is written (`s` in the quit question).
     quit_after_save: bool,
+    /// Probability colours, the token cursor and the path tree.
+    pub tokens: TokenView,
     pub quit: bool,
 }
 
@@ -194,6 +198,7 @@ impl App {
             saving_annotations: None,
             armed: None,
             quit_after_save: false,
+            tokens: TokenView::default(),
             quit: false,
         };
         if !app.template_errors.is_empty() {
@@ -314,11 +319,13 @@ impl App {
             Intent::AdjustSetting(d) => self.adjust_setting(d, &mut cmds),
             Intent::StartEdit(first) => self.start_edit(first),
             Intent::ResetSettings => self.reset_settings(&mut cmds),
+            Intent::ToggleCalculator => self.toggle_calculator(&mut cmds),
             Intent::FocusPane(d) => {
                 let n = self.generation.as_ref().map_or(0, |r| r.panes.len());
                 if n > 0 {
                     self.pane = (self.pane as isize + d).clamp(0, n as isize - 1) as usize;
                 }
+                self.clamp_cursor();
             }
             Intent::ScrollPane(d) => {
                 let pane = self.pane;
@@ -362,6 +369,14 @@ impl App {
             Intent::OverlayMove(d) => self.overlay_move(d),
             Intent::OverlayToggle => self.overlay_toggle(),
             Intent::Experiment(i) => self.experiment_intent(i, &mut cmds),
+            Intent::ToggleProbs => self.toggle_probs(),
+            Intent::ToggleTree => self.toggle_tree(),
+            Intent::TokenCursor => self.enter_tokens(),
+            Intent::LeaveTokens => self.leave_tokens(),
+            Intent::MoveToken(d) => self.move_token(d),
+            Intent::MoveTokenLine(d) => self.move_token_line(d),
+            Intent::PickAlternative(d) => self.pick_alternative(d),
+            Intent::Branch => self.branch(&mut cmds),
         }
         cmds
     }
@@ -404,6 +419,7 @@ impl App {
             Report::ExemplarWritten(path) => self.set_status(format!("wrote the exemplar to {}", path.display())),
             Report::TemplateWritten { path, template } => self.template_written(path, *template, &mut cmds),
             Report::Experiment { id, update, at_ms } => self.experiment_update(id, *update, at_ms),
+            Report::Resized { width, height } => self.tokens.screen = Some((width, height)),
             Report::Failed(msg) => {
                 self.quit_after_save = false;
                 self.saving_annotations = None;
@@ -415,6 +431,7 @@ impl App {
 
     fn move_focus(&mut self, d: isize) {
         self.focus = self.focus.step(d);
+        self.tokens.cursor = None;
         self.edit = None;
         self.questions.filtering = false;
     }

@@ -28,9 +28,10 @@ pub fn draw(app: &App, frame: &mut Frame) {
     overlays::draw(app, frame, area);
 }
 
-fn draw_full(app: &App, frame: &mut Frame, area: Rect) {
+/// The rows of the full layout: header, top panels, paths, vote, legend, status, keys.
+fn full_rows(area: Rect) -> [Rect; 7] {
     let top_h = (area.height * 2 / 5).clamp(8, 18);
-    let [head, top, paths, vote, legend, status, foot] = Layout::vertical([
+    Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(top_h),
         Constraint::Min(4),
@@ -39,7 +40,28 @@ fn draw_full(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Length(1),
         Constraint::Length(1),
     ])
-    .areas(area);
+    .areas(area)
+}
+
+/// Text width inside the focused path pane on a `screen` (columns, rows) terminal, as `draw` lays it out.
+pub fn focused_pane_width(app: &App, screen: (u16, u16)) -> Option<usize> {
+    let area = Rect::new(0, 0, screen.0, screen.1);
+    if area.width < 12 || area.height < 4 {
+        return None;
+    }
+    let paths = if area.width < FULL_MIN.0 || area.height < FULL_MIN.1 {
+        if app.focus != Focus::Paths {
+            return None;
+        }
+        compact_rows(app, area)[1]
+    } else {
+        full_rows(area)[2]
+    };
+    panes::focused_width(app, paths)
+}
+
+fn draw_full(app: &App, frame: &mut Frame, area: Rect) {
+    let [head, top, paths, vote, legend, status, foot] = full_rows(area);
     frame.render_widget(header::line(app, head.width), head);
     let q_w = (area.width * 3 / 10).clamp(28, 48);
     let s_w = 30.min(area.width / 4);
@@ -55,16 +77,22 @@ fn draw_full(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(footer::keys(app, foot.width), foot);
 }
 
-fn draw_compact(app: &App, frame: &mut Frame, area: Rect) {
+/// The rows of the compact layout: tabs, the focused panel, vote, status, keys.
+fn compact_rows(app: &App, area: Rect) -> [Rect; 5] {
     let show_vote = app.focus == Focus::Paths && app.generation.is_some() && area.height >= 10;
-    let [tabs, body, vote, status, foot] = Layout::vertical([
+    Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
         Constraint::Length(u16::from(show_vote)),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
-    .areas(area);
+    .areas(area)
+}
+
+fn draw_compact(app: &App, frame: &mut Frame, area: Rect) {
+    let show_vote = app.focus == Focus::Paths && app.generation.is_some() && area.height >= 10;
+    let [tabs, body, vote, status, foot] = compact_rows(app, area);
     frame.render_widget(tab_line(app), tabs);
     match app.focus {
         Focus::Questions => questions::draw(app, frame, body),

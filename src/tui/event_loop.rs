@@ -81,6 +81,9 @@ pub fn start(opts: Options) -> Result<(), TuiError> {
     let worker = Worker::spawn(opts.loader, sink);
 
     let (mut term, guard) = terminal::enter().map_err(TuiError::Terminal)?;
+    if let Ok(size) = term.size() {
+        app.on_report(Report::Resized { width: size.width, height: size.height });
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx, Arc::clone(&stop));
 
@@ -136,10 +139,11 @@ pub fn start(opts: Options) -> Result<(), TuiError> {
                         exec.intent(&mut app, intent);
                     }
                 }
-                // The next frame fits the new size; nothing in the app changes.
-                Event::Term(TermEvent::Resize(_, _)) => {
+                // The next frame fits the new size; the app only notes it (the token cursor's lines).
+                Event::Term(TermEvent::Resize(width, height)) => {
                     urgent = true;
                     dirty = true;
+                    app.on_report(Report::Resized { width, height });
                 }
                 Event::Term(_) => {}
                 Event::Report(r) => {

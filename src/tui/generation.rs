@@ -3,13 +3,18 @@
 
 use std::path::PathBuf;
 
-use crate::engine::{EngineEvent, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason};
+use crate::engine::{EngineEvent, Forcer, GenerateRequest, GenerationStats, ModelInfo, SamplingParams, StopReason};
 use crate::lab;
+use crate::lab::calculator::Calculator;
 use crate::lab::gsm8k::Problem;
 use crate::lab::record::{CompareMode, PathRecord, PromptSpec, QuestionRecord, RunRecord, VoteRecord};
 use crate::lab::vote::Vote;
 
 pub use super::pane::Pane;
+
+mod branch;
+
+pub use branch::{token_text as branch_token_text, BranchChoice, TOP_LOGPROBS};
 
 /// Most templates side by side in the A/B view.
 pub const MAX_AB: usize = 4;
@@ -24,6 +29,8 @@ pub struct Generation {
     pub gold: String,
     pub prompts: Vec<PromptSpec>,
     pub sampling: SamplingParams,
+    /// Calculator in the loop (`c`): the engine writes each `expression =`'s result.
+    pub calculator: bool,
     pub panes: Vec<Pane>,
     pub running: bool,
     pub cancelling: bool,
@@ -35,6 +42,8 @@ pub struct Generation {
     pub saved_to: Option<PathBuf>,
     /// The texts of the generation this one repeats (a session run again), to compare once it is done.
     pub repeated: Option<Vec<String>>,
+    /// The branch pane the running request streams into, when the run is one branch (`b`).
+    pub(crate) active_branch: Option<usize>,
 }
 
 impl Generation {
@@ -67,6 +76,7 @@ impl Generation {
             gold: problem.gold.clone(),
             prompts,
             sampling,
+            calculator: false,
             panes,
             running: true,
             cancelling: false,
@@ -75,6 +85,7 @@ impl Generation {
             model,
             saved_to: None,
             repeated: None,
+            active_branch: None,
         }
     }
 
@@ -95,6 +106,7 @@ impl Generation {
             gold: run.question.gold.clone(),
             prompts: run.templates.clone(),
             sampling: run.sampling.clone(),
+            calculator: run.calculator,
             panes,
             running: false,
             cancelling: false,
@@ -103,6 +115,7 @@ impl Generation {
             model: Some(run.model.clone()),
             saved_to,
             repeated: None,
+            active_branch: None,
         })
     }
 
@@ -127,32 +140,46 @@ impl Generation {
             },
             templates: self.prompts.clone(),
             sampling: self.sampling.clone(),
+            calculator: self.calculator,
             paths,
             vote: VoteRecord::new(&self.vote(), &self.gold),
         }
     }
 
-    /// What the worker runs, in order (A/B: one request per template, run one after another).
+    /// What the worker runs, in order (A/B: one request per template, run one after another), then one
+    /// request per branch (a session with branches run again), each with its forced prefix.
     pub fn requests(&self) -> Vec<GenerateRequest> {
-        self.prompts
+        let mut requests: Vec<GenerateRequest> = self
+            .prompts
             .iter()
             .enumerate()
             .map(|(pi, spec)| GenerateRequest {
                 prompt: spec.prompt.clone(),
-                paths: self.panes.iter().filter(|p| p.prompt == pi).count(),
+                paths: self.panes.iter().filter(|p| p.prompt == pi && p.branch.is_none()).count(),
                 sampling: self.sampling.clone(),
                 stop: spec.stop.clone(),
+                forcer: self.calculator.then(|| Forcer::new(Calculator)),
+                logprobs: Some(TOP_LOGPROBS),
                 ..GenerateRequest::default()
             })
-            .collect()
+            .collect();
+        requests.extend(self.branch_panes().filter_map(|i| self.branch_request(i)));
+        requests
     }
 
     /// Whether this generation sends exactly what `old` sent (same prompts, sampling and paths).
     pub fn repeats(&self, old: &Generation) -> bool {
         let shas =
             |g: &Generation| g.prompts.iter().map(|p| (p.prompt_sha256.clone(), p.stop.clone())).collect::<Vec<_>>();
-        let panes = |g: &Generation| g.panes.iter().map(|p| (p.prompt, p.path)).collect::<Vec<_>>();
-        self.mode == old.mode && self.sampling == old.sampling && shas(self) == shas(old) && panes(self) == panes(old)
+        // Branches are replayed from what was saved; the sampled paths decide.
+        let panes = |g: &Generation| {
+            g.panes.iter().filter(|p| p.branch.is_none()).map(|p| (p.prompt, p.path)).collect::<Vec<_>>()
+        };
+        self.mode == old.mode
+            && self.sampling == old.sampling
+            && self.calculator == old.calculator
+            && shas(self) == shas(old)
+            && panes(self) == panes(old)
     }
 
     /// Keeps the human's labels and notes of `old` (which this one repeats) and its texts to compare.
@@ -178,25 +205,36 @@ impl Generation {
         Some(differ)
     }
 
+    /// The pane that path `path` of request `request` streams into (see [`Generation::requests`]).
     fn pane_index(&self, request: usize, path: usize) -> Option<usize> {
-        self.panes.iter().position(|p| p.prompt == request && p.path == path)
+        if let Some(b) = self.active_branch {
+            return (request == 0 && path == 0).then_some(b);
+        }
+        if request < self.prompts.len() {
+            self.panes.iter().position(|p| p.prompt == request && p.path == path && p.branch.is_none())
+        } else {
+            self.branch_panes().nth(request - self.prompts.len()).filter(|_| path == 0)
+        }
     }
 
     /// Applies one engine event of request `request`, stamped `at_ms` after the generation began.
     pub fn apply(&mut self, request: usize, event: EngineEvent, at_ms: f64) {
         match event {
             EngineEvent::Prefilled { .. } => {
-                for p in self.panes.iter_mut().filter(|p| p.prompt == request) {
-                    p.started_ms = Some(at_ms);
+                for i in 0..self.panes.len() {
+                    if (0..self.panes.len()).any(|path| self.pane_index(request, path) == Some(i)) {
+                        self.panes[i].started_ms = Some(at_ms);
+                    }
                 }
             }
             EngineEvent::Token(t) => {
                 if let Some(i) = self.pane_index(request, t.path) {
-                    self.panes[i].push_token(t.id.unwrap_or_default(), &t.text, at_ms);
+                    self.panes[i].push_event(&t, at_ms);
                 }
             }
             EngineEvent::Done(res) => {
-                if let (Some(i), Some(spec)) = (self.pane_index(request, res.path), self.prompts.get(request)) {
+                let i = self.pane_index(request, res.path);
+                if let (Some(i), Some(spec)) = (i, i.and_then(|i| self.prompts.get(self.panes[i].prompt))) {
                     let ctx = spec.detect_context(&self.question_text);
                     self.panes[i].last_ms.get_or_insert(at_ms);
                     self.panes[i].finish(res.text, res.token_ids, res.stop_reason, &ctx);
@@ -209,6 +247,7 @@ impl Generation {
     /// The generation ended (normally, cancelled or failed): unfinished panes are closed as cancelled.
     pub fn end(&mut self, error: Option<String>) {
         self.running = false;
+        self.active_branch = None;
         self.cancelling = false;
         if error.is_some() {
             self.error = error;

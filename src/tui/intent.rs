@@ -41,6 +41,8 @@ pub enum Intent {
     AdjustSetting(i32),
     /// Start typing a value for the selected setting, optionally with its first character.
     StartEdit(Option<char>),
+    /// Switch the calculator in the loop on or off for the next generation.
+    ToggleCalculator,
     /// Back to the default settings and the template's own stop strings.
     ResetSettings,
     /// Move focus to the next / previous path pane.
@@ -89,4 +91,20 @@ pub enum Intent {
     OverlayToggle,
     /// A key of the experiments view (`x` opens it).
     Experiment(super::experiments::ExperimentIntent),
+    /// Colour every pane's tokens by their probability, or stop (`p`).
+    ToggleProbs,
+    /// Show or hide the path tree beside the panes (`T`).
+    ToggleTree,
+    /// Put the token cursor on the focused path, with its inspector, or take it away (`v`).
+    TokenCursor,
+    /// Close the branch picker, else take the token cursor away (Esc).
+    LeaveTokens,
+    /// Move the token cursor by tokens (positive: on).
+    MoveToken(isize),
+    /// Move the token cursor by screen lines (positive: down).
+    MoveTokenLine(isize),
+    /// Move the branch picker's choice by rows.
+    PickAlternative(isize),
+    /// Open the branch picker on the cursor's token; in the picker, start the branch (`b`).
+    Branch,
 }

@@ -8,6 +8,8 @@ use super::experiments::ExperimentIntent;
 use super::intent::Intent;
 use crate::lab::record::CompareMode;
 
+mod tokens;
+
 /// The intent a key press means now, if any.
 pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
     if key.kind == KeyEventKind::Release {
@@ -26,6 +28,9 @@ pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
     if app.questions.filtering || app.edit.is_some() {
         return text_key(key);
     }
+    if let Some(intent) = tokens::intent(app, key) {
+        return Some(intent);
+    }
     let code = key.code;
     // Keys that mean the same everywhere.
     let global = match code {
@@ -40,6 +45,7 @@ pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('-') => Some(Intent::FewerPaths),
         KeyCode::Char('t') => Some(Intent::ChooseTemplate),
         KeyCode::Char('m') => Some(Intent::ToggleMode),
+        KeyCode::Char('c') => Some(Intent::ToggleCalculator),
         KeyCode::Char('n') => Some(Intent::EditNote),
         KeyCode::Char('u') => Some(Intent::Undo),
         KeyCode::Char('s') => Some(Intent::Save),
@@ -210,6 +216,9 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if app.edit.is_some() {
         return vec![h("type", "value"), h("Enter", "set"), h("Esc", "cancel")];
     }
+    if let Some(v) = tokens::cursor_hints(app) {
+        return v;
+    }
     let has_paths = app.generation.as_ref().is_some_and(|g| !g.panes.is_empty());
     let finished = has_paths && !app.generating();
     let mut v = Vec::new();
@@ -242,6 +251,7 @@ pub fn hints(app: &App) -> Vec<Hint> {
                 v.push(h("←→", "path"));
             }
             v.push(h("↑↓", "scroll"));
+            tokens::path_hints(app, &mut v);
             v.push(h("1-9", "label"));
             v.push(h("n", "note"));
         }
@@ -257,6 +267,7 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if app.templates.len() > 1 {
         v.push(h("m", "A/B"));
     }
+    v.push(h("c", if app.settings.calculator { "calc off" } else { "calc on" }));
     if finished {
         v.push(h("s", "save"));
         v.push(h("y/Y", "copy/file"));
@@ -264,8 +275,9 @@ pub fn hints(app: &App) -> Vec<Hint> {
     }
     if !app.generating() {
         v.push(h("o", "open"));
+        // x works while a generation streams too; then the footer keeps its room for the paths' keys.
+        v.push(h("x", "experiments"));
     }
-    v.push(h("x", "experiments"));
     if !app.template_errors.is_empty() {
         v.push(h("!", "template errors"));
     }
@@ -286,6 +298,7 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("+ / -", "one more / one fewer path per template (1–8)"),
                 h("t", "choose the template (A/B view: tick up to four with Space)"),
                 h("m", "switch view: N paths of one template ↔ A/B, a grid of up to four templates × N paths"),
+                h("c", "calculator in the loop on/off: after \"expression =\" the engine writes the exact result (shown in its own style, not checked for arithmetic errors)"),
                 h("/", "filter questions by text"),
                 h("u", "undo the last label or note"),
                 h("s", "save the session (sessions/<time>-q<index>-<template>.yaml)"),
@@ -315,6 +328,8 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("← → / h l", "change it (mode and template too)"),
                 h("i or a digit", "type a value; Enter sets, Esc cancels"),
                 h("r", "reset: default sampling and the template's own stop strings"),
+                h("min-p", "keep tokens at least this fraction as likely as the most likely one (off: 0)"),
+                h("rep penalty", "Hugging Face's repetition penalty: seen tokens' logits divided by it (1: off)"),
                 h("stop", "stop strings separated by |, with \\n for a newline"),
                 h("", "settings are remembered between launches"),
             ],
@@ -331,6 +346,7 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("7 8 9", "add or remove wrong_step / other / good"),
             ],
         ),
+        tokens::help_section(),
         (
             "Experiments (x)",
             vec![
@@ -391,6 +407,7 @@ mod tests {
             (KeyCode::Char('q'), "Quit"),
             (KeyCode::Char('?'), "Help"),
             (KeyCode::Char('/'), "StartFilter"),
+            (KeyCode::Char('c'), "ToggleCalculator"),
         ] {
             let a = intent_for(&app, key(c)).map(|a| format!("{a:?}"));
             assert_eq!(a.as_deref(), Some(want), "{c:?}");

@@ -9,7 +9,7 @@
 pub mod app;
 mod clipboard;
 pub mod command;
-mod compact_yaml;
+pub(crate) mod compact_yaml;
 pub mod config;
 pub mod draw;
 mod event_loop;

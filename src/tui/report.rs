@@ -40,6 +40,8 @@ pub enum Report {
     TemplateWritten { path: PathBuf, template: Box<Template> },
     /// Experiment `id` moved on, `at_ms` after it began.
     Experiment { id: u64, update: Box<ExperimentUpdate>, at_ms: f64 },
+    /// The terminal's size, at the start and whenever it changes (the token cursor moves by its lines).
+    Resized { width: u16, height: u16 },
     /// A command of the runner failed; the message is one line.
     Failed(String),
 }

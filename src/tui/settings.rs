@@ -21,10 +21,13 @@ pub enum Field {
     MaxNewTokens,
     Seed,
     Stop,
+    RepetitionPenalty,
+    MinP,
+    Calculator,
 }
 
 impl Field {
-    pub const ALL: [Field; 9] = [
+    pub const ALL: [Field; 12] = [
         Field::Mode,
         Field::Template,
         Field::Paths,
@@ -34,6 +37,9 @@ impl Field {
         Field::MaxNewTokens,
         Field::Seed,
         Field::Stop,
+        Field::MinP,
+        Field::RepetitionPenalty,
+        Field::Calculator,
     ];
 
     pub fn label(self) -> &'static str {
@@ -47,12 +53,15 @@ impl Field {
             Field::MaxNewTokens => "max new",
             Field::Seed => "seed",
             Field::Stop => "stop",
+            Field::RepetitionPenalty => "rep penalty",
+            Field::MinP => "min-p",
+            Field::Calculator => "calculator",
         }
     }
 
     /// Whether a value can be typed (the others are chosen with ←/→ or `t`/`m`).
     pub fn editable(self) -> bool {
-        !matches!(self, Field::Mode | Field::Template)
+        !matches!(self, Field::Mode | Field::Template | Field::Calculator)
     }
 }
 
@@ -65,6 +74,9 @@ pub struct Settings {
     /// Stop strings typed by the user; None means each template's own.
     #[serde(default)]
     pub stop_override: Option<Vec<String>>,
+    /// Calculator in the loop (`c`): the engine writes the result after each `expression =`.
+    #[serde(default)]
+    pub calculator: bool,
 }
 
 impl Default for Settings {
@@ -73,6 +85,7 @@ impl Default for Settings {
             sampling: SamplingParams { temperature: 0.7, seed: 42, max_new_tokens: 128, ..SamplingParams::default() },
             paths: 2,
             stop_override: None,
+            calculator: false,
         }
     }
 }
@@ -92,6 +105,12 @@ impl Settings {
         }
         if s.max_new_tokens == 0 {
             return Err("max new tokens: must be at least 1".into());
+        }
+        if !(s.repetition_penalty > 0.0 && s.repetition_penalty <= 10.0) {
+            return Err(format!("repetition penalty: {} is outside (0, 10]", s.repetition_penalty));
+        }
+        if s.min_p.is_some_and(|p| !(p > 0.0 && p < 1.0)) {
+            return Err(format!("min-p: {:?} is outside (0, 1)", s.min_p));
         }
         Ok(())
     }
@@ -122,6 +141,16 @@ impl Settings {
                     s.seed.wrapping_sub(delta.unsigned_abs() as u64)
                 }
             }
+            Field::RepetitionPenalty => {
+                let r = (s.repetition_penalty * 20.0).round() as i64 + i64::from(delta);
+                s.repetition_penalty = r.clamp(20, 200) as f64 / 20.0;
+            }
+            Field::MinP => {
+                let p = (s.min_p.unwrap_or(0.0) * 100.0).round() as i64 + i64::from(delta);
+                let p = p.clamp(0, 99);
+                s.min_p = (p > 0).then_some(p as f64 / 100.0);
+            }
+            Field::Calculator => self.calculator = !self.calculator,
             Field::Stop | Field::Mode | Field::Template => {}
         }
     }
@@ -138,6 +167,11 @@ impl Settings {
             Field::MaxNewTokens => s.max_new_tokens.to_string(),
             Field::Seed => s.seed.to_string(),
             Field::Stop => format_stops(self.stop_override.as_deref().unwrap_or(template_stop)),
+            Field::RepetitionPenalty if s.repetition_penalty == 1.0 => "1 (off)".into(),
+            Field::RepetitionPenalty => format!("{}", s.repetition_penalty),
+            Field::MinP => s.min_p.map_or("off".into(), |p| format!("{p:.2}")),
+            Field::Calculator if self.calculator => "on (c)".into(),
+            Field::Calculator => "off (c)".into(),
             Field::Mode | Field::Template => String::new(),
         }
     }
@@ -146,6 +180,7 @@ impl Settings {
     pub fn edit_text(&self, field: Field, template_stop: &[String]) -> String {
         match field {
             Field::Temperature => format!("{}", self.sampling.temperature),
+            Field::RepetitionPenalty => format!("{}", self.sampling.repetition_penalty),
             _ => self.value_text(field, template_stop),
         }
     }
@@ -203,7 +238,33 @@ impl Settings {
             }
             Field::Seed => s.seed = t.parse().map_err(|_| format!("seed: `{t}` is not a whole number"))?,
             Field::Stop => self.stop_override = Some(parse_stops(text)?),
-            Field::Mode | Field::Template => {}
+            Field::RepetitionPenalty => {
+                let v: f64 = if off {
+                    1.0
+                } else {
+                    t.split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .parse()
+                        .map_err(|_| format!("repetition penalty: `{t}` is not a number"))?
+                };
+                if !(v > 0.0 && v <= 10.0) {
+                    return Err(format!("repetition penalty: {v} is outside (0, 10] (1 is off)"));
+                }
+                s.repetition_penalty = v;
+            }
+            Field::MinP => {
+                if off {
+                    s.min_p = None;
+                } else {
+                    let p: f64 = t.parse().map_err(|_| format!("min-p: `{t}` is not a number or off"))?;
+                    if !(0.0..1.0).contains(&p) {
+                        return Err(format!("min-p: {p} is outside [0, 1)"));
+                    }
+                    s.min_p = (p > 0.0).then_some(p);
+                }
+            }
+            Field::Mode | Field::Template | Field::Calculator => {}
         }
         Ok(())
     }
@@ -284,6 +345,18 @@ mod tests {
             s.adjust(Field::Temperature, -1);
         }
         assert_eq!(s.sampling.temperature, 0.0);
+        s.adjust(Field::RepetitionPenalty, -1);
+        assert_eq!(s.sampling.repetition_penalty, 1.0, "1 is the floor: below it repeats would be favoured");
+        s.adjust(Field::RepetitionPenalty, 6);
+        assert_eq!(s.sampling.repetition_penalty, 1.3);
+        s.adjust(Field::MinP, 5);
+        assert_eq!(s.sampling.min_p, Some(0.05));
+        s.adjust(Field::MinP, -9);
+        assert_eq!(s.sampling.min_p, None);
+        s.adjust(Field::Calculator, 1);
+        assert!(s.calculator);
+        s.adjust(Field::Calculator, -1);
+        assert!(!s.calculator);
     }
 
     #[test]
@@ -296,5 +369,14 @@ mod tests {
         s.apply_edit(Field::TopK, "off").unwrap();
         s.apply_edit(Field::MaxNewTokens, "64").unwrap();
         assert_eq!((s.sampling.seed, s.sampling.top_k, s.sampling.max_new_tokens), (7, None, 64));
+        assert!(s.apply_edit(Field::RepetitionPenalty, "0").is_err());
+        assert!(s.apply_edit(Field::MinP, "1").is_err());
+        s.apply_edit(Field::RepetitionPenalty, "1.3").unwrap();
+        s.apply_edit(Field::MinP, "0.1").unwrap();
+        assert_eq!((s.sampling.repetition_penalty, s.sampling.min_p), (1.3, Some(0.1)));
+        s.apply_edit(Field::MinP, "off").unwrap();
+        s.apply_edit(Field::RepetitionPenalty, "off").unwrap();
+        assert_eq!((s.sampling.repetition_penalty, s.sampling.min_p), (1.0, None));
+        assert!(s.check().is_ok());
     }
 }

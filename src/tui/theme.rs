@@ -152,7 +152,43 @@ impl Theme {
     pub fn diff_del(&self) -> Style {
         self.pick(Style::default().fg(Color::Red), Style::default().add_modifier(Modifier::CROSSED_OUT))
     }
+
+    /// A token coloured by its probability (`p`): plain when the model was sure, then blue, ochre,
+    /// orange, red as it was less so. Mid-tone 256-colour indices, so the ramp reads on dark and light
+    /// backgrounds alike. Without colour the low ones are tagged instead (see [`LOW_P`]).
+    pub fn token_prob(&self, p: f64) -> Style {
+        if !self.color {
+            return Style::default();
+        }
+        match PROB_RAMP.iter().find(|(floor, _)| p >= *floor) {
+            Some((_, None)) => Style::default(),
+            Some((_, Some(c))) => Style::default().fg(Color::Indexed(*c)),
+            None => Style::default().fg(Color::Indexed(160)).add_modifier(Modifier::BOLD),
+        }
+    }
+
+    /// Text the calculator wrote (`c`): right by construction, not the model's.
+    pub fn forced(&self) -> Style {
+        self.pick(
+            Style::default().fg(Color::Indexed(29)).add_modifier(Modifier::ITALIC | Modifier::UNDERLINED),
+            Style::default().add_modifier(Modifier::ITALIC | Modifier::UNDERLINED),
+        )
+    }
+
+    /// The token under the token cursor.
+    pub fn token_cursor(&self) -> Style {
+        self.pick(
+            Style::default().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        )
+    }
 }
+
+/// Probability floors of the token ramp and their colour (None: plain); below the last, bold red.
+pub const PROB_RAMP: [(f64, Option<u8>); 4] = [(0.9, None), (0.5, Some(31)), (0.2, Some(136)), (0.05, Some(166))];
+
+/// Below this probability a token is tagged `⟦p=0.03 …⟧` when there is no colour.
+pub const LOW_P: f64 = 0.1;
 
 #[cfg(test)]
 mod tests {
@@ -168,6 +204,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_probability_ramp_darkens_as_the_model_is_less_sure() {
+        let t = Theme::color();
+        let styles: Vec<Style> = [0.95, 0.6, 0.3, 0.1, 0.01].iter().map(|p| t.token_prob(*p)).collect();
+        assert_eq!(styles[0], Style::default(), "sure tokens stay plain");
+        for i in 0..styles.len() {
+            for j in i + 1..styles.len() {
+                assert_ne!(styles[i], styles[j], "buckets {i} and {j}");
+            }
+        }
+        assert_eq!(Theme::no_color().token_prob(0.01), Style::default());
     }
 
     #[test]

@@ -7,11 +7,37 @@ use unicode_width::UnicodeWidthChar;
 
 /// Wraps styled segments (which may contain `\n`) to `width` columns, breaking at spaces where it can.
 pub fn wrap(segments: &[(String, Style)], width: usize) -> Vec<Line<'static>> {
+    wrap_cells(segments, width).into_iter().map(|l| to_line(l.into_iter().map(|(c, s, _)| (c, s)).collect())).collect()
+}
+
+/// [`wrap`], and where each segment begins on screen: (line, column) of its first character drawn
+/// (None for a segment with nothing drawn, such as a bare newline).
+pub fn wrap_with_origins(
+    segments: &[(String, Style)],
+    width: usize,
+) -> (Vec<Line<'static>>, Vec<Option<(usize, usize)>>) {
+    let cells = wrap_cells(segments, width);
+    let mut origins = vec![None; segments.len()];
+    for (y, line) in cells.iter().enumerate() {
+        let mut x = 0;
+        for (c, _, seg) in line {
+            if origins[*seg].is_none() {
+                origins[*seg] = Some((y, x));
+            }
+            x += c.width().unwrap_or(0);
+        }
+    }
+    let lines = cells.into_iter().map(|l| to_line(l.into_iter().map(|(c, s, _)| (c, s)).collect())).collect();
+    (lines, origins)
+}
+
+/// The wrapped lines as cells: character, style, and the segment it came from.
+fn wrap_cells(segments: &[(String, Style)], width: usize) -> Vec<Vec<(char, Style, usize)>> {
     let width = width.max(1);
-    let mut lines: Vec<Vec<(char, Style)>> = Vec::new();
-    let mut cur: Vec<(char, Style)> = Vec::new();
+    let mut lines: Vec<Vec<(char, Style, usize)>> = Vec::new();
+    let mut cur: Vec<(char, Style, usize)> = Vec::new();
     let mut cur_w = 0usize;
-    for (text, style) in segments {
+    for (seg, (text, style)) in segments.iter().enumerate() {
         for c in text.chars() {
             let c = match c {
                 '\n' => {
@@ -31,12 +57,12 @@ pub fn wrap(segments: &[(String, Style)], width: usize) -> Vec<Line<'static>> {
                     cur_w = 0;
                     continue;
                 }
-                match cur.iter().rposition(|(ch, _)| *ch == ' ') {
+                match cur.iter().rposition(|(ch, _, _)| *ch == ' ') {
                     Some(sp) if sp > 0 => {
                         let rest = cur.split_off(sp + 1);
                         cur.pop();
                         lines.push(std::mem::replace(&mut cur, rest));
-                        cur_w = cur.iter().map(|(ch, _)| ch.width().unwrap_or(0)).sum();
+                        cur_w = cur.iter().map(|(ch, _, _)| ch.width().unwrap_or(0)).sum();
                     }
                     _ => {
                         lines.push(std::mem::take(&mut cur));
@@ -48,12 +74,12 @@ pub fn wrap(segments: &[(String, Style)], width: usize) -> Vec<Line<'static>> {
                     cur_w = 0;
                 }
             }
-            cur.push((c, *style));
+            cur.push((c, *style, seg));
             cur_w += w;
         }
     }
     lines.push(cur);
-    lines.into_iter().map(to_line).collect()
+    lines
 }
 
 fn to_line(cells: Vec<(char, Style)>) -> Line<'static> {
@@ -126,6 +152,15 @@ mod tests {
         let lines = wrap(&s, 5);
         assert_eq!(plain(&lines), vec!["aa bb", "cc"]);
         assert_eq!(lines[1].spans[0].style, red);
+    }
+
+    #[test]
+    fn origins_say_where_each_segment_starts() {
+        let s: Vec<(String, Style)> =
+            ["aa ", "bb ", "cc", "\n", "dd"].iter().map(|t| (t.to_string(), Style::default())).collect();
+        let (lines, origins) = wrap_with_origins(&s, 5);
+        assert_eq!(plain(&lines), vec!["aa bb", "cc", "dd"]);
+        assert_eq!(origins, vec![Some((0, 0)), Some((0, 3)), Some((1, 0)), None, Some((2, 0))]);
     }
 
     #[test]

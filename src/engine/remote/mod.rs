@@ -30,7 +30,8 @@ use self::request::{completion_body, Dialect};
 use self::sse::SseReader;
 use self::stream::{Chunk, PathStream, Step};
 use super::{
-    CancelFlag, Engine, EngineError, EngineEvent, GenerateRequest, GenerationStats, ModelInfo, RemoteModel, StopReason,
+    CancelFlag, Engine, EngineError, EngineEvent, GenerateRequest, GenerationStats, ModelInfo, RemoteModel,
+    SamplingParams, StopReason,
 };
 
 /// How often a running generation looks at its cancel flag.
@@ -448,7 +449,39 @@ impl Engine for RemoteEngine {
         let rt = self.runtime()?;
         rt.block_on(self.run(req, cancel, sink))
     }
+
+    /// One greedy token with the server's top alternatives (`logprobs`, at most [`SCORE_TOP`]); a token
+    /// not listed there is None: less likely than all of them, its probability unknown. (Scoring it from
+    /// an `echo` of prompt + token is not used: llama-cpp-python 0.3 echoes log-probabilities that
+    /// disagree with its own top list.) Servers report log-softmax of the raw logits.
+    fn next_token_logprobs(&self, prompt: &str, tokens: &[String]) -> Result<Vec<Option<f32>>, EngineError> {
+        let req = GenerateRequest {
+            prompt: prompt.to_string(),
+            paths: 1,
+            sampling: SamplingParams { temperature: 0.0, max_new_tokens: 1, ..SamplingParams::default() },
+            logprobs: Some(SCORE_TOP),
+            ..GenerateRequest::default()
+        };
+        let mut top: Option<Vec<crate::engine::TopLogprob>> = None;
+        self.generate(&req, &CancelFlag::default(), &mut |e| {
+            if let (EngineEvent::Token(t), None) = (e, &top) {
+                top = Some(t.top);
+            }
+        })?;
+        let top =
+            top.ok_or_else(|| EngineError::Remote(format!("{}: the server returned no token", self.http.base)))?;
+        if top.is_empty() {
+            return Err(EngineError::Remote(format!(
+                "{}: the server returned no top log-probabilities (does it support `logprobs`?)",
+                self.http.base
+            )));
+        }
+        Ok(tokens.iter().map(|t| top.iter().find(|a| a.text == *t).map(|a| a.logprob)).collect())
+    }
 }
+
+/// Alternatives asked for when scoring next tokens (vLLM's default `--max-logprobs` is 20).
+const SCORE_TOP: usize = 20;
 
 impl RemoteEngine {
     async fn run(

@@ -259,7 +259,15 @@ impl PathStream {
             .map(|i| {
                 let logprob = lp.and_then(|l| l.token_logprobs.get(i).copied().flatten());
                 let top = lp.and_then(|l| l.top_logprobs.get(i).cloned().flatten()).map(top_list).unwrap_or_default();
-                TokenEvent { path: self.path, id: None, text: String::new(), logprob, top, forced: false }
+                TokenEvent {
+                    path: self.path,
+                    id: None,
+                    text: String::new(),
+                    logprob,
+                    top,
+                    forced: false,
+                    entropy: None,
+                }
             })
             .collect();
         for ev in &events {

@@ -537,6 +537,36 @@ fn logprobs_arrive_with_alternatives_most_likely_first() {
 }
 
 #[test]
+fn next_tokens_are_scored_from_one_greedy_token_and_its_top_alternatives() {
+    let server = FakeServer::start(with_models(|_| {
+        let c = serde_json::json!({"choices": [{"index": 0, "text": "C", "finish_reason": "length", "logprobs": {
+            "tokens": ["C"], "token_logprobs": [-0.5],
+            "top_logprobs": [{"C": -0.5, "A": -1.25, "B": -2.75, "(": -4.0}]
+        }}]});
+        vec![write(SSE_HEAD), write(&format!("data: {c}\n\ndata: [DONE]\n\n"))]
+    }));
+    let engine = RemoteEngine::connect(&config(&server)).unwrap();
+    let labels: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
+    let got = engine.next_token_logprobs("The best solution is (", &labels).unwrap();
+    // D is not among the server's top tokens: unknown, not zero probability.
+    assert_eq!(got, vec![Some(-1.25), Some(-2.75), Some(-0.5), None]);
+    let v: serde_json::Value = serde_json::from_str(&server.completions()[0].body).unwrap();
+    assert_eq!((v["max_tokens"].as_u64(), v["temperature"].as_f64()), (Some(1), Some(0.0)));
+    assert_eq!(v["logprobs"].as_u64(), Some(20));
+    assert_eq!(v["prompt"], "The best solution is (");
+}
+
+#[test]
+fn scoring_against_a_server_without_logprobs_says_so() {
+    let server = FakeServer::start(with_models(|_| {
+        vec![write(SSE_HEAD), write(&format!("{}{}data: [DONE]\n\n", chunk("C"), finish("length")))]
+    }));
+    let engine = RemoteEngine::connect(&config(&server)).unwrap();
+    let e = engine.next_token_logprobs("(", &["A".to_string()]).unwrap_err().to_string();
+    assert!(e.contains("no top log-probabilities") && !e.contains('\n'), "{e}");
+}
+
+#[test]
 fn held_back_text_is_released_at_the_end_in_a_token_event() {
     // "\n" might start the stop string "\nQ:": held, then released when the path ends.
     let server = FakeServer::start(with_models(|_| {

@@ -69,6 +69,7 @@ fn plan(dir: &Path) -> Plan {
         sampling: SamplingParams { temperature: 0.0, max_new_tokens: 32, ..SamplingParams::default() },
         paths: 2,
         stop: None,
+        calculator: false,
         model: ModelSettings { id: "fake".into(), ..ModelSettings::default() },
         batch: 4,
     }

@@ -79,6 +79,7 @@ pub struct ExperimentRun {
     pub sampling: SamplingParams,
     pub paths: usize,
     pub stop: Option<Vec<String>>,
+    pub calculator: bool,
     pub files: Vec<PathBuf>,
     /// Each template's lines, in file order.
     pub records: Vec<Vec<EvalRecord>>,
@@ -328,6 +329,7 @@ impl App {
             sampling: self.settings.sampling.clone(),
             paths: self.settings.paths,
             stop: self.settings.stop_override.clone(),
+            calculator: self.settings.calculator,
             // Filled in by the event loop, which knows the model's flags.
             model: Default::default(),
             batch: BATCH_ROWS.max(self.settings.paths),
@@ -344,6 +346,7 @@ impl App {
             sampling: plan.sampling.clone(),
             paths: plan.paths,
             stop: plan.stop.clone(),
+            calculator: plan.calculator,
             files: plan.files(),
             records: vec![Vec::new(); plan.templates.len()],
             report: empty_report(),
@@ -434,6 +437,7 @@ impl App {
         let file = r.files.get(col).cloned().unwrap_or_default();
         let sampling = record.settings.as_ref().map_or_else(|| r.sampling.clone(), |s| s.sampling.clone());
         let stop = record.settings.as_ref().map(|s| s.stop.clone()).or_else(|| r.stop.clone());
+        let calculator = record.settings.as_ref().map_or(r.calculator, |s| s.calculator);
         if self.generating() {
             return self.set_error("a generation is running: Esc cancels it first");
         }
@@ -476,6 +480,7 @@ impl App {
             question: QuestionRecord { index, gold: record.gold.clone(), text: problem.question.clone() },
             templates: vec![spec],
             sampling,
+            calculator,
             paths,
             vote: VoteRecord::new(&record.vote, &record.gold),
         };

@@ -33,18 +33,22 @@ impl App {
             self.settings.paths,
             Some(model),
         );
+        generation.calculator = self.settings.calculator;
         // Running an opened session again: its labels and notes stay, and the texts are compared.
         let rerun = self.pinned.is_some() && self.generation.as_ref().is_some_and(|old| generation.repeats(old));
         if !rerun && !self.guard_discard("Enter") {
             return;
         }
         if let Some(old) = self.generation.as_ref().filter(|_| rerun) {
+            // Its branches are generated again from the tokens they were forced with.
+            generation.add_branches_of(old);
             generation.keep_annotations_of(old);
         }
         self.next_generation += 1;
         let requests = generation.requests();
         self.generation = Some(generation);
         self.pane = 0;
+        self.tokens.cursor = None;
         self.mark_saved();
         // Focus stays where it is: digits keep meaning what they meant (Tab or Shift-Tab reach the paths).
         self.set_status(if rerun { "running the session again… Esc cancels" } else { "generating… Esc cancels" });

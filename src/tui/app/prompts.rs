@@ -113,6 +113,17 @@ impl App {
         self.set_status("settings reset: default sampling, the template's stop strings");
     }
 
+    /// `c`: the calculator in the loop, for the next generation.
+    pub(super) fn toggle_calculator(&mut self, cmds: &mut Vec<Command>) {
+        self.settings.calculator = !self.settings.calculator;
+        self.settings_changed(cmds);
+        self.set_status(if self.settings.calculator {
+            "calculator on: after \"expression =\" the engine writes the result (Enter generates)"
+        } else {
+            "calculator off: the model does its own arithmetic (Enter generates)"
+        });
+    }
+
     /// Settings are remembered for the next launch.
     fn settings_changed(&mut self, cmds: &mut Vec<Command>) {
         cmds.push(Command::SaveSettings(self.settings.clone()));

@@ -71,7 +71,9 @@ impl App {
         }
         let find = |name: &str| self.templates.iter().position(|t| t.template.name == name);
         let found: Vec<usize> = run.templates.iter().filter_map(|t| find(&t.template)).collect();
-        let per_template = generation.panes.iter().map(|p| p.path + 1).max().unwrap_or(1);
+        // Branches are extra panes of their template, not more sampled paths.
+        let per_template =
+            generation.panes.iter().filter(|p| p.branch.is_none()).map(|p| p.path + 1).max().unwrap_or(1);
         self.settings.paths = per_template.clamp(1, PATHS_ON_SCREEN);
         match self.mode {
             CompareMode::SelfConsistency => {
@@ -107,6 +109,7 @@ impl App {
         self.refresh_prompts(cmds);
         self.generation = Some(generation);
         self.pane = 0;
+        self.tokens.cursor = None;
         self.mark_saved();
         // Opening a session is for reviewing its paths: they take the keys.
         self.focus = Focus::Paths;

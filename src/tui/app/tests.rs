@@ -162,6 +162,31 @@ fn generate_needs_a_model_then_starts_with_the_settings() {
 }
 
 #[test]
+fn c_switches_the_calculator_for_the_next_generation_and_the_session_records_it() {
+    let mut a = ready_app();
+    let cmds = press(&mut a, KeyCode::Char('c'));
+    assert!(matches!(cmds.as_slice(), [Command::SaveSettings(s)] if s.calculator), "{cmds:?}");
+    assert!(a.status.as_ref().is_some_and(|s| s.text.starts_with("calculator on")));
+    let cmds = press(&mut a, KeyCode::Enter);
+    let Some(Command::StartGeneration { requests, .. }) = cmds.first() else { panic!("{cmds:?}") };
+    assert_eq!(requests[0].forcer.as_ref().map(|f| f.0.name()), Some("calculator"));
+    let record = a.generation.as_ref().unwrap().record(&model_info());
+    assert!(record.calculator, "the run record says the calculator wrote results");
+    // Off again: the next request has no forcer.
+    a.update(Intent::Cancel);
+    a.on_report(Report::GenerationFinished { id: a.generation.as_ref().unwrap().id });
+    press(&mut a, KeyCode::Char('c'));
+    a.pinned = None;
+    let cmds = press(&mut a, KeyCode::Enter);
+    let Some(Command::StartGeneration { requests, .. }) =
+        cmds.iter().find(|c| matches!(c, Command::StartGeneration { .. }))
+    else {
+        panic!("{cmds:?}")
+    };
+    assert!(requests[0].forcer.is_none());
+}
+
+#[test]
 fn esc_cancels_the_running_generation_once() {
     let mut a = ready_app();
     let run = run_id(&press(&mut a, KeyCode::Enter));

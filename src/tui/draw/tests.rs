@@ -129,13 +129,21 @@ fn snapshot_help_overlay() {
     let t = render(&a, 140, 45);
     insta::assert_snapshot!("help", t.backend());
     let s = screen_text(&t);
-    for k in ["Enter", "Esc", "Tab / Shift-Tab", "+ / -", "1–6", "q / Ctrl-C", "Y", "!"] {
+    for k in ["Enter", "Esc", "Tab / Shift-Tab", "+ / -", "c ", "q / Ctrl-C", "Y", "!"] {
         assert!(s.contains(k), "help lists {k}");
     }
-    // Scrolled down: the rest of the keys and every glyph drawn on screen.
-    a.update(Intent::OverlayMove(30));
-    let s = screen_text(&render(&a, 140, 45));
-    for k in ["7 8 9", "rep? rep✓ rep✗", "⚠ stale", "✓ ✗", "~ (flexible)", "✎", "●", "⟦kind …⟧", "[unsaved labels]"]
+    // Scrolled down, page by page: the rest of the keys and every glyph drawn on screen.
+    let mut s = String::new();
+    for _ in 0..5 {
+        a.update(Intent::OverlayMove(20));
+        s.push_str(&screen_text(&render(&a, 140, 45)));
+    }
+    for k in ["Inside a path (tokens)", "token cursor", "branch at the token", "3 ⟵ 1 @ token 17", "⟦p=0.03 …⟧"]
+    {
+        assert!(s.contains(k), "help explains {k}:\n{s}");
+    }
+    for k in
+        ["1–6", "7 8 9", "rep? rep✓ rep✗", "⚠ stale", "✓ ✗", "~ (flexible)", "✎", "●", "⟦kind …⟧", "[unsaved labels]"]
     {
         assert!(s.contains(k), "help explains {k}:\n{s}");
     }

@@ -87,9 +87,10 @@ fn setup(app: &App, s: &Setup, frame: &mut Frame, area: Rect) {
             st.paths, sp.temperature, sp.seed, sp.max_new_tokens
         )),
         Line::from(format!(
-            "  top-k {} · top-p {} · stop {stop}",
+            "  top-k {} · top-p {} · calculator {} · stop {stop}",
             sp.top_k.map_or("off".into(), |k| k.to_string()),
-            sp.top_p.map_or("off".into(), |p| p.to_string())
+            sp.top_p.map_or("off".into(), |p| p.to_string()),
+            if st.calculator { "on" } else { "off" }
         )),
         Line::from(""),
         Line::from(Span::styled(

@@ -3,12 +3,14 @@
 pub mod experiments;
 pub mod footer;
 pub mod header;
+pub mod inspector;
 pub mod overlays;
 pub mod panes;
 pub mod prompt;
 pub mod questions;
 pub mod settings;
 pub mod summary;
+pub mod tree;
 
 use ratatui::layout::Rect;
 use ratatui::widgets::{Block, BorderType, Borders};

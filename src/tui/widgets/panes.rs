@@ -3,6 +3,7 @@
 //! (dimmed) followed by the generated text with failures highlighted, and a line of labels and note.
 
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
@@ -12,8 +13,9 @@ use crate::engine::StopReason;
 use crate::lab::record::CompareMode;
 use crate::tui::app::{App, Focus};
 use crate::tui::generation::{Generation, Pane};
-use crate::tui::highlight::highlight;
-use crate::tui::wrap::{truncate, wrap};
+use crate::tui::highlight::{highlight_tokens, TokenMark};
+use crate::tui::theme::LOW_P;
+use crate::tui::wrap::{truncate, wrap_with_origins};
 
 const MIN_W: u16 = 30;
 const MIN_H: u16 = 6;
@@ -29,9 +31,42 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new(msg).style(t.dim()).block(block), area);
         return;
     };
+    if run.panes.is_empty() || area.width == 0 || area.height == 0 {
+        return;
+    }
+    let (area, side) = split_side(app, area);
+    if let Some(side) = side {
+        super::inspector::draw_side(app, run, frame, side);
+    }
+    let (cells, paged) = grid(app, run, area);
+    for (i, cell) in cells {
+        draw_pane(app, run, i, paged, frame, cell);
+    }
+}
+
+/// The panes' area and, while the inspector or the tree is up, the column (or, when narrow, the band
+/// at the bottom) beside them.
+pub(crate) fn split_side(app: &App, area: Rect) -> (Rect, Option<Rect>) {
+    if app.tokens.cursor.is_none() && !app.tokens.tree {
+        return (area, None);
+    }
+    if area.width >= 70 {
+        let w = (area.width / 3).clamp(30, 44);
+        let [panes, side] = Layout::horizontal([Constraint::Min(20), Constraint::Length(w)]).areas(area);
+        (panes, Some(side))
+    } else {
+        let h = (area.height / 2).min(12);
+        let [panes, side] = Layout::vertical([Constraint::Min(3), Constraint::Length(h)]).areas(area);
+        (panes, Some(side))
+    }
+}
+
+/// Where each shown pane goes: side by side, a grid when narrow, a page of them when even that does
+/// not fit (true: paged).
+pub(crate) fn grid(app: &App, run: &Generation, area: Rect) -> (Vec<(usize, Rect)>, bool) {
     let n = run.panes.len();
     if n == 0 || area.width == 0 || area.height == 0 {
-        return;
+        return (Vec::new(), false);
     }
     let max_cols = (area.width / MIN_W).max(1) as usize;
     let max_rows = (area.height / MIN_H).max(1) as usize;
@@ -42,15 +77,98 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let first = page * per_page;
     let shown: Vec<usize> = (first..(first + per_page).min(n)).collect();
     let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(area);
+    let mut out = Vec::new();
     for (r, row_area) in row_areas.iter().enumerate() {
         let in_row: Vec<usize> = shown.iter().skip(r * cols).take(cols).copied().collect();
         if in_row.is_empty() {
             continue;
         }
         let cells = Layout::horizontal(vec![Constraint::Ratio(1, cols as u32); cols]).split(*row_area);
-        for (c, &i) in in_row.iter().enumerate() {
-            draw_pane(app, run, i, per_page < n, frame, cells[c]);
-        }
+        out.extend(in_row.iter().enumerate().map(|(c, &i)| (i, cells[c])));
+    }
+    (out, per_page < n)
+}
+
+/// Text width inside the focused pane when the paths get `area`.
+pub(crate) fn focused_width(app: &App, area: Rect) -> Option<usize> {
+    let run = app.generation.as_ref()?;
+    let (area, _) = split_side(app, area);
+    let (cells, _) = grid(app, run, area);
+    cells.into_iter().find(|(i, _)| *i == app.pane).map(|(_, r)| r.width.saturating_sub(2) as usize)
+}
+
+/// Where each token of the focused pane starts when its text is wrapped to `width`: (line, column);
+/// None for tokens that show no text.
+pub(crate) fn token_positions(app: &App, width: usize) -> Vec<Option<(usize, usize)>> {
+    let Some(run) = app.generation.as_ref() else { return Vec::new() };
+    if run.panes.get(app.pane).is_none() {
+        return Vec::new();
+    }
+    let (segs, firsts) = body(app, run, app.pane);
+    let (_, origins) = wrap_with_origins(&segs, width);
+    firsts.iter().map(|f| f.and_then(|s| origins.get(s).copied().flatten())).collect()
+}
+
+/// A pane's body: the end of the prompt, then the text with failures (and, when asked, each token's
+/// probability and the token cursor) highlighted; with the segment each token starts in.
+fn body(app: &App, run: &Generation, i: usize) -> (Vec<(String, Style)>, Vec<Option<usize>>) {
+    let t = &app.theme;
+    let p = &run.panes[i];
+    let spec = run.prompts.get(p.prompt);
+    let tail = spec.map(|s| prompt_tail(&s.prompt)).unwrap_or_default();
+    let mut segs = vec![(tail, t.prompt_text())];
+    let cursor = app.tokens.cursor.as_ref().filter(|_| i == app.pane).map(|c| c.token);
+    let branch_at = p.branch.as_ref().map(|b| b.at);
+    let forced = p.steps.iter().any(|s| s.forced);
+    let marks: Vec<TokenMark> = if app.tokens.probs || cursor.is_some() || branch_at.is_some() || forced {
+        p.token_spans()
+            .into_iter()
+            .enumerate()
+            .map(|(k, range)| {
+                let prob = p.steps.get(k).and_then(|s| s.prob()).filter(|_| app.tokens.probs);
+                let mut style = prob.map_or(Style::default(), |x| t.token_prob(x));
+                if p.steps.get(k).is_some_and(|s| s.forced) {
+                    style = t.forced();
+                }
+                if branch_at == Some(k) {
+                    // Where the branch leaves its parent.
+                    style = style.add_modifier(Modifier::UNDERLINED);
+                }
+                let tag = prob.filter(|x| *x < LOW_P).map(|x| format!("p={}", short_p(x)));
+                let over = cursor == Some(k);
+                if over {
+                    style = t.token_cursor();
+                }
+                TokenMark { range, style, over, tag }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (text, firsts) = highlight_tokens(&p.text, &p.failures, t, t.generated(), &marks);
+    let firsts = firsts.into_iter().map(|f| f.map(|s| s + 1)).collect();
+    segs.extend(text);
+    if p.token_ids.is_empty() && !p.finished() {
+        let waiting = if p.started_ms.is_some() {
+            " …"
+        } else if run.cancelling {
+            " (cancelling)"
+        } else {
+            " (waiting for the prompt)"
+        };
+        segs.push((waiting.to_string(), t.dim()));
+    } else if !p.finished() {
+        segs.push(("▌".to_string(), t.dim()));
+    }
+    (segs, firsts)
+}
+
+/// A probability in two decimals, or `<0.01`.
+pub(crate) fn short_p(p: f64) -> String {
+    if p < 0.005 {
+        "<0.01".to_string()
+    } else {
+        format!("{p:.2}")
     }
 }
 
@@ -83,25 +201,18 @@ fn draw_pane(app: &App, run: &Generation, i: usize, paged: bool, frame: &mut Fra
     let footer = footer_line(app, p, w);
     let body_h = (inner.height as usize).saturating_sub(usize::from(footer.is_some())).max(1);
 
-    let spec = run.prompts.get(p.prompt);
-    let tail = spec.map(|s| prompt_tail(&s.prompt)).unwrap_or_default();
-    let mut segs = vec![(tail, t.prompt_text())];
-    segs.extend(highlight(&p.text, &p.failures, t, t.generated()));
-    if p.token_ids.is_empty() && !p.finished() {
-        let waiting = if p.started_ms.is_some() {
-            " …"
-        } else if run.cancelling {
-            " (cancelling)"
-        } else {
-            " (waiting for the prompt)"
-        };
-        segs.push((waiting.to_string(), t.dim()));
-    } else if !p.finished() {
-        segs.push(("▌".to_string(), t.dim()));
-    }
-    let lines = wrap(&segs, w);
+    let (segs, firsts) = body(app, run, i);
+    let (lines, origins) = wrap_with_origins(&segs, w);
     let max_top = lines.len().saturating_sub(body_h);
-    let top = max_top.saturating_sub(p.scroll_up);
+    let mut top = max_top.saturating_sub(p.scroll_up);
+    // The token cursor stays in view (its pane scrolls to it).
+    let cursor_line = app.tokens.cursor.as_ref().filter(|_| focused).and_then(|c| {
+        let seg = firsts.get(c.token).copied().flatten()?;
+        origins.get(seg).copied().flatten().map(|(line, _)| line)
+    });
+    if let Some(line) = cursor_line.filter(|l| *l < top || *l >= top + body_h) {
+        top = line.saturating_sub(body_h / 2).min(max_top);
+    }
     let mut shown: Vec<Line> = lines.into_iter().skip(top).take(body_h).collect();
     if let Some(f) = footer {
         while shown.len() < body_h {
@@ -110,6 +221,15 @@ fn draw_pane(app: &App, run: &Generation, i: usize, paged: bool, frame: &mut Fra
         shown.push(f);
     }
     frame.render_widget(Paragraph::new(shown), inner);
+}
+
+/// How pane `i` is named on screen: its number, or in the A/B grid its template's letter and its
+/// number within the template (B2).
+pub(crate) fn pane_label(run: &Generation, i: usize) -> String {
+    match (run.mode, run.panes.get(i)) {
+        (CompareMode::Ab, Some(p)) => format!("{}{}", (b'A' + (p.prompt % 26) as u8) as char, p.path + 1),
+        _ => (i + 1).to_string(),
+    }
 }
 
 /// The last line of the prompt (what the model continues), cut to its last 40 characters.
@@ -139,12 +259,23 @@ fn title_at(app: &App, run: &Generation, p: &Pane, name: &str, level: u8) -> Lin
     let t = &app.theme;
     let full = level == 0;
     let mut spans = vec![Span::styled(name.to_string(), t.title())];
+    if let Some(b) = &p.branch {
+        let parent = pane_label(run, b.parent.saturating_sub(1));
+        spans.push(Span::styled(
+            // Where it branched matters more than its counts: it goes last.
+            if level <= 3 { format!(" ⟵ {parent} {}", b.describe()) } else { format!(" ⟵ {parent} @{}", b.at + 1) },
+            t.title(),
+        ));
+    }
     if level <= 2 {
         spans.push(Span::raw(if full {
             format!(" · {} tok", p.token_ids.len())
         } else {
             format!(" · {}t", p.token_ids.len())
         }));
+        if let Some(m) = p.mean_logprob() {
+            spans.push(Span::raw(if full { format!(" · mean lp {m:.2}") } else { format!(" · lp {m:.2}") }));
+        }
     }
     if level <= 1 {
         if let Some(r) = p.tokens_per_s() {

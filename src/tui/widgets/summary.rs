@@ -36,7 +36,7 @@ pub fn vote_line(app: &App, width: u16) -> Line<'static> {
         spans.push(Span::raw(" │"));
     }
     spans.push(Span::raw(format!(" gold {}", g.gold)));
-    if g.sampling.temperature == 0.0 && g.panes.len() > g.prompts.len() {
+    if g.sampling.temperature == 0.0 && g.panes.iter().filter(|p| p.branch.is_none()).count() > g.prompts.len() {
         spans.push(Span::styled(" · temperature 0: greedy paths of a template are identical", t.dim()));
     }
     fit(spans, width)

@@ -1,0 +1,4 @@
+//! Helpers shared by integration tests (each test crate uses what it needs).
+#![allow(dead_code)]
+
+pub mod tmux;
