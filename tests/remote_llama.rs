@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::tmux::{have_tmux, Tmux};
 use cotscope::engine::remote::{RemoteConfig, RemoteEngine};
 use cotscope::engine::{
     CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, SamplingParams, StopReason, TokenEvent,
@@ -419,63 +422,10 @@ fn eval_keeps_k_questions_in_flight_and_reports_throughput() {
     }
 }
 
-/// Kills the tmux session however the test ends.
-struct Tmux {
-    name: String,
-}
-
-impl Tmux {
-    fn start(name: &str, cwd: &Path, script: &str) -> Tmux {
-        let status = Command::new("tmux")
-            .args(["new-session", "-d", "-s", name, "-x", "140", "-y", "45", "-c"])
-            .arg(cwd)
-            .args(["sh", "-c", script])
-            .env_remove("NO_COLOR")
-            .status()
-            .expect("run tmux");
-        assert!(status.success(), "tmux new-session failed");
-        Tmux { name: name.to_string() }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let status =
-            Command::new("tmux").args(["send-keys", "-t", &self.name]).args(keys).status().expect("tmux send-keys");
-        assert!(status.success());
-    }
-
-    fn screen(&self) -> String {
-        let out =
-            Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.screen();
-            if ok(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
-    }
-}
-
 #[test]
 fn the_workbench_generates_two_paths_on_the_server_and_saves_the_session() {
     let test = "the_workbench_generates_two_paths_on_the_server_and_saves_the_session";
-    if !Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
-        assert!(!in_ci(), "{test}: tmux must be installed under CI=true");
-        println!("SKIPPED {test}: tmux is not installed (.ci/run installs it)");
+    if !have_tmux() {
         return;
     }
     let Some(server) = server(test) else { return };
@@ -487,7 +437,7 @@ fn the_workbench_generates_two_paths_on_the_server_and_saves_the_session() {
         server.endpoint,
         sessions.path().display()
     );
-    let t = Tmux::start(&name, repo(), &cmd);
+    let t = Tmux::start(&name, 140, 45, repo(), &cmd);
     t.wait_for("the UI", 30, |s| s.contains("Questions 1319"));
     t.wait_for("the served model", 60, |s| s.contains("(remote)"));
     t.keys(&["j"]);

@@ -178,6 +178,16 @@ pub fn weighted(paths: &[PathView]) -> Choice {
     Choice { answer: totals.first().map(|(a, _)| a.clone()), tie, fallback: false, scores }
 }
 
+/// The choice of a strategy that needs no model; None for `judge` (it asks one: [`judge::judge`]).
+pub fn choose_without_model(strategy: Strategy, paths: &[PathView]) -> Option<Choice> {
+    match strategy {
+        Strategy::Majority => Some(majority(paths)),
+        Strategy::Weighted => Some(weighted(paths)),
+        Strategy::Verified => Some(verified(paths)),
+        Strategy::Judge => None,
+    }
+}
+
 /// Picks the winner of scores already computed per candidate (the judge's label probabilities):
 /// highest first, the earliest candidate on a tie.
 pub fn best_of(scores: Vec<Score>) -> Choice {

@@ -6,6 +6,7 @@
 //! (save, open, rerun), `exemplars` (`y`, `Y`, `e`) and `generating` (start, cancel, engine events).
 
 mod annotate;
+mod choosing;
 mod exemplars;
 mod experiments;
 mod generating;
@@ -32,6 +33,7 @@ use super::settings::{Field, Settings};
 use super::theme::Theme;
 
 pub use annotate::Annotation;
+pub use choosing::JUDGING;
 pub use exemplars::ExemplarProposal;
 pub use experiments::{ExperimentRun, Experiments, RunState, Setup, SetupField};
 pub use overlays::Overlay;
@@ -154,6 +156,8 @@ pub struct App {
     quit_after_save: bool,
     /// Probability colours, the token cursor and the path tree.
     pub tokens: TokenView,
+    /// How the vote line chooses among the paths (`V`).
+    pub strategy: crate::lab::select::Strategy,
     pub quit: bool,
 }
 
@@ -199,6 +203,7 @@ impl App {
             armed: None,
             quit_after_save: false,
             tokens: TokenView::default(),
+            strategy: crate::lab::select::Strategy::Majority,
             quit: false,
         };
         if !app.template_errors.is_empty() {
@@ -320,6 +325,7 @@ impl App {
             Intent::StartEdit(first) => self.start_edit(first),
             Intent::ResetSettings => self.reset_settings(&mut cmds),
             Intent::ToggleCalculator => self.toggle_calculator(&mut cmds),
+            Intent::NextStrategy => self.next_strategy(&mut cmds),
             Intent::FocusPane(d) => {
                 let n = self.generation.as_ref().map_or(0, |r| r.panes.len());
                 if n > 0 {
@@ -406,7 +412,11 @@ impl App {
                 }
             }
             Report::GenerationFailed { id, message } => self.generation_failed(id, message),
-            Report::GenerationFinished { id } => self.generation_finished(id),
+            Report::GenerationFinished { id } => {
+                self.generation_finished(id);
+                self.judge_if_wanted(&mut cmds);
+            }
+            Report::Judged { id, prompt, result } => self.judged(id, prompt, result),
             Report::SessionSaved(path) => self.session_saved(path, &mut cmds),
             Report::SessionsListed(list) => {
                 if let Some(Overlay::Sessions { entries, cursor }) = self.overlay.as_mut() {

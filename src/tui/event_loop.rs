@@ -251,6 +251,11 @@ impl Executor {
                 self.cancels.insert(id, cancel.clone());
                 self.worker.generate(id, requests, cancel).err().map(|message| Report::GenerationFailed { id, message })
             }
+            Command::Judge { id, templates_dir, question, candidates } => self
+                .worker
+                .judge(id, templates_dir, question, candidates)
+                .err()
+                .map(|e| Report::Judged { id, prompt: 0, result: Err(e) }),
             Command::StartExperiment { id, mut plan } => {
                 plan.model = self.model_settings.clone();
                 let cancel = CancelFlag::new();

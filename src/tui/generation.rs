@@ -31,6 +31,8 @@ pub struct Generation {
     pub sampling: SamplingParams,
     /// Calculator in the loop (`c`): the engine writes each `expression =`'s result.
     pub calculator: bool,
+    /// The judge's choice per template (prompt index), once asked (`V` to judge).
+    pub judged: std::collections::BTreeMap<usize, Result<crate::lab::select::Choice, String>>,
     pub panes: Vec<Pane>,
     pub running: bool,
     pub cancelling: bool,
@@ -77,6 +79,7 @@ impl Generation {
             prompts,
             sampling,
             calculator: false,
+            judged: Default::default(),
             panes,
             running: true,
             cancelling: false,
@@ -107,6 +110,7 @@ impl Generation {
             prompts: run.templates.clone(),
             sampling: run.sampling.clone(),
             calculator: run.calculator,
+            judged: Default::default(),
             panes,
             running: false,
             cancelling: false,

@@ -41,6 +41,9 @@ pub enum Intent {
     AdjustSetting(i32),
     /// Start typing a value for the selected setting, optionally with its first character.
     StartEdit(Option<char>),
+    /// Choose among the paths by the next strategy on the vote line (majority, weighted, verified,
+    /// judge).
+    NextStrategy,
     /// Switch the calculator in the loop on or off for the next generation.
     ToggleCalculator,
     /// Back to the default settings and the template's own stop strings.

@@ -46,6 +46,7 @@ pub fn intent_for(app: &App, key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('t') => Some(Intent::ChooseTemplate),
         KeyCode::Char('m') => Some(Intent::ToggleMode),
         KeyCode::Char('c') => Some(Intent::ToggleCalculator),
+        KeyCode::Char('V') => Some(Intent::NextStrategy),
         KeyCode::Char('n') => Some(Intent::EditNote),
         KeyCode::Char('u') => Some(Intent::Undo),
         KeyCode::Char('s') => Some(Intent::Save),
@@ -260,6 +261,12 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if app.can_undo() {
         v.push(h("u", "undo"));
     }
+    if finished {
+        v.push(h("V", "vote by"));
+        v.push(h("s", "save"));
+        v.push(h("y/Y", "copy/file"));
+        v.push(h("e", "to template"));
+    }
     v.push(h("+/-", "paths"));
     if !app.templates.is_empty() {
         v.push(h("t", "template"));
@@ -268,11 +275,6 @@ pub fn hints(app: &App) -> Vec<Hint> {
         v.push(h("m", "A/B"));
     }
     v.push(h("c", if app.settings.calculator { "calc off" } else { "calc on" }));
-    if finished {
-        v.push(h("s", "save"));
-        v.push(h("y/Y", "copy/file"));
-        v.push(h("e", "to template"));
-    }
     if !app.generating() {
         v.push(h("o", "open"));
         // x works while a generation streams too; then the footer keeps its room for the paths' keys.
@@ -299,6 +301,7 @@ pub fn help() -> Vec<(&'static str, Vec<Hint>)> {
                 h("t", "choose the template (A/B view: tick up to four with Space)"),
                 h("m", "switch view: N paths of one template ↔ A/B, a grid of up to four templates × N paths"),
                 h("c", "calculator in the loop on/off: after \"expression =\" the engine writes the exact result (shown in its own style, not checked for arithmetic errors)"),
+                h("V", "choose among the paths by: majority → weighted (by sequence probability) → verified (paths without arithmetic errors) → judge (the model reads them, templates/judge/judge.yaml)"),
                 h("/", "filter questions by text"),
                 h("u", "undo the last label or note"),
                 h("s", "save the session (sessions/<time>-q<index>-<template>.yaml)"),
@@ -408,6 +411,7 @@ mod tests {
             (KeyCode::Char('?'), "Help"),
             (KeyCode::Char('/'), "StartFilter"),
             (KeyCode::Char('c'), "ToggleCalculator"),
+            (KeyCode::Char('V'), "NextStrategy"),
         ] {
             let a = intent_for(&app, key(c)).map(|a| format!("{a:?}"));
             assert_eq!(a.as_deref(), Some(want), "{c:?}");

@@ -26,6 +26,8 @@ pub enum Report {
     GenerationFailed { id: u64, message: String },
     /// Generation `id` is over (every request done or cancelled).
     GenerationFinished { id: u64 },
+    /// The judge's choice among the paths of generation `id`'s template `prompt` (or why it has none).
+    Judged { id: u64, prompt: usize, result: Result<crate::lab::select::Choice, String> },
     /// The session was written to this file.
     SessionSaved(PathBuf),
     /// Saved sessions, newest first.

@@ -11,6 +11,9 @@ use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult
 
 use super::experiments::{run_job, Plan};
 use super::report::Report;
+use crate::lab::judge::JudgePrompt;
+use crate::lab::select::PathView;
+use std::path::{Path, PathBuf};
 
 /// Opens the model (on the worker thread); the error is one line.
 pub type Loader = Box<dyn FnOnce() -> Result<Arc<dyn Engine>, String> + Send>;
@@ -21,6 +24,7 @@ pub type Sink = Arc<dyn Fn(Report) + Send + Sync>;
 enum Job {
     Generate { id: u64, requests: Vec<GenerateRequest>, cancel: CancelFlag },
     Experiment { id: u64, plan: Box<Plan>, cancel: CancelFlag },
+    Judge { id: u64, templates_dir: PathBuf, question: String, candidates: Vec<(usize, Vec<(String, Option<String>)>)> },
 }
 
 /// Handle to the worker threads. Dropping it lets them end once their queues are empty.
@@ -70,6 +74,9 @@ impl Worker {
                 match job {
                     Job::Generate { id, requests, cancel } => generate(&*engine, id, &requests, &cancel, &sink),
                     Job::Experiment { id, plan, cancel } => run_job(&*engine, id, &plan, &cancel, &sink),
+                    Job::Judge { id, templates_dir, question, candidates } => {
+                        judge(&*engine, id, &templates_dir, &question, &candidates, &sink)
+                    }
                 }
             }
         });
@@ -89,6 +96,19 @@ impl Worker {
     /// Queues experiment `id` (after the generations queued before it).
     pub fn experiment(&self, id: u64, plan: Box<Plan>, cancel: CancelFlag) -> Result<(), String> {
         self.jobs.send(Job::Experiment { id, plan, cancel }).map_err(|_| "the inference worker has stopped".to_string())
+    }
+
+    /// Queues the judging of generation `id`'s paths (after any generation queued before it).
+    pub fn judge(
+        &self,
+        id: u64,
+        templates_dir: PathBuf,
+        question: String,
+        candidates: Vec<(usize, Vec<(String, Option<String>)>)>,
+    ) -> Result<(), String> {
+        self.jobs
+            .send(Job::Judge { id, templates_dir, question, candidates })
+            .map_err(|_| "the inference worker has stopped".to_string())
     }
 
     pub fn count_tokens(&self, prompt_sha256: String, text: String) -> Result<(), String> {
@@ -121,6 +141,31 @@ fn generate(engine: &dyn Engine, id: u64, requests: &[GenerateRequest], cancel: 
         }
     }
     sink(Report::GenerationFinished { id });
+}
+
+/// One judgement per template: the model reads the question and its paths (`lab::judge`).
+fn judge(
+    engine: &dyn Engine,
+    id: u64,
+    templates_dir: &Path,
+    question: &str,
+    candidates: &[(usize, Vec<(String, Option<String>)>)],
+    sink: &Sink,
+) {
+    let prompt = match JudgePrompt::resolve(None, templates_dir) {
+        Ok((_, p)) => p,
+        Err(e) => return sink(Report::Judged { id, prompt: 0, result: Err(e.to_string()) }),
+    };
+    for (pi, paths) in candidates {
+        let views: Vec<PathView> = paths
+            .iter()
+            .map(|(text, answer)| PathView { text, answer: answer.as_deref(), arithmetic_error: false, logprob: None })
+            .collect();
+        let result = catch_unwind(AssertUnwindSafe(|| crate::lab::judge::judge(engine, &prompt, question, &views)))
+            .map_err(|p| format!("panic in the judge: {}", panic_message(&p)))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        sink(Report::Judged { id, prompt: *pi, result });
+    }
 }
 
 pub(super) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

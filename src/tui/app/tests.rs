@@ -826,3 +826,45 @@ fn the_vote_line_reads_plainly() {
     let legend: String = crate::tui::widgets::summary::legend(&a).spans.iter().map(|s| s.content.to_string()).collect();
     assert!(legend.contains("~ last number, ? glyphs"), "{legend}");
 }
+
+#[test]
+fn v_chooses_among_the_paths_by_each_strategy_and_the_judge_asks_the_worker_once() {
+    use crate::lab::select::{Choice, Score, Strategy};
+    let mut a = finished_app();
+    let line = |a: &App| {
+        let l = crate::tui::widgets::summary::vote_line(a, 400);
+        l.spans.iter().map(|s| s.content.as_ref()).collect::<String>()
+    };
+    assert!(!line(&a).contains("verified:"), "majority alone by default: {}", line(&a));
+    assert!(press(&mut a, KeyCode::Char('V')).is_empty());
+    assert_eq!(a.strategy, Strategy::Weighted);
+    assert!(press(&mut a, KeyCode::Char('V')).is_empty());
+    assert_eq!(a.strategy, Strategy::Verified);
+    // Path 2's "2 * 2 = 5" is an arithmetic error: verified keeps path 1's 3, which is right.
+    assert!(line(&a).contains("verified: 3 ✓"), "{}", line(&a));
+    let cmds = press(&mut a, KeyCode::Char('V'));
+    assert_eq!(a.strategy, Strategy::Judge);
+    let Some(Command::Judge { id, question, candidates, .. }) = cmds.first() else { panic!("{cmds:?}") };
+    assert_eq!(*id, a.generation.as_ref().unwrap().id);
+    assert_eq!(question, &lab::gsm8k::test_set()[1].question);
+    assert_eq!(candidates.len(), 1);
+    assert_eq!(candidates[0].1.len(), 2);
+    assert_eq!(candidates[0].1[0], (TWO_PATHS[0].to_string(), Some("3".to_string())));
+    assert!(line(&a).contains("judge: judging…"), "{}", line(&a));
+    // The worker's answer shows; V again does not ask twice.
+    let choice = Choice {
+        answer: Some("3".into()),
+        scores: vec![Score { label: Some("A".into()), path: Some(0), answer: "3".into(), p: 0.8 }],
+        ..Choice::default()
+    };
+    a.on_report(Report::Judged { id: *id, prompt: 0, result: Ok(choice) });
+    assert!(line(&a).contains("judge: 3 ✓ p=0.80"), "{}", line(&a));
+    press(&mut a, KeyCode::Char('V'));
+    assert_eq!(a.strategy, Strategy::Majority);
+    for _ in 0..2 {
+        press(&mut a, KeyCode::Char('V'));
+    }
+    // Back on the judge: already judged, not asked again.
+    assert!(!press(&mut a, KeyCode::Char('V')).iter().any(|c| matches!(c, Command::Judge { .. })));
+    assert_eq!(a.strategy, Strategy::Judge);
+}

@@ -4,7 +4,10 @@ use ratatui::text::{Line, Span};
 
 use crate::lab::detect::FailureKind;
 use crate::lab::record::CompareMode;
+use crate::lab::select::{PathView, Strategy};
 use crate::tui::app::App;
+use crate::tui::app::JUDGING;
+use crate::tui::generation::Generation;
 use crate::tui::highlight::badge;
 use crate::tui::wrap::truncate;
 
@@ -33,6 +36,9 @@ pub fn vote_line(app: &App, width: u16) -> Line<'static> {
                 Span::styled("✗ wrong", t.wrong())
             });
         }
+        if app.strategy != Strategy::Majority {
+            spans.extend(chosen(app, g, pi));
+        }
         spans.push(Span::raw(" │"));
     }
     spans.push(Span::raw(format!(" gold {}", g.gold)));
@@ -40,6 +46,56 @@ pub fn vote_line(app: &App, width: u16) -> Line<'static> {
         spans.push(Span::styled(" · temperature 0: greedy paths of a template are identical", t.dim()));
     }
     fit(spans, width)
+}
+
+/// ` · weighted: 18 ✓`: the answer the chosen strategy (`V`) picks among template `pi`'s paths.
+fn chosen(app: &App, g: &Generation, pi: usize) -> Vec<Span<'static>> {
+    let t = &app.theme;
+    let name = app.strategy.name();
+    let choice = match crate::lab::select::choose_without_model(app.strategy, &views(g, pi)) {
+        Some(c) => c,
+        None => match g.judged.get(&pi) {
+            None if g.running => return vec![Span::styled(format!(" · {name}: after the paths"), t.dim())],
+            None => return vec![Span::styled(format!(" · {name}: V asks it"), t.dim())],
+            Some(Err(e)) if e == JUDGING => return vec![Span::styled(format!(" · {name}: {JUDGING}"), t.dim())],
+            Some(Err(_)) => return vec![Span::styled(format!(" · {name}: failed (see status)"), t.wrong())],
+            Some(Ok(c)) => c.clone(),
+        },
+    };
+    let mut out = vec![Span::styled(format!(" · {name}: "), t.title())];
+    match &choice.answer {
+        None => out.push(Span::raw("no answer")),
+        Some(a) => {
+            out.push(Span::raw(a.clone()));
+            out.push(Span::raw(" "));
+            out.push(if crate::lab::answer::matches_gold(a, &g.gold) {
+                Span::styled("✓", t.right())
+            } else {
+                Span::styled("✗", t.wrong())
+            });
+        }
+    }
+    if choice.fallback {
+        out.push(Span::styled(" (fell back to majority)", t.dim()));
+    }
+    if let Some(best) = choice.scores.iter().find(|s| Some(&s.answer) == choice.answer.as_ref()) {
+        out.push(Span::styled(format!(" p={:.2}", best.p), t.dim()));
+    }
+    out
+}
+
+/// What the strategies see of template `pi`'s paths.
+fn views(g: &Generation, pi: usize) -> Vec<PathView<'_>> {
+    g.panes
+        .iter()
+        .filter(|p| p.prompt == pi)
+        .map(|p| PathView {
+            text: &p.text,
+            answer: p.answer.as_deref(),
+            arithmetic_error: p.failures.iter().any(|f| f.kind == FailureKind::ArithmeticError),
+            logprob: crate::lab::token_steps::sum_logprob(&p.steps).map(|(sum, _)| sum),
+        })
+        .collect()
 }
 
 pub fn legend(app: &App) -> Line<'static> {
