@@ -92,8 +92,9 @@ fn every_strategy_is_recorded_per_question_and_summed_up_with_intervals() {
     }
     assert_eq!(summary["questions"], 4);
 
-    // The same file again: nothing is generated, the text summary lists every strategy.
-    let text = ok(&eval(&out, "0..4", &["--select", "majority,weighted,verified,judge"]));
+    // The same file again (same settings, the calculator included): nothing is generated, the text
+    // summary lists every strategy.
+    let text = ok(&eval(&out, "0..4", &["--select", "majority,weighted,verified,judge", "--calculator"]));
     assert!(text.contains("selection (95% Wilson interval"), "{text}");
     for s in STRATEGIES {
         assert!(text.lines().any(|l| l.trim_start().starts_with(s) && l.contains("%  [")), "{s} in {text}");

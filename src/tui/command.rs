@@ -10,13 +10,16 @@ use super::session::Session;
 use super::settings::Settings;
 use crate::lab::template::Template;
 
+/// What the judge reads, per template: its prompt index and each path's (text, answer).
+pub type JudgeCandidates = Vec<(usize, Vec<(String, Option<String>)>)>;
+
 #[derive(Clone, Debug)]
 pub enum Command {
     /// Run these requests one after another on the worker as generation `id`.
     StartGeneration { id: u64, requests: Vec<GenerateRequest> },
     /// Ask the model to judge generation `id`'s paths (the `judge` strategy), one judgement per
     /// template: `(prompt index, [(path text, its answer)])`; the judge prompt is read from `templates_dir`.
-    Judge { id: u64, templates_dir: PathBuf, question: String, candidates: Vec<(usize, Vec<(String, Option<String>)>)> },
+    Judge { id: u64, templates_dir: PathBuf, question: String, candidates: JudgeCandidates },
     /// Set the cancel flag of generation `id`.
     CancelGeneration { id: u64 },
     /// Count the tokens of a prompt (off the UI thread).

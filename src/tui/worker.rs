@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::engine::{CancelFlag, Engine, EngineEvent, GenerateRequest, PathResult, StopReason};
 
+use super::command::JudgeCandidates;
 use super::experiments::{run_job, Plan};
 use super::report::Report;
 use crate::lab::judge::JudgePrompt;
@@ -24,7 +25,7 @@ pub type Sink = Arc<dyn Fn(Report) + Send + Sync>;
 enum Job {
     Generate { id: u64, requests: Vec<GenerateRequest>, cancel: CancelFlag },
     Experiment { id: u64, plan: Box<Plan>, cancel: CancelFlag },
-    Judge { id: u64, templates_dir: PathBuf, question: String, candidates: Vec<(usize, Vec<(String, Option<String>)>)> },
+    Judge { id: u64, templates_dir: PathBuf, question: String, candidates: JudgeCandidates },
 }
 
 /// Handle to the worker threads. Dropping it lets them end once their queues are empty.
@@ -104,7 +105,7 @@ impl Worker {
         id: u64,
         templates_dir: PathBuf,
         question: String,
-        candidates: Vec<(usize, Vec<(String, Option<String>)>)>,
+        candidates: JudgeCandidates,
     ) -> Result<(), String> {
         self.jobs
             .send(Job::Judge { id, templates_dir, question, candidates })
@@ -149,7 +150,7 @@ fn judge(
     id: u64,
     templates_dir: &Path,
     question: &str,
-    candidates: &[(usize, Vec<(String, Option<String>)>)],
+    candidates: &JudgeCandidates,
     sink: &Sink,
 ) {
     let prompt = match JudgePrompt::resolve(None, templates_dir) {
