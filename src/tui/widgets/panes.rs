@@ -336,16 +336,5 @@ fn footer_line(app: &App, p: &Pane, w: usize) -> Option<Line<'static>> {
         return p.finished().then(|| Line::from(Span::styled(truncate("no labels: 1-9 to add", w), t.dim())));
     }
     // Cut to the width, keeping styles.
-    let mut used = 0;
-    let mut out = Vec::new();
-    for s in spans {
-        let sw = unicode_width::UnicodeWidthStr::width(s.content.as_ref());
-        if used + sw > w {
-            out.push(Span::styled(truncate(&s.content, w - used), s.style));
-            break;
-        }
-        used += sw;
-        out.push(s);
-    }
-    Some(Line::from(out))
+    Some(super::summary::fit(spans, u16::try_from(w).unwrap_or(u16::MAX)))
 }

@@ -10,7 +10,6 @@ use super::panes::pane_label;
 use crate::lab::path_tree::tree_order;
 use crate::tui::app::App;
 use crate::tui::generation::Generation;
-use crate::tui::wrap::truncate;
 
 pub fn draw(app: &App, run: &Generation, frame: &mut Frame, area: Rect) {
     let block = Block::default()
@@ -61,16 +60,5 @@ pub fn tree_lines(app: &App, run: &Generation, width: u16) -> Vec<Line<'static>>
 
 /// Cuts styled spans to `w` columns.
 fn fit(spans: Vec<Span<'static>>, w: usize) -> Line<'static> {
-    let mut used = 0;
-    let mut out = Vec::new();
-    for s in spans {
-        let sw = unicode_width::UnicodeWidthStr::width(s.content.as_ref());
-        if used + sw > w {
-            out.push(Span::styled(truncate(&s.content, w - used), s.style));
-            break;
-        }
-        used += sw;
-        out.push(s);
-    }
-    Line::from(out)
+    super::summary::fit(spans, u16::try_from(w).unwrap_or(u16::MAX))
 }
