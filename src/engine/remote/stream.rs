@@ -141,10 +141,7 @@ impl PathStream {
             }
         }
         if let Some(s) = self.stopped.take() {
-            let mut end = self.end(StopReason::StopString(s));
-            step.tokens.append(&mut end.tokens);
-            step.done = end.done;
-            return step;
+            return self.end_after(step, StopReason::StopString(s));
         }
         if let Some(reason) = &choice.finish_reason {
             let reason = match reason.as_str() {
@@ -152,10 +149,7 @@ impl PathStream {
                 "stop" | "eos" | "eos_token" => StopReason::Eos,
                 other => StopReason::Error(format!("{endpoint}: the server ended the path: finish_reason {other:?}")),
             };
-            let mut end = self.end(reason);
-            step.tokens.append(&mut end.tokens);
-            step.done = end.done;
-            return step;
+            return self.end_after(step, reason);
         }
         let insert =
             forcer.filter(|_| !choice.text.is_empty()).and_then(|f| f.force(&self.seen)).filter(|s| !s.is_empty());
@@ -165,10 +159,7 @@ impl PathStream {
                 step.tokens.push(prev);
             }
             if let Some(s) = self.stopped.take() {
-                let mut end = self.end(StopReason::StopString(s));
-                step.tokens.append(&mut end.tokens);
-                step.done = end.done;
-                return step;
+                return self.end_after(step, StopReason::StopString(s));
             }
             step.restart = true;
         }
@@ -210,6 +201,14 @@ impl PathStream {
     }
 
     /// Ends the path for `reason` (a failure, a cancel), keeping its text so far.
+    /// Ends the path after the tokens `step` already holds: they come first, then the end's.
+    fn end_after(&mut self, mut step: Step, reason: StopReason) -> Step {
+        let mut end = self.end(reason);
+        step.tokens.append(&mut end.tokens);
+        step.done = end.done;
+        step
+    }
+
     pub(crate) fn end(&mut self, reason: StopReason) -> Step {
         let mut step = Step::default();
         if self.done {
