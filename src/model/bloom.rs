@@ -29,6 +29,8 @@ struct Attention {
     head_dim: usize,
     /// `h, 1, 1`, f32.
     slopes: Tensor,
+    /// The same slopes, for the fused prefill kernel.
+    slope_values: Vec<f32>,
     cache: KvCache,
 }
 
@@ -36,6 +38,7 @@ impl Attention {
     fn new(cfg: &Config, vb: VarBuilder, quant: Option<QuantKind>) -> Result<Self> {
         let h = cfg.hidden_size;
         let slopes = alibi::slopes(cfg.n_head);
+        let slope_values = slopes.clone();
         let slopes = Tensor::from_vec(slopes, (cfg.n_head, 1, 1), vb.device())?;
         Ok(Self {
             query_key_value: Linear::load_quantized(h, 3 * h, vb.pp("query_key_value"), quant)?,
@@ -43,6 +46,7 @@ impl Attention {
             n_head: cfg.n_head,
             head_dim: cfg.head_dim(),
             slopes,
+            slope_values,
             cache: KvCache::default(),
         })
     }
@@ -62,6 +66,11 @@ impl Attention {
             self.cache.append(&k, &v)?;
         }
         let kv_len = self.cache.len();
+        if b == 1 && self.cache.row_lens().is_empty() {
+            if let Some(ctx) = self.fused_prompt(&q, s)? {
+                return self.dense.forward(&ctx)? + residual;
+            }
+        }
 
         // Scores against the shared prompt (read once for all rows) and against each row's own
         // continuation, side by side along the key axis.
@@ -111,6 +120,50 @@ impl Attention {
         };
         let ctx = ctx.transpose(1, 2)?.reshape((b, s, hidden))?; // b, s, hidden
         self.dense.forward(&ctx)? + residual
+    }
+}
+
+impl Attention {
+    /// One prompt's attention over the shared prefix (which ends with its `s` tokens) by the fused
+    /// kernel: `Some(ctx)` (`1, s, hidden`), or `None` where it does not apply (no AVX-512, f16 cache,
+    /// non-x86 CPU) and the general path runs.
+    #[cfg(target_arch = "x86_64")]
+    fn fused_prompt(&self, q: &Tensor, s: usize) -> Result<Option<Tensor>> {
+        use candle_core::{CpuStorage, Storage};
+        let Some((k, v)) = self.cache.prefix() else { return Ok(None) };
+        let kv = k.dim(2)?;
+        let shape = super::attention::Shape { heads: self.n_head, head_dim: self.head_dim, s, kv };
+        if [q, k, v].iter().any(|t| t.dtype() != DType::F32) {
+            return Ok(None);
+        }
+        let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+        let (qs, ql) = q.storage_and_layout();
+        let (ks, kl) = k.storage_and_layout();
+        let (vs, vl) = v.storage_and_layout();
+        let (Storage::Cpu(CpuStorage::F32(qv)), Storage::Cpu(CpuStorage::F32(kv_)), Storage::Cpu(CpuStorage::F32(vv))) =
+            (&*qs, &*ks, &*vs)
+        else {
+            return Ok(None);
+        };
+        let hidden = self.n_head * self.head_dim;
+        let mut out = vec![0f32; s * hidden];
+        let done = super::attention::causal_alibi(
+            &shape,
+            &qv[ql.start_offset()..ql.start_offset() + q.elem_count()],
+            &kv_[kl.start_offset()..kl.start_offset() + k.elem_count()],
+            &vv[vl.start_offset()..vl.start_offset() + v.elem_count()],
+            &self.slope_values,
+            &mut out,
+        );
+        if !done {
+            return Ok(None);
+        }
+        Tensor::from_vec(out, (1, s, hidden), q.device()).map(Some)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn fused_prompt(&self, _q: &Tensor, _s: usize) -> Result<Option<Tensor>> {
+        Ok(None)
     }
 }
 

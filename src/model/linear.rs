@@ -85,28 +85,33 @@ impl Module for Linear {
                 let in_dim = dims.last().copied().unwrap_or(0);
                 let rows = x.elem_count() / in_dim.max(1);
                 let x2 = x.reshape((rows, in_dim))?; // rows, in
-                let kernel = match few_rows(w, &x2, rows)? {
-                    Some(y) => Some(y),
-                    None => many_rows(w, &x2, rows)?,
-                };
-                match kernel {
-                    Some(y) => y,
-                    // Many rows without AVX-512: candle's blocked GEMM, in f32 (an f16 weight is widened for it).
-                    None if w.dtype() == x2.dtype() => x2.matmul(&w.t()?)?, // rows, out
-                    None => x2.matmul(&w.to_dtype(x2.dtype())?.t()?)?,
+                let blocked = if rows > gemv::MAX_ROWS { many_rows(w, self.bias.as_ref(), &x2, rows)? } else { None };
+                if let Some(y) = blocked {
+                    y // the kernel added the bias
+                } else {
+                    let y = match few_rows(w, &x2, rows)? {
+                        Some(y) => y,
+                        // Many rows without AVX-512: candle's blocked GEMM, in f32 (an f16 weight is widened for it).
+                        None if w.dtype() == x2.dtype() => x2.matmul(&w.t()?)?, // rows, out
+                        None => x2.matmul(&w.to_dtype(x2.dtype())?.t()?)?,
+                    };
+                    add_bias(y, self.bias.as_ref())?
                 }
             }
-            Weight::Quant(q) => q.matmul_t(x)?.reshape(((), self.out_dim))?,
-        };
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
+            Weight::Quant(q) => add_bias(q.matmul_t(x)?.reshape(((), self.out_dim))?, self.bias.as_ref())?,
         };
         let mut out_dims = x.dims().to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = self.out_dim;
         }
         y.reshape(out_dims) // …, out
+    }
+}
+
+fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
     }
 }
 
@@ -130,23 +135,33 @@ fn few_rows(w: &Tensor, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
     Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
 }
 
-/// `x · wᵀ` by the AVX-512 prefill kernel of [`gemm`] for f32 activations and an f32 or f16 weight;
-/// `None` where the CPU lacks AVX-512 (candle's GEMM then runs).
-fn many_rows(w: &Tensor, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
+/// `x · wᵀ + bias` by the AVX-512 prefill kernel of [`gemm`] for f32 activations and an f32 or f16
+/// weight (the bias is added in the kernel's first pass); `None` where the CPU lacks AVX-512 (candle's
+/// GEMM then runs).
+fn many_rows(w: &Tensor, bias: Option<&Tensor>, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
     if !gemm::available() || x.dtype() != DType::F32 || !w.is_contiguous() {
         return Ok(None);
     }
+    let bias = match bias {
+        Some(b) if b.dtype() == DType::F32 => Some(b.flatten_all()?.to_vec1::<f32>()?),
+        Some(_) => return Ok(None),
+        None => None,
+    };
     let (n, k) = w.dims2()?;
-    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let x = x.contiguous()?;
+    let (xs, xl) = x.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(xv)) = &*xs else { return Ok(None) };
+    let xv = &xv[xl.start_offset()..xl.start_offset() + rows * k];
     let mut y = vec![0f32; rows * n];
     let (storage, layout) = w.storage_and_layout();
     let off = layout.start_offset();
     let done = match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) => gemm::matmul_t(&xs, &v[off..off + n * k], k, &mut y),
-        Storage::Cpu(CpuStorage::F16(v)) => gemm::matmul_t(&xs, &v[off..off + n * k], k, &mut y),
+        Storage::Cpu(CpuStorage::F32(v)) => gemm::matmul_t(xv, &v[off..off + n * k], k, bias.as_deref(), &mut y),
+        Storage::Cpu(CpuStorage::F16(v)) => gemm::matmul_t(xv, &v[off..off + n * k], k, bias.as_deref(), &mut y),
         _ => false,
     };
     drop(storage);
+    drop(xs);
     if !done {
         return Ok(None);
     }

@@ -2,6 +2,8 @@
 //! tokenizers, the hub cache, and the embedded default model.
 
 pub mod alibi;
+#[cfg(target_arch = "x86_64")]
+mod attention;
 pub mod bloom;
 pub mod config;
 pub mod cpu;

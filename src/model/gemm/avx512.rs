@@ -1,73 +1,58 @@
-//! The AVX-512F register tile of the prefill GEMM: up to 14 weight rows (broadcast one value at a
-//! time) against 32 tokens (two 16-lane registers), 28 accumulators.
+//! The AVX-512F register tile of the prefill GEMM: 14 packed tokens (broadcast one value at a time)
+//! against 32 packed weight rows (two 16-lane registers), 28 accumulators.
 
 use std::arch::x86_64::*;
 
 use super::{MR, NR};
 
-/// `out[r·ldo + t] (+)= Σₚ w_r[p] · xb[p·32 + t]` for `r < rows`, `t < 32`, `p < kc`, where row `r`
-/// of the weight block starts at `w + r·stride`.
+/// `c[r·ldc + j] = (bias[j] | c[r·ldc + j] | 0) + Σₚ a[p·MR + r] · b[p·NR + j]` for `r < rows`,
+/// `j < cols`: `accumulate` adds to what `c` holds, otherwise `bias` (or zero) starts the sum.
 ///
 /// # Safety
-/// The CPU must support avx512f; `rows ≤ MR`; `w + r·stride` has `kc` readable values for each
-/// `r < rows`; `xb` has `kc · 32`; `out + r·ldo` has 32 writable values for each `r < rows`.
+/// The CPU must support avx512f; `rows ≤ MR`, `cols ≤ NR`; `a` has `kc · MR` readable values and `b`
+/// `kc · NR`; `c + r·ldc` has `cols` writable values for each `r < rows` (readable too when
+/// `accumulate`); `bias`, when given, has at least `cols` values.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn tile(
-    rows: usize,
-    w: *const f32,
-    stride: usize,
-    xb: *const f32,
-    kc: usize,
-    out: *mut f32,
-    ldo: usize,
-    accumulate: bool,
-) {
-    macro_rules! go {
-        ($($r:literal),*) => {
-            match rows {
-                $($r => tile_n::<$r>(w, stride, xb, kc, out, ldo, accumulate),)*
-                _ => {}
-            }
-        };
-    }
-    go!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
-}
-
-/// [`tile`] for a fixed row count, so the accumulators live in registers.
-///
-/// # Safety
-/// As for [`tile`], with `R` rows.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_n<const R: usize>(
-    w: *const f32,
-    stride: usize,
-    xb: *const f32,
+pub unsafe fn tile(
+    a: *const f32,
+    b: *const f32,
     kc: usize,
-    out: *mut f32,
-    ldo: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    bias: Option<&[f32]>,
     accumulate: bool,
 ) {
-    const { assert!(R <= MR && NR == 32) };
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    let rows: [*const f32; R] = std::array::from_fn(|r| w.add(r * stride));
-    for p in 0..kc {
-        // SAFETY (all loads): p < kc, within the block the caller guarantees.
-        let x0 = _mm512_loadu_ps(xb.add(p * NR));
-        let x1 = _mm512_loadu_ps(xb.add(p * NR + 16));
-        for r in 0..R {
-            let wv = _mm512_set1_ps(*rows[r].add(p));
-            acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
+    const { assert!(NR == 32) };
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let mut ap = a;
+    let mut bp = b;
+    for _ in 0..kc {
+        // SAFETY (all loads): p < kc, within the packed panels the caller guarantees.
+        let b0 = _mm512_loadu_ps(bp);
+        let b1 = _mm512_loadu_ps(bp.add(16));
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_ps(*ap.add(r));
+            acc_r[0] = _mm512_fmadd_ps(av, b0, acc_r[0]);
+            acc_r[1] = _mm512_fmadd_ps(av, b1, acc_r[1]);
         }
+        ap = ap.add(MR);
+        bp = bp.add(NR);
     }
-    for (r, a) in acc.iter().enumerate() {
-        let o = out.add(r * ldo);
-        let (mut a0, mut a1) = (a[0], a[1]);
-        if accumulate {
-            a0 = _mm512_add_ps(a0, _mm512_loadu_ps(o));
-            a1 = _mm512_add_ps(a1, _mm512_loadu_ps(o.add(16)));
-        }
-        _mm512_storeu_ps(o, a0);
-        _mm512_storeu_ps(o.add(16), a1);
+    // Lanes past `cols` are masked off: the panel's padding never reaches memory.
+    let full = if cols >= NR { u32::MAX } else { (1u32 << cols) - 1 };
+    let (m0, m1) = (full as u16, (full >> 16) as u16);
+    let (s0, s1) = match bias {
+        Some(bv) => (_mm512_maskz_loadu_ps(m0, bv.as_ptr()), _mm512_maskz_loadu_ps(m1, bv.as_ptr().add(16))),
+        None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+    };
+    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+        let o = c.add(r * ldc);
+        let (base0, base1) =
+            if accumulate { (_mm512_maskz_loadu_ps(m0, o), _mm512_maskz_loadu_ps(m1, o.add(16))) } else { (s0, s1) };
+        _mm512_mask_storeu_ps(o, m0, _mm512_add_ps(base0, acc_r[0]));
+        _mm512_mask_storeu_ps(o.add(16), m1, _mm512_add_ps(base1, acc_r[1]));
     }
 }

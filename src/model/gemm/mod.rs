@@ -1,13 +1,19 @@
-//! Many-row matrix products for prefill: `y = x · Wᵀ` with `x` the prompt's `m` activation rows (f32)
-//! and `W` the `n × k` weight (f32 or f16), on AVX-512 where the CPU has it.
+//! Many-row matrix products for prefill: `y = x · Wᵀ (+ bias)` with `x` the prompt's `m` activation
+//! rows (f32) and `W` the `n × k` weight (f32 or f16), on AVX-512 where the CPU has it.
 //!
 //! Why not candle's GEMM: without a nightly compiler the `gemm` crate runs 8-wide AVX2 code, half of
-//! what an AVX-512 core does, and an f16 weight had to be widened to a whole f32 copy first. Here
-//! a 14 × 32 register tile (14 weight rows broadcast against 32 tokens held in two 16-lane registers,
-//! 28 accumulators) runs over blocks of 256 of the inner dimension: the 14 weight rows' block (14 KiB)
-//! stays in L1 while every token block passes, and the packed tokens' block stays in L2. The tile
-//! is written output-major (`n × m`, tokens contiguous), so the kernel stores whole registers; one
-//! cache-blocked transpose at the end gives `m × n`. f16 weights are widened per block in registers.
+//! what an AVX-512 core does, and an f16 weight had to be widened to a whole f32 copy first.
+//!
+//! The layout is BLIS's. Per block of `KC` of the inner dimension:
+//! - the tokens are packed as `[m / MR][KC][MR]` (shared by all threads, kept in L2), and
+//! - each task packs one panel of `NR` weight rows as `[KC][NR]` (32 KiB, kept in L1; f16 is widened
+//!   here), then runs the register tile over every token panel against it.
+//!
+//! The tile is `MR = 14` tokens (each value broadcast) × `NR = 32` outputs (two 16-lane registers):
+//! 28 accumulators, two loads and 14 broadcasts per 28 FMAs, all from sequential packed memory. Both
+//! operands are packed because their natural rows lie a power-of-two apart (`k · 4` bytes): 14 such
+//! streams fall into one L1 set and evict each other, which held the unpacked kernel to ~45% of peak.
+//! Outputs are lanes, so the tile stores whole rows of `y` in place (no transpose, no scratch).
 //!
 //! One dispatch: [`matmul_t`] returns `false` where the CPU lacks AVX-512 (the caller then uses
 //! candle's GEMM); the kernel itself lives in [`avx512`].
@@ -17,21 +23,29 @@ use half::f16;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-/// Weight rows per register tile.
+/// The register tile itself, for kernels that pack their own operands (prefill attention).
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::tile;
+
+/// Tokens per register tile (broadcast one at a time).
 pub(crate) const MR: usize = 14;
-/// Tokens per register tile (two 16-lane registers).
+/// Outputs per register tile (two 16-lane registers).
 pub(crate) const NR: usize = 32;
-/// Inner-dimension block: the 14 weight rows' slice of it stays in L1.
+/// Inner-dimension block: one packed weight panel (`KC × NR` f32, 32 KiB) stays in L1.
 const KC: usize = 256;
-/// Weight-row tiles per parallel work unit.
-const TILES_PER_TASK: usize = 2;
+/// Weight panels per parallel work unit.
+const PANELS_PER_TASK: usize = 2;
+/// Token panels packed per parallel work unit.
+const TOKEN_PANELS_PER_TASK: usize = 4;
 
 /// Element types a weight may hold here.
 pub trait GemmWeight: Copy + Send + Sync + 'static {
     /// Widens `src` into `dst` (same length).
     fn widen(src: &[Self], dst: &mut [f32]);
-    /// The slice itself when it already is f32 (read in place, no copy).
-    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+    /// The slice itself when it already is f32 (packed straight from the weight, no copy).
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
 }
 
 impl GemmWeight for f32 {
@@ -48,9 +62,6 @@ impl GemmWeight for f16 {
         use half::slice::HalfFloatSliceExt;
         src.convert_to_f32_slice(dst);
     }
-    fn as_f32(_: &[f16]) -> Option<&[f32]> {
-        None
-    }
 }
 
 /// Whether [`matmul_t`] runs on this CPU. `COTSCOPE_PREFILL_GEMM=candle` turns it off (to compare
@@ -62,118 +73,131 @@ pub fn available() -> bool {
     super::cpu::features().avx512 && !off
 }
 
-/// `y[i·n + j] = Σₚ x[i·k + p] · w[j·k + p]` for `m = x.len() / k` rows and `n = w.len() / k`
-/// outputs. Returns `false` (and leaves `y` alone) when the CPU lacks AVX-512.
-pub fn matmul_t<W: GemmWeight>(x: &[f32], w: &[W], k: usize, y: &mut [f32]) -> bool {
+/// `y[i·n + j] = bias[j] + Σₚ x[i·k + p] · w[j·k + p]` for `m = x.len() / k` rows and
+/// `n = w.len() / k` outputs (no bias: 0). Returns `false` (and leaves `y` alone) when the CPU lacks
+/// AVX-512. Every element of `y` is written, so it need not be initialised to anything.
+pub fn matmul_t<W: GemmWeight>(x: &[f32], w: &[W], k: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
     let m = x.len() / k.max(1);
     let n = w.len() / k.max(1);
     assert!(k > 0 && x.len() == m * k && w.len() == n * k && y.len() == m * n, "gemm: mismatched lengths");
-    if !available() || m == 0 || n == 0 {
-        return m == 0 || n == 0;
+    assert!(bias.is_none_or(|b| b.len() == n), "gemm: bias length is not n");
+    if m == 0 || n == 0 {
+        return true;
     }
-    let mp = m.next_multiple_of(NR);
-    // Output-major result, tokens padded to whole tiles.
-    let mut yt = vec![0f32; n * mp];
-    let yt_ptr = yt.as_mut_ptr() as usize;
-    let mut xt = vec![0f32; mp * KC];
-    let tiles = n.div_ceil(MR);
+    if !available() {
+        return false;
+    }
+    let token_panels = m.div_ceil(MR);
+    let panels = n.div_ceil(NR);
+    let mut xt = vec![0f32; token_panels * MR * KC.min(k)]; // block ≤ KC
+    let y_ptr = y.as_mut_ptr() as usize;
+    let pool = candle_core::utils::barrier_pool();
+    // Equal blocks (1024 = 4 × 256, not 256 + … + a short tail): a short block pays the tile's
+    // stores for little work.
+    let block = k.div_ceil(k.div_ceil(KC));
     let mut p0 = 0;
     while p0 < k {
-        let kc = KC.min(k - p0);
-        pack_tokens(x, m, k, p0, kc, &mut xt);
+        let kc = block.min(k - p0);
+        {
+            let xt_ptr = xt.as_mut_ptr() as usize;
+            pool.execute_chunked(token_panels.div_ceil(TOKEN_PANELS_PER_TASK), |tasks| {
+                for t in tasks {
+                    let first = t * TOKEN_PANELS_PER_TASK;
+                    for tp in first..token_panels.min(first + TOKEN_PANELS_PER_TASK) {
+                        // SAFETY: task t alone writes token panels first.., each MR·kc values of the
+                        // token_panels·MR·KC buffer.
+                        let dst =
+                            unsafe { std::slice::from_raw_parts_mut((xt_ptr as *mut f32).add(tp * MR * kc), MR * kc) };
+                        pack_tokens(x, m, k, tp * MR, p0, kc, dst);
+                    }
+                }
+            });
+        }
         let xt = &xt;
-        candle_core::utils::barrier_pool().execute_chunked(tiles.div_ceil(TILES_PER_TASK), |tasks| {
-            let mut wbuf = vec![0f32; MR * KC];
+        pool.execute_chunked(panels.div_ceil(PANELS_PER_TASK), |tasks| {
+            let mut wp = vec![0f32; KC * NR];
+            let mut row = vec![0f32; KC];
             for t in tasks {
-                for tile in t * TILES_PER_TASK..tiles.min((t + 1) * TILES_PER_TASK) {
-                    let j0 = tile * MR;
-                    let rows = MR.min(n - j0);
-                    // SAFETY: avx512 was checked above; this task alone writes rows j0..j0+rows of yt
-                    // (n × mp); `xt` holds mp tokens × kc and the weight rows have k ≥ p0 + kc values.
-                    unsafe {
-                        tile_rows(w, k, j0, rows, p0, kc, xt, mp, yt_ptr as *mut f32, p0 > 0, &mut wbuf);
+                for panel in t * PANELS_PER_TASK..panels.min((t + 1) * PANELS_PER_TASK) {
+                    let j0 = panel * NR;
+                    let cols = NR.min(n - j0);
+                    pack_weights(w, k, j0, cols, p0, kc, &mut row, &mut wp);
+                    let bias = bias.filter(|_| p0 == 0).map(|b| &b[j0..j0 + cols]);
+                    for tp in 0..token_panels {
+                        let i0 = tp * MR;
+                        let rows = MR.min(m - i0);
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: avx512 was checked above. This task alone writes columns j0..j0+cols
+                        // of y (m × n); rows i0..i0+rows exist; the packed panels hold kc·MR and
+                        // kc·NR values; `bias`, when given, has `cols` values.
+                        unsafe {
+                            avx512::tile(
+                                xt.as_ptr().add(tp * MR * kc),
+                                wp.as_ptr(),
+                                kc,
+                                (y_ptr as *mut f32).add(i0 * n + j0),
+                                n,
+                                rows,
+                                cols,
+                                bias,
+                                p0 > 0,
+                            );
+                        }
                     }
                 }
             }
         });
         p0 += kc;
     }
-    transpose(&yt, n, mp, m, y);
     true
 }
 
-/// One tile of `rows` (≤ MR) weight rows from `j0` against every token block, inner block `p0..p0 + kc`.
-///
-/// # Safety
-/// The CPU must support avx512f; `yt` points at an `n × mp` buffer whose rows `j0..j0 + rows` no
-/// other thread touches; `xt` holds `mp × kc` packed tokens; `w` has rows of `k ≥ p0 + kc` values.
+/// Packs tokens `i0..i0 + MR` (zeros past row `m`), inner block `p0..p0 + kc`, as `[kc][MR]`.
+fn pack_tokens(x: &[f32], m: usize, k: usize, i0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+    for r in 0..MR {
+        let i = i0 + r;
+        if i < m {
+            for (p, v) in x[i * k + p0..i * k + p0 + kc].iter().enumerate() {
+                dst[p * MR + r] = *v;
+            }
+        } else {
+            for p in 0..kc {
+                dst[p * MR + r] = 0.0;
+            }
+        }
+    }
+}
+
+/// Packs weight rows `j0..j0 + cols` (zeros for the rest of the panel), inner block `p0..p0 + kc`,
+/// as `[kc][NR]`, widened to f32 (through `row`, one row's block at a time).
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_rows<W: GemmWeight>(
+fn pack_weights<W: GemmWeight>(
     w: &[W],
     k: usize,
     j0: usize,
-    rows: usize,
+    cols: usize,
     p0: usize,
     kc: usize,
-    xt: &[f32],
-    mp: usize,
-    yt: *mut f32,
-    accumulate: bool,
-    wbuf: &mut [f32],
+    row: &mut [f32],
+    dst: &mut [f32],
 ) {
-    // Row r's block starts at `base + r·stride`: in the weight itself (f32), or widened into `wbuf`.
-    let (base, stride): (*const f32, usize) = match W::as_f32(&w[j0 * k..(j0 + rows) * k]) {
-        Some(f) => (f.as_ptr().add(p0), k),
-        None => {
-            for r in 0..rows {
-                let src = &w[(j0 + r) * k + p0..(j0 + r) * k + p0 + kc];
-                W::widen(src, &mut wbuf[r * kc..(r + 1) * kc]);
+    let row = &mut row[..kc];
+    for c in 0..NR {
+        if c < cols {
+            let at = (j0 + c) * k + p0;
+            let src = match W::as_f32(&w[at..at + kc]) {
+                Some(f) => f,
+                None => {
+                    W::widen(&w[at..at + kc], row);
+                    &*row
+                }
+            };
+            for (p, v) in src.iter().enumerate() {
+                dst[p * NR + c] = *v;
             }
-            (wbuf.as_ptr(), kc)
-        }
-    };
-    for b in 0..mp / NR {
-        let xb = xt.as_ptr().add(b * NR * kc);
-        let out = yt.add(j0 * mp + b * NR);
-        #[cfg(target_arch = "x86_64")]
-        avx512::tile(rows, base, stride, xb, kc, out, mp, accumulate);
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (base, stride, xb, out, accumulate);
-    }
-}
-
-/// Packs tokens' inner block `p0..p0 + kc` as `[mp / NR][kc][NR]` (zeros past row `m`): the kernel
-/// then reads each step's 32 tokens as two contiguous registers.
-fn pack_tokens(x: &[f32], m: usize, k: usize, p0: usize, kc: usize, xt: &mut [f32]) {
-    let mp = m.next_multiple_of(NR);
-    let xt = &mut xt[..mp * kc];
-    for (b, blk) in xt.chunks_exact_mut(NR * kc).enumerate() {
-        for t in 0..NR {
-            let i = b * NR + t;
-            if i < m {
-                let row = &x[i * k + p0..i * k + p0 + kc];
-                for (p, v) in row.iter().enumerate() {
-                    blk[p * NR + t] = *v;
-                }
-            } else {
-                for p in 0..kc {
-                    blk[p * NR + t] = 0.0;
-                }
-            }
-        }
-    }
-}
-
-/// `y (m × n) = first m columns of yt (n × mp)ᵀ`, in 32 × 32 blocks so both sides stay in cache.
-fn transpose(yt: &[f32], n: usize, mp: usize, m: usize, y: &mut [f32]) {
-    const B: usize = 32;
-    for i0 in (0..m).step_by(B) {
-        for j0 in (0..n).step_by(B) {
-            for i in i0..(i0 + B).min(m) {
-                let dst = &mut y[i * n..(i + 1) * n];
-                for j in j0..(j0 + B).min(n) {
-                    dst[j] = yt[j * mp + i];
-                }
+        } else {
+            for p in 0..kc {
+                dst[p * NR + c] = 0.0;
             }
         }
     }
@@ -183,36 +207,59 @@ fn transpose(yt: &[f32], n: usize, mp: usize, m: usize, y: &mut [f32]) {
 mod tests {
     use super::*;
 
-    fn naive(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
+    fn naive(x: &[f32], w: &[f32], k: usize, bias: Option<&[f32]>) -> Vec<f32> {
         let (m, n) = (x.len() / k, w.len() / k);
         let mut y = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                y[i * n + j] = (0..k).map(|p| x[i * k + p] as f64 * w[j * k + p] as f64).sum::<f64>() as f32;
+                let b = bias.map_or(0.0, |b| b[j] as f64);
+                y[i * n + j] = (b + (0..k).map(|p| x[i * k + p] as f64 * w[j * k + p] as f64).sum::<f64>()) as f32;
             }
         }
         y
     }
 
     #[test]
-    fn matches_naive_on_ragged_shapes_f32_and_f16() {
+    fn matches_naive_on_ragged_shapes_f32_and_f16_with_and_without_bias() {
         if !available() {
             eprintln!("no AVX-512 here: the kernel is not used (candle's GEMM is)");
             return;
         }
-        for &(m, n, k) in &[(1, 1, 1), (17, 15, 40), (33, 29, 300), (70, 64, 513), (100, 3, 1024)] {
+        let shapes =
+            [(1, 1, 1), (17, 15, 40), (33, 29, 300), (70, 64, 513), (100, 3, 1024), (14, 32, 256), (29, 97, 600)];
+        for &(m, n, k) in &shapes {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 10.0).collect();
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 17) as f32 - 8.0) / 16.0).collect();
-            let want = naive(&x, &w, k);
-            let mut y = vec![f32::NAN; m * n];
-            assert!(matmul_t(&x, &w, k, &mut y));
-            let d = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(d < 1e-4 * k as f32, "f32 {m}x{n}x{k}: {d}");
-            let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect(); // exact in f16
-            let mut yh = vec![f32::NAN; m * n];
-            assert!(matmul_t(&x, &wh, k, &mut yh));
-            let d = yh.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(d < 1e-4 * k as f32, "f16 {m}x{n}x{k}: {d}");
+            let b: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
+            for bias in [None, Some(&b[..])] {
+                let want = naive(&x, &w, k, bias);
+                let mut y = vec![f32::NAN; m * n];
+                assert!(matmul_t(&x, &w, k, bias, &mut y));
+                let d = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-4 * k as f32, "f32 {m}x{n}x{k} bias {}: {d}", bias.is_some());
+                let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect(); // exact in f16
+                let mut yh = vec![f32::NAN; m * n];
+                assert!(matmul_t(&x, &wh, k, bias, &mut yh));
+                let d = yh.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-4 * k as f32, "f16 {m}x{n}x{k} bias {}: {d}", bias.is_some());
+            }
         }
+    }
+
+    #[test]
+    fn writes_every_output_and_nothing_past_it() {
+        if !available() {
+            return;
+        }
+        // Outputs start as NaN and a guard follows them: every output must be written (nothing is
+        // read from y before the first block stores it) and the masked stores must stop at m × n.
+        let (m, n, k) = (15, 33, 20);
+        let x = vec![1f32; m * k];
+        let w = vec![0.5f32; n * k];
+        let mut buf = vec![f32::NAN; m * n + 64];
+        buf[m * n..].fill(-7.0);
+        assert!(matmul_t(&x, &w, k, None, &mut buf[..m * n]));
+        assert!(buf[..m * n].iter().all(|v| *v == 10.0), "{buf:?}");
+        assert!(buf[m * n..].iter().all(|v| *v == -7.0), "guard overwritten");
     }
 }
