@@ -6,7 +6,7 @@
 //!
 //! The layout is BLIS's. Per block of `KC` of the inner dimension:
 //! - the tokens are packed as `[m / MR][KC][MR]` (shared by all threads, kept in L2), and
-//! - each task packs one panel of `NR` weight rows as `[KC][NR]` (32 KiB, kept in L1; f16 is widened
+//! - each task packs one panel of `NR` weight rows as `[KC][NR]` (24 KiB, kept in L1; f16 is widened
 //!   here), then runs the register tile over every token panel against it.
 //!
 //! The tile is `MR = 14` tokens (each value broadcast) × `NR = 32` outputs (two 16-lane registers):
@@ -31,8 +31,9 @@ pub(crate) use avx512::tile;
 pub(crate) const MR: usize = 14;
 /// Outputs per register tile (two 16-lane registers).
 pub(crate) const NR: usize = 32;
-/// Inner-dimension block: one packed weight panel (`KC × NR` f32, 32 KiB) stays in L1.
-const KC: usize = 256;
+/// Inner-dimension block: one packed weight panel (`KC × NR` f32, 24 KiB) and the token panel
+/// streaming past it (10.5 KiB) fit L1 together (48 KiB on Sapphire Rapids and Zen 4; 256 did not).
+const KC: usize = 192;
 /// Weight panels per parallel work unit.
 const PANELS_PER_TASK: usize = 2;
 /// Token panels packed per parallel work unit.
@@ -92,9 +93,10 @@ pub fn matmul_t<W: GemmWeight>(x: &[f32], w: &[W], k: usize, bias: Option<&[f32]
     let mut xt = vec![0f32; token_panels * MR * KC.min(k)]; // block ≤ KC
     let y_ptr = y.as_mut_ptr() as usize;
     let pool = candle_core::utils::barrier_pool();
-    // Equal blocks (1024 = 4 × 256, not 256 + … + a short tail): a short block pays the tile's
+    // Near-equal blocks in whole 16s (1024 = 5 × 176 + 144, not 5 × 192 + 64): a short block pays
+    // the tile's stores for little work, and 16 columns are what the packing transposes at once.
     // stores for little work.
-    let block = k.div_ceil(k.div_ceil(KC));
+    let block = k.div_ceil(k.div_ceil(KC)).next_multiple_of(16).min(KC);
     let mut p0 = 0;
     while p0 < k {
         let kc = block.min(k - p0);
@@ -116,12 +118,12 @@ pub fn matmul_t<W: GemmWeight>(x: &[f32], w: &[W], k: usize, bias: Option<&[f32]
         let xt = &xt;
         pool.execute_chunked(panels.div_ceil(PANELS_PER_TASK), |tasks| {
             let mut wp = vec![0f32; KC * NR];
-            let mut row = vec![0f32; KC];
+            let mut rows = vec![0f32; NR * KC];
             for t in tasks {
                 for panel in t * PANELS_PER_TASK..panels.min((t + 1) * PANELS_PER_TASK) {
                     let j0 = panel * NR;
                     let cols = NR.min(n - j0);
-                    pack_weights(w, k, j0, cols, p0, kc, &mut row, &mut wp);
+                    pack_weights(w, k, j0, cols, p0, kc, &mut rows, &mut wp);
                     let bias = bias.filter(|_| p0 == 0).map(|b| &b[j0..j0 + cols]);
                     for tp in 0..token_panels {
                         let i0 = tp * MR;
@@ -154,22 +156,29 @@ pub fn matmul_t<W: GemmWeight>(x: &[f32], w: &[W], k: usize, bias: Option<&[f32]
 
 /// Packs tokens `i0..i0 + MR` (zeros past row `m`), inner block `p0..p0 + kc`, as `[kc][MR]`.
 fn pack_tokens(x: &[f32], m: usize, k: usize, i0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+    let mut p = 0;
+    #[cfg(target_arch = "x86_64")]
+    if i0 + 16 <= m {
+        // Whole 16 × 16 blocks: rows i0..i0+16 exist (the two past this panel are read, not stored).
+        while p + 16 <= kc {
+            // SAFETY: avx512 is checked by the caller (`matmul_t`); rows i0..i0+16 of x have k ≥
+            // p0 + p + 16 values; dst has (p + 16)·MR ≤ kc·MR values and 14 lanes are stored per row.
+            unsafe {
+                avx512::transpose16(x.as_ptr().add(i0 * k + p0 + p), k, dst.as_mut_ptr().add(p * MR), MR, MR);
+            }
+            p += 16;
+        }
+    }
     for r in 0..MR {
         let i = i0 + r;
-        if i < m {
-            for (p, v) in x[i * k + p0..i * k + p0 + kc].iter().enumerate() {
-                dst[p * MR + r] = *v;
-            }
-        } else {
-            for p in 0..kc {
-                dst[p * MR + r] = 0.0;
-            }
+        for q in p..kc {
+            dst[q * MR + r] = if i < m { x[i * k + p0 + q] } else { 0.0 };
         }
     }
 }
 
 /// Packs weight rows `j0..j0 + cols` (zeros for the rest of the panel), inner block `p0..p0 + kc`,
-/// as `[kc][NR]`, widened to f32 (through `row`, one row's block at a time).
+/// as `[kc][NR]`, widened to f32 (f16 first into `rows`, `NR × kc`).
 #[allow(clippy::too_many_arguments)]
 fn pack_weights<W: GemmWeight>(
     w: &[W],
@@ -178,27 +187,37 @@ fn pack_weights<W: GemmWeight>(
     cols: usize,
     p0: usize,
     kc: usize,
-    row: &mut [f32],
+    rows: &mut [f32],
     dst: &mut [f32],
 ) {
-    let row = &mut row[..kc];
-    for c in 0..NR {
-        if c < cols {
-            let at = (j0 + c) * k + p0;
-            let src = match W::as_f32(&w[at..at + kc]) {
-                Some(f) => f,
-                None => {
-                    W::widen(&w[at..at + kc], row);
-                    &*row
+    // The source: the weight itself (f32) or its rows' blocks widened into `rows`.
+    let (src, lds): (&[f32], usize) = match W::as_f32(w) {
+        Some(f) => (&f[j0 * k + p0..], k),
+        None => {
+            for c in 0..cols {
+                let at = (j0 + c) * k + p0;
+                W::widen(&w[at..at + kc], &mut rows[c * kc..(c + 1) * kc]);
+            }
+            (&rows[..], kc)
+        }
+    };
+    let mut p = 0;
+    #[cfg(target_arch = "x86_64")]
+    if cols == NR {
+        while p + 16 <= kc {
+            for c0 in [0, 16] {
+                // SAFETY: avx512 is checked by the caller (`matmul_t`); source rows c0..c0+16 have
+                // ≥ p + 16 values from `src`; dst has (p + 16)·NR values.
+                unsafe {
+                    avx512::transpose16(src.as_ptr().add(c0 * lds + p), lds, dst.as_mut_ptr().add(p * NR + c0), NR, 16);
                 }
-            };
-            for (p, v) in src.iter().enumerate() {
-                dst[p * NR + c] = *v;
             }
-        } else {
-            for p in 0..kc {
-                dst[p * NR + c] = 0.0;
-            }
+            p += 16;
+        }
+    }
+    for c in 0..NR {
+        for q in p..kc {
+            dst[q * NR + c] = if c < cols { src[c * lds + q] } else { 0.0 };
         }
     }
 }
@@ -242,6 +261,42 @@ mod tests {
                 assert!(matmul_t(&x, &wh, k, bias, &mut yh));
                 let d = yh.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(d < 1e-4 * k as f32, "f16 {m}x{n}x{k} bias {}: {d}", bias.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn packing_places_every_value_whatever_the_block_and_panel_edges() {
+        if !available() {
+            return;
+        }
+        // Panels whole and ragged, blocks with and without a 16-column tail, both weight types.
+        for &(m, n, k, p0, kc) in &[(40, 64, 100, 0, 96), (40, 64, 100, 3, 97), (20, 45, 64, 16, 48), (16, 32, 16, 0, 16)] {
+            let x: Vec<f32> = (0..m * k).map(|i| i as f32).collect();
+            for i0 in (0..m).step_by(MR) {
+                let mut dst = vec![f32::NAN; kc * MR];
+                pack_tokens(&x, m, k, i0, p0, kc, &mut dst);
+                for q in 0..kc {
+                    for r in 0..MR {
+                        let want = if i0 + r < m { x[(i0 + r) * k + p0 + q] } else { 0.0 };
+                        assert_eq!(dst[q * MR + r], want, "tokens m={m} i0={i0} p0={p0} q={q} r={r}");
+                    }
+                }
+            }
+            let w: Vec<f32> = (0..n * k).map(|i| (i % 2048) as f32).collect();
+            let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect(); // exact: integers < 2048
+            for j0 in (0..n).step_by(NR) {
+                let cols = NR.min(n - j0);
+                let mut rows = vec![0f32; NR * kc];
+                let (mut a, mut b) = (vec![f32::NAN; kc * NR], vec![f32::NAN; kc * NR]);
+                pack_weights(&w, k, j0, cols, p0, kc, &mut rows, &mut a);
+                pack_weights(&wh, k, j0, cols, p0, kc, &mut rows, &mut b);
+                for q in 0..kc {
+                    for c in 0..NR {
+                        let want = if c < cols { w[(j0 + c) * k + p0 + q] } else { 0.0 };
+                        assert_eq!((a[q * NR + c], b[q * NR + c]), (want, want), "weights j0={j0} q={q} c={c}");
+                    }
+                }
             }
         }
     }
