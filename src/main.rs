@@ -49,6 +49,7 @@ fn main() {
     // Sized here, on the main thread before any other thread exists: the pools read environment
     // variables, and setting those while other threads may read the environment is unsound.
     cotscope::model::threads::set_compute_threads(compute_threads(&cli));
+    cotscope::model::alloc::keep_freed_buffers();
     let result = match cli.command {
         None => cli::tui::run(cli.tui),
         Some(Command::Tui(a)) => cli::tui::run(a),

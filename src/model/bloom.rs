@@ -52,7 +52,16 @@ impl Attention {
     }
 
     /// `into_prefix`: the tokens belong to the shared prompt (a prefill), whatever their count.
-    fn forward(&mut self, x: &Tensor, residual: &Tensor, mask: Option<&Tensor>, into_prefix: bool) -> Result<Tensor> {
+    /// `last_only`: every token's keys and values are cached, but only the last position's output
+    /// is computed and returned (`b, 1, hidden`): nothing reads the others' in the last layer.
+    fn forward(
+        &mut self,
+        x: &Tensor,
+        residual: &Tensor,
+        mask: Option<&Tensor>,
+        into_prefix: bool,
+        last_only: bool,
+    ) -> Result<Tensor> {
         let (b, s, hidden) = x.dims3()?;
         let (h, d) = (self.n_head, self.head_dim);
         let qkv = self.query_key_value.forward(x)?; // b, s, 3 * hidden
@@ -66,6 +75,12 @@ impl Attention {
             self.cache.append(&k, &v)?;
         }
         let kv_len = self.cache.len();
+        // The last position sees every cached key: no causal mask for it.
+        let (q, residual, mask, s) = if last_only && s > 1 {
+            (q.narrow(2, s - 1, 1)?, &residual.narrow(1, s - 1, 1)?, None, 1)
+        } else {
+            (q, residual, mask, s)
+        };
         if b == 1 && self.cache.row_lens().is_empty() {
             if let Some(ctx) = self.fused_prompt(&q, s)? {
                 return self.dense.forward(&ctx)? + residual;
@@ -227,10 +242,11 @@ impl Block {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, mask: Option<&Tensor>, into_prefix: bool) -> Result<Tensor> {
+    /// `last_only`: as for [`Attention::forward`]; the block then returns `b, 1, hidden`.
+    fn forward(&mut self, x: &Tensor, mask: Option<&Tensor>, into_prefix: bool, last_only: bool) -> Result<Tensor> {
         let ln = self.input_layernorm.forward(x)?;
         let residual = if self.residual_post_layernorm { &ln } else { x };
-        let attn = self.self_attention.forward(&ln, residual, mask, into_prefix)?;
+        let attn = self.self_attention.forward(&ln, residual, mask, into_prefix, last_only)?;
         let ln = self.post_attention_layernorm.forward(&attn)?;
         let residual = if self.residual_post_layernorm { &ln } else { &attn };
         self.mlp.forward(&ln, residual)
@@ -373,10 +389,13 @@ impl Bloom {
         let mut x = self.word_embeddings.forward(input_ids)?; // b, s, hidden
         x = self.word_embeddings_layernorm.forward(&x)?;
         let mask = if s > 1 { Some(causal_mask(s, offset, x.device())?) } else { None };
-        for block in self.h.iter_mut() {
-            x = block.forward(&x, mask.as_ref(), into_prefix)?;
+        let layers = self.h.len();
+        for (i, block) in self.h.iter_mut().enumerate() {
+            // Only the logits at the last position are returned, so the last layer computes only
+            // that position past its keys and values (a 24th of a prefill's matrix work at 24 layers).
+            x = block.forward(&x, mask.as_ref(), into_prefix, i + 1 == layers)?;
         }
-        let last = x.narrow(1, s - 1, 1)?.squeeze(1)?; // b, hidden
+        let last = x.narrow(1, x.dim(1)? - 1, 1)?.squeeze(1)?; // b, hidden
         let last = self.ln_f.forward(&last)?;
         self.lm_head.forward(&last)?.to_dtype(DType::F32) // b, vocab
     }

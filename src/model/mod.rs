@@ -2,6 +2,7 @@
 //! tokenizers, the hub cache, and the embedded default model.
 
 pub mod alibi;
+pub mod alloc;
 #[cfg(target_arch = "x86_64")]
 mod attention;
 pub mod bloom;

@@ -271,7 +271,9 @@ mod tests {
             return;
         }
         // Panels whole and ragged, blocks with and without a 16-column tail, both weight types.
-        for &(m, n, k, p0, kc) in &[(40, 64, 100, 0, 96), (40, 64, 100, 3, 97), (20, 45, 64, 16, 48), (16, 32, 16, 0, 16)] {
+        for &(m, n, k, p0, kc) in
+            &[(40, 64, 100, 0, 96), (40, 64, 100, 3, 97), (20, 45, 64, 16, 48), (16, 32, 16, 0, 16)]
+        {
             let x: Vec<f32> = (0..m * k).map(|i| i as f32).collect();
             for i0 in (0..m).step_by(MR) {
                 let mut dst = vec![f32::NAN; kc * MR];
