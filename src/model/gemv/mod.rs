@@ -9,6 +9,8 @@
 //! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch: AVX-512 for 5 to
 //! 8 rows (`avx512`), AVX2+FMA+F16C otherwise (`avx2`), a portable loop elsewhere.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use half::f16;
 
 /// Weight rows handed to one rayon task: enough to amortise scheduling, few enough to balance.
@@ -125,16 +127,31 @@ fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut 
     let n = w.len() / k;
     assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n, "gemv: mismatched lengths");
     let out = Out { ptr: y.as_mut_ptr(), n };
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_TASK), |tasks| {
-        for t in tasks {
-            let j0 = t * ROWS_PER_TASK;
-            let j1 = n.min(j0 + ROWS_PER_TASK);
-            match simd {
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx512 => block512(x, m, k, w, j0, j1, out),
-                _ => block(simd, x, m, k, w, j0, j1, out),
-            }
+    for_each_task(n, |j0, j1| match simd {
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => block512(x, m, k, w, j0, j1, out),
+        _ => block(simd, x, m, k, w, j0, j1, out),
+    });
+}
+
+/// Runs `f(j0, j1)` over `0..n` in tasks of [`ROWS_PER_TASK`] rows on candle's barrier pool, the
+/// threads taking tasks one at a time from a shared counter.
+///
+/// The pool's own chunking hands out a sixteenth of the work per grab (a 64 MB slice of an f32 LM
+/// head): a thread that the OS preempts in one (the cores are shared) held up the whole call. With
+/// a task per grab, the others finish its share and the wait is one task's worth.
+fn for_each_task(n: usize, f: impl Fn(usize, usize) + Sync) {
+    let tasks = n.div_ceil(ROWS_PER_TASK);
+    let next = AtomicUsize::new(0);
+    let pool = candle_core::utils::barrier_pool();
+    // One item per thread; each drains the counter, so an item that starts late finds nothing left.
+    pool.execute_chunked(pool.n_workers() + 1, |_| loop {
+        let t = next.fetch_add(1, Ordering::Relaxed);
+        if t >= tasks {
+            break;
         }
+        let j0 = t * ROWS_PER_TASK;
+        f(j0, n.min(j0 + ROWS_PER_TASK));
     });
 }
 
@@ -321,22 +338,18 @@ fn matmul_t_q8_on(simd: Simd, x: &[f32], w: &[Q8Block], k: usize, y: &mut [f32])
         "gemv q8_0: mismatched lengths"
     );
     let out = Out { ptr: y.as_mut_ptr(), n };
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_TASK), |tasks| {
-        for t in tasks {
-            let j0 = t * ROWS_PER_TASK;
-            let j1 = n.min(j0 + ROWS_PER_TASK);
-            for j in j0..j1 {
-                let row = &w[j * per_row..(j + 1) * per_row];
-                let mut r = 0;
-                while r < m {
-                    let take = (m - r).min(8);
-                    let d = q8_dots(simd, &x[r * k..(r + take) * k], take, k, row);
-                    for (i, v) in d[..take].iter().enumerate() {
-                        // SAFETY: r + i < m, j < j1 ≤ n; columns j0..j1 belong to this task.
-                        unsafe { out.put(r + i, j, *v) };
-                    }
-                    r += take;
+    for_each_task(n, |j0, j1| {
+        for j in j0..j1 {
+            let row = &w[j * per_row..(j + 1) * per_row];
+            let mut r = 0;
+            while r < m {
+                let take = (m - r).min(8);
+                let d = q8_dots(simd, &x[r * k..(r + take) * k], take, k, row);
+                for (i, v) in d[..take].iter().enumerate() {
+                    // SAFETY: r + i < m, j < j1 ≤ n; columns j0..j1 belong to this task.
+                    unsafe { out.put(r + i, j, *v) };
                 }
+                r += take;
             }
         }
     });
