@@ -1,19 +1,22 @@
 //! Few-row matrix products for decode: `y = x · Wᵀ` with `x` a handful of rows (one per path) and
-//! `W` the `out × in` weight, f32 or f16, streamed from memory exactly once per call.
+//! `W` the `out × in` weight, f32, f16 or q8_0, streamed from memory exactly once per call.
 //!
 //! Why not candle's GEMM: for a few rows it packs the whole weight into its own layout first, so a
 //! batched step reads (and writes) every weight twice or more, and 8 paths ran 5x slower per step
 //! than one. Here each pair of weight rows is loaded once into registers/L1 and dotted with every
 //! activation row, so one step costs about one pass over the weights whatever the path count.
-//! f16 weights are widened to f32 in registers (F16C) and accumulated in f32.
-//! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch: AVX-512 for 5 to
-//! 8 rows (`avx512`), AVX2+FMA+F16C otherwise (`avx2`), a portable loop elsewhere.
+//! f16 and q8_0 weights are widened to f32 in registers and accumulated in f32.
+//! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch (`Simd`):
+//! AVX-512 for 1 to 8 rows where the CPU has it (`avx512`; Intel and AMD Zen 4), AVX2+FMA+F16C
+//! otherwise (`avx2`), a portable loop elsewhere. `examples/gemv_bench.rs` times these kernels
+//! alone against the read bandwidth.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use half::f16;
 
-/// Weight rows handed to one rayon task: enough to amortise scheduling, few enough to balance.
+/// Weight rows per task (one grab of the shared counter): enough to amortise the atomic, few
+/// enough that a preempted thread holds the others up briefly.
 const ROWS_PER_TASK: usize = 64;
 
 /// Above this many activation rows, a blocked GEMM (candle's) is the better tool.
