@@ -46,7 +46,9 @@ pub unsafe fn q8<const R: usize>(x: &[f32], k: usize, row: &[super::Q8Block]) ->
         // A hint only: near the end it points past the row, so the pointer is formed with wrapping_add
         // (`add` past the allocation would be undefined behaviour even unread).
         _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(b + 48) as *const i8);
-        let d = _mm256_set1_ps(blk.d.to_f32());
+        // The f16 scale to f32 in a register (F16C); `f16::to_f32` may be a call.
+        let bits = std::ptr::read_unaligned(std::ptr::addr_of!(blk.d) as *const u16);
+        let d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)));
         let q = blk.qs.as_ptr() as *const __m128i;
         let lo = _mm_loadu_si128(q);
         let hi = _mm_loadu_si128(q.add(1));
@@ -100,12 +102,18 @@ pub unsafe fn dots<const R: usize, const RW: usize, W: Load8 + super::WeightElem
     let px = x.as_ptr();
     let pw: [*const W; RW] = std::array::from_fn(|c| w[c].as_ptr());
     let mut i = 0;
-    // Prefetch the weights 2 KiB ahead: the hardware prefetcher alone falls behind when many
-    // activation rows make each weight line take long to consume.
-    let ahead = 2048 / std::mem::size_of::<W>();
+    // The hardware prefetcher alone falls behind, so each weight row is prefetched at the same
+    // offset in the next group (`RW` rows on), where this loop reads next, one line per 64 bytes
+    // consumed. (A fixed byte distance lands, for short rows, on lines another row of the group is
+    // already loading; that left f16 decode at 64% of the bandwidth bound.)
+    let ahead = RW * k;
+    let line = 64 / std::mem::size_of::<W>();
     while i < k8 {
-        for p in pw.iter() {
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + ahead) as *const i8);
+        if i % line == 0 {
+            for p in pw.iter() {
+                // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + ahead) as *const i8);
+            }
         }
         let wv: [__m256; RW] = std::array::from_fn(|c| W::load8(pw[c].add(i)));
         for (r, ar) in acc.iter_mut().enumerate() {

@@ -1,17 +1,22 @@
 //! Few-row matrix products for decode: `y = x · Wᵀ` with `x` a handful of rows (one per path) and
-//! `W` the `out × in` weight, f32 or f16, streamed from memory exactly once per call.
+//! `W` the `out × in` weight, f32, f16 or q8_0, streamed from memory exactly once per call.
 //!
 //! Why not candle's GEMM: for a few rows it packs the whole weight into its own layout first, so a
 //! batched step reads (and writes) every weight twice or more, and 8 paths ran 5x slower per step
 //! than one. Here each pair of weight rows is loaded once into registers/L1 and dotted with every
 //! activation row, so one step costs about one pass over the weights whatever the path count.
-//! f16 weights are widened to f32 in registers (F16C) and accumulated in f32.
-//! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch: AVX-512 for 5 to
-//! 8 rows (`avx512`), AVX2+FMA+F16C otherwise (`avx2`), a portable loop elsewhere.
+//! f16 and q8_0 weights are widened to f32 in registers and accumulated in f32.
+//! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch (`Simd`):
+//! AVX-512 for 1 to 8 rows where the CPU has it (`avx512`; Intel and AMD Zen 4), AVX2+FMA+F16C
+//! otherwise (`avx2`), a portable loop elsewhere. `examples/gemv_bench.rs` times these kernels
+//! alone against the read bandwidth.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use half::f16;
 
-/// Weight rows handed to one rayon task: enough to amortise scheduling, few enough to balance.
+/// Weight rows per task (one grab of the shared counter): enough to amortise the atomic, few
+/// enough that a preempted thread holds the others up briefly.
 const ROWS_PER_TASK: usize = 64;
 
 /// Above this many activation rows, a blocked GEMM (candle's) is the better tool.
@@ -26,12 +31,13 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
     /// The CPU must support avx2, fma and f16c; weight rows must have length `k` (x rows: `R·k`).
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[Self]; RW]) -> [[f32; RW]; R];
-    /// As `dots_avx2` with AVX-512 (32 registers: room for 8 rows × 2 weight rows of accumulators).
+    /// Dot products of `R` activation rows with the 2 consecutive weight rows at `w` (`2k` values),
+    /// using AVX-512 (32 registers: room for 8 rows × 2 weight rows of accumulators).
     ///
     /// # Safety
-    /// The CPU must support avx512f; lengths as for `dots_avx2`.
+    /// The CPU must support avx512f, avx2, fma and f16c; `x.len() ≥ R·k`, `w.len() ≥ 2k`.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: [&[Self]; 2]) -> [[f32; 2]; R];
+    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: &[Self]) -> [[f32; 2]; R];
 }
 
 impl WeightElem for f32 {
@@ -41,12 +47,12 @@ impl WeightElem for f32 {
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[f32]; RW]) -> [[f32; RW]; R] {
         // SAFETY: the caller upholds `dots_avx2`'s contract, which is `avx2::dots`'s.
-        avx2::dots::<R, RW, f32>(x, k, w)
+        unsafe { avx2::dots::<R, RW, f32>(x, k, w) }
     }
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: [&[f32]; 2]) -> [[f32; 2]; R] {
+    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; 2]; R] {
         // SAFETY: the caller upholds `dots_avx512`'s contract, which is `avx512::dots`'s.
-        avx512::dots::<R, f32>(x, k, w)
+        unsafe { avx512::dots::<R, f32>(x, k, w) }
     }
 }
 
@@ -57,21 +63,58 @@ impl WeightElem for f16 {
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[f16]; RW]) -> [[f32; RW]; R] {
         // SAFETY: the caller upholds `dots_avx2`'s contract, which is `avx2::dots`'s.
-        avx2::dots::<R, RW, f16>(x, k, w)
+        unsafe { avx2::dots::<R, RW, f16>(x, k, w) }
     }
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: [&[f16]; 2]) -> [[f32; 2]; R] {
+    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: &[f16]) -> [[f32; 2]; R] {
         // SAFETY: the caller upholds `dots_avx512`'s contract, which is `avx512::dots`'s.
-        avx512::dots::<R, f16>(x, k, w)
+        unsafe { avx512::dots::<R, f16>(x, k, w) }
     }
 }
 
-fn has_avx512() -> bool {
-    super::cpu::features().avx512
+/// The kernel family a call runs: the widest the CPU has (`detect`), or one pinned by the tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Simd {
+    Avx512,
+    Avx2,
+    Portable,
 }
 
-fn has_avx2() -> bool {
-    super::cpu::features().avx2
+impl Simd {
+    fn detect() -> Self {
+        let f = super::cpu::features();
+        if f.avx512 {
+            Simd::Avx512
+        } else if f.avx2 {
+            Simd::Avx2
+        } else {
+            Simd::Portable
+        }
+    }
+}
+
+/// `y` of a call, shared by the tasks: each task writes only its own columns.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    /// Columns of `y` (the weight's rows).
+    n: usize,
+}
+// SAFETY: tasks write disjoint columns of `y` (see `Out::put`), which outlives the pool call.
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// Sets `y[r][j]`.
+    ///
+    /// # Safety
+    /// `r·n + j` must be inside `y`, and no other task may write column `j`.
+    #[inline(always)]
+    unsafe fn put(self, r: usize, j: usize, v: f32) {
+        // SAFETY: the caller keeps the index in bounds and the column to itself.
+        unsafe { *self.ptr.add(r * self.n + j) = v }
+    }
 }
 
 /// `y[r·n + j] = Σᵢ x[r·k + i] · w[j·k + i]` for `m = x.len() / k` rows and `n = w.len() / k` outputs.
@@ -79,117 +122,186 @@ fn has_avx2() -> bool {
 /// Runs on candle's barrier pool, the same threads its quantized kernels and element-wise ops use,
 /// so a decode step never has a second pool's threads competing for the cores.
 pub fn matmul_t<W: WeightElem>(x: &[f32], w: &[W], k: usize, y: &mut [f32]) {
+    matmul_t_on(Simd::detect(), x, w, k, y)
+}
+
+fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut [f32]) {
     let m = x.len() / k;
     let n = w.len() / k;
     assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n, "gemv: mismatched lengths");
-    let y_ptr = y.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_TASK), |tasks| {
-        let mut out = vec![0f32; m * ROWS_PER_TASK];
-        for t in tasks {
-            let j0 = t * ROWS_PER_TASK;
-            let j1 = n.min(j0 + ROWS_PER_TASK);
-            let cols = j1 - j0;
-            let out = &mut out[..m * cols];
-            block(x, m, k, &w[j0 * k..j1 * k], out);
-            for r in 0..m {
-                // SAFETY: task t alone writes columns j0..j1 of every row of y, which has m·n elements.
-                let dst = unsafe { std::slice::from_raw_parts_mut((y_ptr as *mut f32).add(r * n + j0), cols) };
-                dst.copy_from_slice(&out[r * cols..(r + 1) * cols]);
-            }
-        }
+    let out = Out { ptr: y.as_mut_ptr(), n };
+    for_each_task(n, |j0, j1| match simd {
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => block512(x, m, k, w, j0, j1, out),
+        _ => block(simd, x, m, k, w, j0, j1, out),
     });
 }
 
-/// One task: all `m` rows of `x` against `w`'s rows; `out` is `m × rows` row-major.
+/// Runs `f(j0, j1)` over `0..n` in tasks of [`ROWS_PER_TASK`] rows on candle's barrier pool, the
+/// threads taking tasks one at a time from a shared counter.
+///
+/// The pool's own chunking hands out a sixteenth of the work per grab (a 64 MB slice of an f32 LM
+/// head): a thread that the OS preempts in one (the cores are shared) held up the whole call. With
+/// a task per grab, the others finish its share and the wait is one task's worth.
+fn for_each_task(n: usize, f: impl Fn(usize, usize) + Sync) {
+    let tasks = n.div_ceil(ROWS_PER_TASK);
+    let next = AtomicUsize::new(0);
+    let pool = candle_core::utils::barrier_pool();
+    // One item per thread; each drains the counter, so an item that starts late finds nothing left.
+    pool.execute_chunked(pool.n_workers() + 1, |_| loop {
+        let t = next.fetch_add(1, Ordering::Relaxed);
+        if t >= tasks {
+            break;
+        }
+        let j0 = t * ROWS_PER_TASK;
+        f(j0, n.min(j0 + ROWS_PER_TASK));
+    });
+}
+
+/// One task with AVX-512: all `m` rows of `x` against weight rows `j0..j1`, in pairs of weight rows
+/// (8 activation rows × 2 weight rows fill 16 of the 32 registers with accumulators), so for up to
+/// 8 paths each weight is read once, in order. A row's result is the same whatever `m` (see
+/// `avx512::dots`), so a path decodes the same alone or in a batch.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn block512<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], j0: usize, j1: usize, out: Out) {
+    if j1 - j0 < 2 {
+        return block(Simd::Avx2, x, m, k, w, j0, j1, out);
+    }
+    let mut j = j0;
+    while j < j1 {
+        // An odd last row pairs with the row before it, which is computed (identically) again.
+        let p = j.min(j1 - 2);
+        let ws = &w[p * k..(p + 2) * k];
+        let mut r = 0;
+        while r < m {
+            let take = (m - r).min(8);
+            let d = dots512::<W>(&x[r * k..(r + take) * k], take, k, ws);
+            for (i, v) in d[..take].iter().enumerate() {
+                // SAFETY: r + i < m and p + 1 < j1 ≤ n; columns j0..j1 belong to this task.
+                unsafe {
+                    out.put(r + i, p, v[0]);
+                    out.put(r + i, p + 1, v[1]);
+                }
+            }
+            r += take;
+        }
+        j = p + 2;
+    }
+}
+
+/// `W::dots_avx512` for a run-time row count `m` ≤ 8 (unused entries of the result are zero).
+#[cfg(target_arch = "x86_64")]
+fn dots512<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W]) -> [[f32; 2]; 8] {
+    let mut d = [[0f32; 2]; 8];
+    // SAFETY: only `Simd::Avx512` (detected, or pinned by a test that checked it) reaches here; x
+    // holds m rows of k and w two rows of k.
+    unsafe {
+        match m {
+            8 => d = W::dots_avx512::<8>(x, k, w),
+            7 => d[..7].copy_from_slice(&W::dots_avx512::<7>(x, k, w)),
+            6 => d[..6].copy_from_slice(&W::dots_avx512::<6>(x, k, w)),
+            5 => d[..5].copy_from_slice(&W::dots_avx512::<5>(x, k, w)),
+            4 => d[..4].copy_from_slice(&W::dots_avx512::<4>(x, k, w)),
+            3 => d[..3].copy_from_slice(&W::dots_avx512::<3>(x, k, w)),
+            2 => d[..2].copy_from_slice(&W::dots_avx512::<2>(x, k, w)),
+            _ => d[..1].copy_from_slice(&W::dots_avx512::<1>(x, k, w)),
+        }
+    }
+    d
+}
+
+/// One task without AVX-512: all `m` rows of `x` against weight rows `j0..j1`.
 ///
 /// Weight rows go in groups of `RW` so that `R·RW` independent accumulators hide the FMA latency:
-/// 4 weight rows for 1 or 2 activation rows, 2 for 3 or 4, 1 for 5 to 8. Every activation row is
+/// 4 weight rows for 1 or 2 activation rows, 2 for 3 or 4, 1 beyond. Every activation row is
 /// dotted with a group in one pass, so for up to 8 paths each weight is read once, in order.
-fn block<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [f32]) {
-    let rows = w.len() / k;
+#[allow(clippy::too_many_arguments)]
+fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: usize, j1: usize, out: Out) {
     let done = match m {
-        1 | 2 => groups::<4, W>(x, m, k, w, out),
-        3 | 4 => groups::<2, W>(x, m, k, w, out),
-        5..=8 if has_avx512() => groups512::<W>(x, m, k, w, out),
-        _ => 0,
+        1 | 2 => groups::<4, W>(simd, x, m, k, w, j0, j1, out),
+        3 | 4 => groups::<2, W>(simd, x, m, k, w, j0, j1, out),
+        _ => j0,
     };
-    for j in done..rows {
+    for j in done..j1 {
         let mut r = 0;
         while r < m {
             let take = (m - r).min(8);
             let xs = &x[r * k..(r + take) * k];
-            let d = dots_rows::<1, W>(xs, take, k, [&w[j * k..(j + 1) * k]]);
+            let d = dots_rows::<1, W>(simd, xs, take, k, [&w[j * k..(j + 1) * k]]);
             for (i, v) in d[..take].iter().enumerate() {
-                out[(r + i) * rows + j] = v[0];
+                // SAFETY: r + i < m, j < j1 ≤ n; columns j0..j1 belong to this task.
+                unsafe { out.put(r + i, j, v[0]) };
             }
             r += take;
         }
     }
 }
 
-/// Whole groups of `RW` weight rows against all `m` (≤ 4) activation rows; returns the rows done.
-fn groups<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [f32]) -> usize {
-    let rows = w.len() / k;
-    let full = rows / RW * RW;
-    let mut j = 0;
+/// Whole groups of `RW` weight rows from `j0` against all `m` (≤ 4) activation rows; returns the
+/// first row not done.
+#[allow(clippy::too_many_arguments)]
+fn groups<const RW: usize, W: WeightElem>(
+    simd: Simd,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[W],
+    j0: usize,
+    j1: usize,
+    out: Out,
+) -> usize {
+    let full = j0 + (j1 - j0) / RW * RW;
+    let mut j = j0;
     while j < full {
         let ws: [&[W]; RW] = std::array::from_fn(|c| &w[(j + c) * k..(j + c + 1) * k]);
-        let d = dots_rows::<RW, W>(x, m, k, ws);
+        let d = dots_rows::<RW, W>(simd, x, m, k, ws);
         for (r, v) in d[..m].iter().enumerate() {
-            out[r * rows + j..r * rows + j + RW].copy_from_slice(v);
+            for (c, &e) in v.iter().enumerate() {
+                // SAFETY: r < m, j + c < j1 ≤ n; columns j0..j1 belong to this task.
+                unsafe { out.put(r, j + c, e) };
+            }
         }
         j += RW;
     }
     full
 }
 
-/// 5 to 8 activation rows against pairs of weight rows with AVX-512; returns the rows done.
-fn groups512<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [f32]) -> usize {
-    let rows = w.len() / k;
-    let full = rows / 2 * 2;
-    let mut j = 0;
-    while j < full {
-        let ws = [&w[j * k..(j + 1) * k], &w[(j + 1) * k..(j + 2) * k]];
-        let mut d = [[0f32; 2]; 8];
-        // SAFETY: has_avx512() was checked by the caller; lengths are as required.
-        unsafe {
-            match m {
-                8 => d = W::dots_avx512::<8>(x, k, ws),
-                7 => d[..7].copy_from_slice(&W::dots_avx512::<7>(x, k, ws)),
-                6 => d[..6].copy_from_slice(&W::dots_avx512::<6>(x, k, ws)),
-                _ => d[..5].copy_from_slice(&W::dots_avx512::<5>(x, k, ws)),
-            }
-        }
-        for (r, v) in d[..m].iter().enumerate() {
-            out[r * rows + j..r * rows + j + 2].copy_from_slice(v);
-        }
-        j += 2;
-    }
-    full
-}
-
 /// `dots` for a run-time row count `m` ≤ 8 (unused entries of the result are zero).
-fn dots_rows<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: [&[W]; RW]) -> [[f32; RW]; 8] {
+fn dots_rows<const RW: usize, W: WeightElem>(
+    simd: Simd,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: [&[W]; RW],
+) -> [[f32; RW]; 8] {
     let mut d = [[0f32; RW]; 8];
     match m {
-        8 => d = dots::<8, RW, W>(x, k, w),
-        7 => d[..7].copy_from_slice(&dots::<7, RW, W>(x, k, w)),
-        6 => d[..6].copy_from_slice(&dots::<6, RW, W>(x, k, w)),
-        5 => d[..5].copy_from_slice(&dots::<5, RW, W>(x, k, w)),
-        4 => d[..4].copy_from_slice(&dots::<4, RW, W>(x, k, w)),
-        3 => d[..3].copy_from_slice(&dots::<3, RW, W>(x, k, w)),
-        2 => d[..2].copy_from_slice(&dots::<2, RW, W>(x, k, w)),
-        _ => d[..1].copy_from_slice(&dots::<1, RW, W>(x, k, w)),
+        8 => d = dots::<8, RW, W>(simd, x, k, w),
+        7 => d[..7].copy_from_slice(&dots::<7, RW, W>(simd, x, k, w)),
+        6 => d[..6].copy_from_slice(&dots::<6, RW, W>(simd, x, k, w)),
+        5 => d[..5].copy_from_slice(&dots::<5, RW, W>(simd, x, k, w)),
+        4 => d[..4].copy_from_slice(&dots::<4, RW, W>(simd, x, k, w)),
+        3 => d[..3].copy_from_slice(&dots::<3, RW, W>(simd, x, k, w)),
+        2 => d[..2].copy_from_slice(&dots::<2, RW, W>(simd, x, k, w)),
+        _ => d[..1].copy_from_slice(&dots::<1, RW, W>(simd, x, k, w)),
     }
     d
 }
 
-fn dots<const R: usize, const RW: usize, W: WeightElem>(x: &[f32], k: usize, w: [&[W]; RW]) -> [[f32; RW]; R] {
+fn dots<const R: usize, const RW: usize, W: WeightElem>(
+    simd: Simd,
+    x: &[f32],
+    k: usize,
+    w: [&[W]; RW],
+) -> [[f32; RW]; R] {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the features were detected above; lengths are as `dots_avx2` requires.
+    if simd != Simd::Portable {
+        // SAFETY: AVX2/FMA/F16C were detected (AVX-512 implies them, see `cpu`), or a test pinned
+        // this path after checking; lengths are as `dots_avx2` requires.
         return unsafe { W::dots_avx2::<R, RW>(x, k, w) };
     }
+    let _ = simd;
     let mut out = [[0f32; RW]; R];
     for (r, o) in out.iter_mut().enumerate() {
         let xr = &x[r * k..(r + 1) * k];
@@ -217,6 +329,10 @@ const _: () = assert!(std::mem::size_of::<Q8Block>() == 34);
 /// registers and dotted with every activation row, so a few rows cost one pass over the blocks
 /// (candle's q8_0 kernel redoes its integer dot products per row, 6x slower for 8 rows).
 pub fn matmul_t_q8(x: &[f32], w: &[Q8Block], k: usize, y: &mut [f32]) {
+    matmul_t_q8_on(Simd::detect(), x, w, k, y)
+}
+
+fn matmul_t_q8_on(simd: Simd, x: &[f32], w: &[Q8Block], k: usize, y: &mut [f32]) {
     let m = x.len() / k;
     let per_row = k / 32;
     let n = w.len() / per_row.max(1);
@@ -224,48 +340,55 @@ pub fn matmul_t_q8(x: &[f32], w: &[Q8Block], k: usize, y: &mut [f32]) {
         k.is_multiple_of(32) && x.len() == m * k && w.len() == n * per_row && y.len() == m * n,
         "gemv q8_0: mismatched lengths"
     );
-    let y_ptr = y.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_TASK), |tasks| {
-        for t in tasks {
-            let j0 = t * ROWS_PER_TASK;
-            let j1 = n.min(j0 + ROWS_PER_TASK);
-            for j in j0..j1 {
-                let row = &w[j * per_row..(j + 1) * per_row];
-                let mut r = 0;
-                while r < m {
-                    let take = (m - r).min(8);
-                    let d = q8_dots(&x[r * k..(r + take) * k], take, k, row);
-                    for (i, v) in d[..take].iter().enumerate() {
-                        // SAFETY: task t alone writes columns j0..j1 of y (m·n elements).
-                        unsafe { *(y_ptr as *mut f32).add((r + i) * n + j) = *v };
-                    }
-                    r += take;
+    let out = Out { ptr: y.as_mut_ptr(), n };
+    for_each_task(n, |j0, j1| {
+        for j in j0..j1 {
+            let row = &w[j * per_row..(j + 1) * per_row];
+            let mut r = 0;
+            while r < m {
+                let take = (m - r).min(8);
+                let d = q8_dots(simd, &x[r * k..(r + take) * k], take, k, row);
+                for (i, v) in d[..take].iter().enumerate() {
+                    // SAFETY: r + i < m, j < j1 ≤ n; columns j0..j1 belong to this task.
+                    unsafe { out.put(r + i, j, *v) };
                 }
+                r += take;
             }
         }
     });
 }
 
-fn q8_dots(x: &[f32], m: usize, k: usize, row: &[Q8Block]) -> [f32; 8] {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        let mut d = [0f32; 8];
-        // SAFETY: features detected; x holds m rows of k = 32·row.len() values.
-        unsafe {
-            match m {
-                8 => d = avx2::q8::<8>(x, k, row),
-                7 => d[..7].copy_from_slice(&avx2::q8::<7>(x, k, row)),
-                6 => d[..6].copy_from_slice(&avx2::q8::<6>(x, k, row)),
-                5 => d[..5].copy_from_slice(&avx2::q8::<5>(x, k, row)),
-                4 => d[..4].copy_from_slice(&avx2::q8::<4>(x, k, row)),
-                3 => d[..3].copy_from_slice(&avx2::q8::<3>(x, k, row)),
-                2 => d[..2].copy_from_slice(&avx2::q8::<2>(x, k, row)),
-                _ => d[..1].copy_from_slice(&avx2::q8::<1>(x, k, row)),
-            }
-        }
-        return d;
-    }
+/// Dot products of `m` ≤ 8 activation rows with one q8_0 row (unused entries of the result are zero).
+fn q8_dots(simd: Simd, x: &[f32], m: usize, k: usize, row: &[Q8Block]) -> [f32; 8] {
     let mut d = [0f32; 8];
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! rows {
+            ($m:ident) => {
+                match m {
+                    8 => d = $m::q8::<8>(x, k, row),
+                    7 => d[..7].copy_from_slice(&$m::q8::<7>(x, k, row)),
+                    6 => d[..6].copy_from_slice(&$m::q8::<6>(x, k, row)),
+                    5 => d[..5].copy_from_slice(&$m::q8::<5>(x, k, row)),
+                    4 => d[..4].copy_from_slice(&$m::q8::<4>(x, k, row)),
+                    3 => d[..3].copy_from_slice(&$m::q8::<3>(x, k, row)),
+                    2 => d[..2].copy_from_slice(&$m::q8::<2>(x, k, row)),
+                    _ => d[..1].copy_from_slice(&$m::q8::<1>(x, k, row)),
+                }
+            };
+        }
+        match simd {
+            // SAFETY: AVX-512 (with AVX2/FMA/F16C) detected or checked by the test that pinned it;
+            // x holds m rows of k = 32·row.len() values.
+            Simd::Avx512 => unsafe { rows!(avx512) },
+            // SAFETY: as above, for AVX2/FMA/F16C.
+            Simd::Avx2 => unsafe { rows!(avx2) },
+            Simd::Portable => {}
+        }
+        if simd != Simd::Portable {
+            return d;
+        }
+    }
     for (r, o) in d[..m].iter_mut().enumerate() {
         let xr = &x[r * k..(r + 1) * k];
         *o = row
@@ -295,41 +418,107 @@ mod tests {
         y
     }
 
+    /// Every kernel family this CPU can run (the portable loop runs everywhere).
+    fn families() -> Vec<Simd> {
+        let f = super::super::cpu::features();
+        let mut v = vec![Simd::Portable];
+        if f.avx2 {
+            v.push(Simd::Avx2);
+        }
+        if f.avx512 {
+            v.push(Simd::Avx512);
+        }
+        v
+    }
+
+    fn q8_matrix(n: usize, k: usize) -> (Vec<Q8Block>, Vec<f32>) {
+        let w: Vec<Q8Block> = (0..n * k / 32)
+            .map(|b| Q8Block {
+                d: f16::from_f32(0.01 * (b % 5 + 1) as f32),
+                qs: std::array::from_fn(|i| ((i * 7 + b) % 255) as i8),
+            })
+            .collect();
+        let wf = w.iter().flat_map(|b| b.qs.iter().map(move |q| *q as f32 * b.d.to_f32())).collect();
+        (w, wf)
+    }
+
+    fn acts(m: usize, k: usize) -> Vec<f32> {
+        (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 10.0).collect()
+    }
+
+    fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0f32, f32::max)
+    }
+
     #[test]
     fn q8_matches_dequantized_f32() {
-        for &(m, n, k) in &[(1, 5, 32), (3, 70, 64), (8, 33, 256), (11, 9, 96)] {
-            let w: Vec<Q8Block> = (0..n * k / 32)
-                .map(|b| Q8Block {
-                    d: f16::from_f32(0.01 * (b % 5 + 1) as f32),
-                    qs: std::array::from_fn(|i| ((i * 7 + b) % 255) as i8),
-                })
-                .collect();
-            let wf: Vec<f32> = w.iter().flat_map(|b| b.qs.iter().map(move |q| *q as f32 * b.d.to_f32())).collect();
-            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 10.0).collect();
-            let want = naive(&x, &wf, k);
-            let mut y = vec![0f32; m * n];
-            matmul_t_q8(&x, &w, k, &mut y);
-            let d = y.iter().zip(&want).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0f32, f32::max);
-            assert!(d < 1e-4, "q8 {m}x{n}x{k}: {d}");
+        for simd in families() {
+            for &(m, n, k) in &[(1, 5, 32), (3, 70, 64), (8, 33, 256), (11, 9, 96), (5, 131, 1024), (16, 1, 32)] {
+                let (w, wf) = q8_matrix(n, k);
+                let x = acts(m, k);
+                let want = naive(&x, &wf, k);
+                let mut y = vec![0f32; m * n];
+                matmul_t_q8_on(simd, &x, &w, k, &mut y);
+                let d = max_rel(&y, &want);
+                assert!(d < 1e-4, "q8 {simd:?} {m}x{n}x{k}: {d}");
+            }
         }
     }
 
     #[test]
-    fn matches_naive_for_odd_shapes_and_f16() {
-        for &(m, n, k) in &[(1, 1, 1), (1, 7, 13), (3, 130, 64), (5, 129, 100), (8, 300, 1024), (16, 65, 40)] {
-            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 10.0).collect();
-            let w: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 17) as f32 - 8.0) / 16.0).collect();
-            let want = naive(&x, &w, k);
-            let mut y = vec![0f32; m * n];
-            matmul_t(&x, &w, k, &mut y);
-            let d = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(d < 1e-3 * (k as f32).sqrt(), "f32 {m}x{n}x{k}: {d}");
-            // The f16 weights here are exact (multiples of 1/16), so only summation order differs.
-            let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
-            let mut yh = vec![0f32; m * n];
-            matmul_t(&x, &wh, k, &mut yh);
-            let d = yh.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(d < 1e-3 * (k as f32).sqrt(), "f16 {m}x{n}x{k}: {d}");
+    fn every_family_matches_naive_for_ragged_shapes() {
+        let mut shapes = vec![(1, 1, 1), (1, 7, 13), (3, 130, 64), (5, 129, 100), (8, 300, 1024), (16, 65, 40)];
+        // 1..8 rows against odd widths and row counts that leave a partial pair and a partial task.
+        shapes.extend((1..=8).map(|m| (m, 131, 47 + 16 * m)));
+        shapes.extend([(2, 3, 31), (7, 2, 33), (9, 67, 17), (4, 1, 64)]);
+        for simd in families() {
+            for &(m, n, k) in &shapes {
+                let x = acts(m, k);
+                let w: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 17) as f32 - 8.0) / 16.0).collect();
+                let want = naive(&x, &w, k);
+                let mut y = vec![0f32; m * n];
+                matmul_t_on(simd, &x, &w, k, &mut y);
+                let d = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-3 * (k as f32).sqrt(), "f32 {simd:?} {m}x{n}x{k}: {d}");
+                // The f16 weights here are exact (multiples of 1/16), so only summation order differs.
+                let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+                let mut yh = vec![0f32; m * n];
+                matmul_t_on(simd, &x, &wh, k, &mut yh);
+                let d = yh.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-3 * (k as f32).sqrt(), "f16 {simd:?} {m}x{n}x{k}: {d}");
+            }
+        }
+    }
+
+    /// A path decodes the same alone or in a batch: with AVX-512 bit for bit (every row runs the
+    /// same operations whatever the row count), elsewhere to rounding.
+    #[test]
+    fn batch_rows_equal_single_rows() {
+        for simd in families() {
+            let tol = if simd == Simd::Avx512 { 0.0 } else { 1e-5 };
+            for &(n, k) in &[(131, 96), (64, 1024), (3, 32)] {
+                let x = acts(8, k);
+                let (wq, wf) = q8_matrix(n, k);
+                let wh: Vec<f16> = wf.iter().map(|&v| f16::from_f32(v)).collect();
+                for m in 1..=8 {
+                    let xs = &x[..m * k];
+                    let mut y = [vec![0f32; m * n], vec![0f32; m * n], vec![0f32; m * n]];
+                    matmul_t_on(simd, xs, &wf, k, &mut y[0]);
+                    matmul_t_on(simd, xs, &wh, k, &mut y[1]);
+                    matmul_t_q8_on(simd, xs, &wq, k, &mut y[2]);
+                    for r in 0..m {
+                        let xr = &x[r * k..(r + 1) * k];
+                        let mut one = [vec![0f32; n], vec![0f32; n], vec![0f32; n]];
+                        matmul_t_on(simd, xr, &wf, k, &mut one[0]);
+                        matmul_t_on(simd, xr, &wh, k, &mut one[1]);
+                        matmul_t_q8_on(simd, xr, &wq, k, &mut one[2]);
+                        for (kind, (a, b)) in ["f32", "f16", "q8_0"].iter().zip(y.iter().zip(&one)) {
+                            let d = max_rel(&a[r * n..(r + 1) * n], b);
+                            assert!(d <= tol, "{kind} {simd:?} row {r} of {m}, {n}x{k}: {d}");
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -1,0 +1,72 @@
+//! The decode kernels alone: one step's matrices of bloom-560m (24 layers of qkv, dense, h→4h and
+//! 4h→h, and the 250880 × 1024 LM head) through `gemv`, as GB/s of weights against the read
+//! bandwidth probe of `cotscope bench`. Attention, norms and the rest of a step are left out, so a
+//! shortfall here is the kernels' own.
+//!
+//! `cargo run --release --example gemv_bench -- [f32|f16|q8] [rows] [threads] [reps]`
+use std::time::Instant;
+
+use cotscope::model::gemv::{self, Q8Block};
+use half::f16;
+
+/// One matrix product: the matrix's index, `x`, `y`.
+type Product<'a> = dyn Fn(usize, &[f32], &mut [f32]) + 'a;
+
+/// The best of `reps` timings of `step`, in seconds.
+fn best_of(reps: usize, mut step: impl FnMut()) -> f64 {
+    (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            step();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let dt = a.get(1).map(String::as_str).unwrap_or("f16").to_string();
+    let m: usize = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let threads: usize = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let reps: usize = a.get(4).and_then(|s| s.parse().ok()).unwrap_or(10);
+    cotscope::model::threads::set_compute_threads(threads);
+    let h = 1024;
+    let mut shapes: Vec<(usize, usize)> = (0..24).flat_map(|_| [(3 * h, h), (h, h), (4 * h, h), (h, 4 * h)]).collect();
+    shapes.push((250880, h));
+    let value = |i: usize| ((i * 7 % 31) as f32 - 15.0) / 64.0;
+    let run = |w_k: &Product| {
+        for (i, &(n, k)) in shapes.iter().enumerate() {
+            let x = vec![0.5f32; m * k];
+            let mut y = vec![0f32; m * n];
+            w_k(i, &x, &mut y);
+            std::hint::black_box(&y);
+        }
+    };
+    let (bytes, secs) = match dt.as_str() {
+        "f32" => {
+            let ws: Vec<Vec<f32>> = shapes.iter().map(|&(n, k)| (0..n * k).map(value).collect()).collect();
+            let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t(x, &ws[i], shapes[i].1, y);
+            (ws.iter().map(|w| w.len() * 4).sum::<usize>(), best_of(reps, || run(&f)))
+        }
+        "f16" => {
+            let ws: Vec<Vec<f16>> =
+                shapes.iter().map(|&(n, k)| (0..n * k).map(|i| f16::from_f32(value(i))).collect()).collect();
+            let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t(x, &ws[i], shapes[i].1, y);
+            (ws.iter().map(|w| w.len() * 2).sum::<usize>(), best_of(reps, || run(&f)))
+        }
+        _ => {
+            let block =
+                |b: usize| Q8Block { d: f16::from_f32(0.01), qs: std::array::from_fn(|i| ((i * 7 + b) % 255) as i8) };
+            let ws: Vec<Vec<Q8Block>> = shapes.iter().map(|&(n, k)| (0..n * k / 32).map(block).collect()).collect();
+            let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t_q8(x, &ws[i], shapes[i].1, y);
+            (ws.iter().map(|w| w.len() * 34).sum::<usize>(), best_of(reps, || run(&f)))
+        }
+    };
+    let bw = cotscope::bench::read_bandwidth_gb_s(256, threads);
+    let gbs = bytes as f64 / secs / 1e9;
+    println!(
+        "{dt} rows {m} threads {threads}: {:.1} ms/step, {gbs:.2} GB/s of weights, probe {bw:.2} GB/s: {:.0}% of the bound",
+        secs * 1e3,
+        100.0 * gbs / bw
+    );
+}
