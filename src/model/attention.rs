@@ -221,7 +221,7 @@ unsafe fn softmax_into(scores: &mut [f32], visible: usize, scale: f32, slope: f3
 }
 
 /// Mask of the first `min(left, 16)` lanes.
-fn lanes(left: usize) -> __mmask16 {
+pub(crate) fn lanes(left: usize) -> __mmask16 {
     if left >= 16 {
         0xffff
     } else {
@@ -235,7 +235,7 @@ fn lanes(left: usize) -> __mmask16 {
 /// # Safety
 /// The CPU must support avx512f.
 #[target_feature(enable = "avx512f")]
-unsafe fn exp(x: __m512) -> __m512 {
+pub(crate) unsafe fn exp(x: __m512) -> __m512 {
     let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
         x,

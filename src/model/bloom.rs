@@ -86,6 +86,11 @@ impl Attention {
                 return self.dense.forward(&ctx)? + residual;
             }
         }
+        if s == 1 && !self.cache.row_lens().is_empty() {
+            if let Some(ctx) = self.fused_step(&q)? {
+                return self.dense.forward(&ctx)? + residual;
+            }
+        }
 
         // Scores against the shared prompt (read once for all rows) and against each row's own
         // continuation, side by side along the key axis.
@@ -174,6 +179,56 @@ impl Attention {
             return Ok(None);
         }
         Tensor::from_vec(out, (1, s, hidden), q.device()).map(Some)
+    }
+
+    /// One decode step's attention (one query per row over the shared prompt and each row's own
+    /// positions) by the fused kernel: `Some(ctx)` (`b, 1, hidden`), or `None` where it does not
+    /// apply and the general path runs.
+    #[cfg(target_arch = "x86_64")]
+    fn fused_step(&self, q: &Tensor) -> Result<Option<Tensor>> {
+        use candle_core::{CpuStorage, Storage};
+        let Some((ok, ov)) = self.cache.rows_full() else { return Ok(None) };
+        let prompt = self.cache.prefix();
+        let all = [Some(q), Some(ok), Some(ov), prompt.map(|p| p.0), prompt.map(|p| p.1)];
+        if all.iter().flatten().any(|t| t.dtype() != DType::F32 || !t.is_contiguous()) {
+            return Ok(None);
+        }
+        // Plain slices of f32 CPU tensors, through candle's storage guards (held for the call).
+        let guards: Vec<_> = all.iter().map(|t| t.map(|t| (t.storage_and_layout(), t.elem_count()))).collect();
+        let mut slices: Vec<Option<&[f32]>> = Vec::with_capacity(guards.len());
+        for g in &guards {
+            slices.push(match g {
+                None => None,
+                Some(((st, l), n)) => match &**st {
+                    Storage::Cpu(CpuStorage::F32(v)) => Some(&v[l.start_offset()..l.start_offset() + n]),
+                    _ => return Ok(None),
+                },
+            });
+        }
+        let (Some(qv), Some(okv), Some(ovv)) = (slices[0], slices[1], slices[2]) else { return Ok(None) };
+        let hidden = self.n_head * self.head_dim;
+        let rows = self.cache.row_lens().len();
+        let step = super::decode_attention::Step {
+            heads: self.n_head,
+            head_dim: self.head_dim,
+            q: qv,
+            prompt: slices[3].zip(slices[4]),
+            prompt_len: self.cache.prefix_len(),
+            own: Some((okv, ovv)),
+            capacity: ok.dim(2)?,
+            lens: self.cache.row_lens(),
+            slopes: &self.slope_values,
+        };
+        let mut out = vec![0f32; rows * hidden];
+        if !super::decode_attention::attend(&step, &mut out) {
+            return Ok(None);
+        }
+        Tensor::from_vec(out, (rows, 1, hidden), q.device()).map(Some)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn fused_step(&self, _q: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
     }
 
     #[cfg(not(target_arch = "x86_64"))]

@@ -65,6 +65,15 @@ impl KvCache {
         }
     }
 
+    /// The rows' own keys and values at full capacity (`b, h, capacity, d`, row `r` using its first
+    /// `row_lens()[r]` positions), for kernels that index them directly; `None` before rows exist.
+    pub fn rows_full(&self) -> Option<(&Tensor, &Tensor)> {
+        match (&self.k, &self.v) {
+            (Some(k), Some(v)) => Some((k, v)),
+            _ => None,
+        }
+    }
+
     /// `b, 1, 1, L + S`: 0 where row r may attend, -inf on the positions past its own length.
     /// `None` while all rows are equally long (nothing to hide).
     pub fn row_mask(&self) -> Result<Option<Tensor>> {

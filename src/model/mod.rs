@@ -8,6 +8,8 @@ mod attention;
 pub mod bloom;
 pub mod config;
 pub mod cpu;
+#[cfg(target_arch = "x86_64")]
+mod decode_attention;
 pub mod embedded;
 pub mod error;
 pub mod gelu;
