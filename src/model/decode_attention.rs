@@ -191,10 +191,10 @@ mod tests {
                 let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
                 let sum: f64 = e.iter().sum();
-                for j in 0..n {
+                for (j, ej) in e.iter().enumerate() {
                     let v = kv(j, 1);
-                    for c in 0..d {
-                        out[(r * h + hh) * d + c] += (e[j] / sum * v[c]) as f32;
+                    for (c, vc) in v.iter().enumerate() {
+                        out[(r * h + hh) * d + c] += (ej / sum * vc) as f32;
                     }
                 }
             }
