@@ -39,7 +39,8 @@ pub(crate) fn attend(st: &Step, out: &mut [f32]) -> bool {
             && out.len() == rows * h * d
             && st.prompt.is_none_or(|(k, v)| k.len() == h * st.prompt_len * d && v.len() == k.len())
             && st.own.is_none_or(|(k, v)| k.len() == rows * h * st.capacity * d && v.len() == k.len())
-            && st.lens.iter().all(|&n| n <= st.capacity && (n == 0 || st.own.is_some())),
+            && st.lens.iter().all(|&n| n <= st.capacity && (n == 0 || st.own.is_some()))
+            && (1..=256).contains(&d),
         "decode attention: mismatched lengths"
     );
     if !super::gemm::available() {
@@ -77,19 +78,21 @@ unsafe fn one(st: &Step, hh: usize, r: usize, scores: &mut [f32], out: &mut [f32
     let prompt = st.prompt.map(|(k, v)| (&k[hh * l * d..(hh + 1) * l * d], &v[hh * l * d..(hh + 1) * l * d]));
     let base = (r * h + hh) * st.capacity * d;
     let own = st.own.map(|(k, v)| (&k[base..base + own_len * d], &v[base..base + own_len * d]));
-    let key = |j: usize| -> &[f32] {
-        match (j < l, prompt, own) {
-            (true, Some((k, _)), _) => &k[j * d..(j + 1) * d],
-            (false, _, Some((k, _))) => &k[(j - l) * d..(j - l + 1) * d],
-            _ => &[],
-        }
-    };
-    let mut max = f32::NEG_INFINITY;
-    for (j, s) in scores[..n].iter_mut().enumerate() {
-        *s = dot(q, key(j)) * scale + slope * j as f32;
-        max = max.max(*s);
+    // Scores: the prompt's keys, then the row's own, each position with its ALiBi term.
+    if let Some((k, _)) = prompt {
+        scores_into(q, k, d, &mut scores[..l], scale, slope, 0);
     }
-    let vmax = _mm512_set1_ps(max);
+    if let Some((k, _)) = own {
+        scores_into(q, k, d, &mut scores[l..n], scale, slope, l);
+    }
+    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut j = 0;
+    while j < n {
+        let m = lanes(n - j);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, scores.as_ptr().add(j)));
+        j += 16;
+    }
+    let vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     let mut vsum = _mm512_setzero_ps();
     let mut j = 0;
     while j < n {
@@ -100,57 +103,107 @@ unsafe fn one(st: &Step, hh: usize, r: usize, scores: &mut [f32], out: &mut [f32
         j += 16;
     }
     let inv = 1.0 / _mm512_reduce_add_ps(vsum);
-    out.fill(0.0);
-    for (j, &e) in scores[..n].iter().enumerate() {
-        let p = e * inv;
-        // Subnormal weights are skipped: they change nothing in f32 and would cost an assist each.
-        if p < f32::MIN_POSITIVE {
-            continue;
-        }
-        let v = match (j < l, prompt, own) {
-            (true, Some((_, v)), _) => &v[j * d..(j + 1) * d],
-            (false, _, Some((_, v))) => &v[(j - l) * d..(j - l + 1) * d],
-            _ => continue,
+    macro_rules! sum_values {
+        ($($nv:literal),*) => {
+            match d.div_ceil(16) {
+                $($nv => weighted_sum::<$nv>(&scores[..n], inv, prompt.map(|p| p.1), own.map(|o| o.1), l, d, out),)*
+                _ => unreachable!("head_dim ≤ 256 is checked by the caller"),
+            }
         };
-        axpy(out, p, v);
+    }
+    sum_values!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+}
+
+/// `scores[j] = scale · (q · keys[j]) + slope · (pos0 + j)` for the `scores.len()` keys of `keys`
+/// (rows of `d`). Sixteen keys at a time: their per-lane partial sums are transposed so that one
+/// vector add finishes sixteen dot products (a horizontal sum per key cost twice as much).
+#[target_feature(enable = "avx512f")]
+unsafe fn scores_into(q: &[f32], keys: &[f32], d: usize, scores: &mut [f32], scale: f32, slope: f32, pos0: usize) {
+    let n = scores.len();
+    let mut part = [0f32; 256];
+    let mut tr = [0f32; 256];
+    let step = _mm512_set1_ps(16.0 * slope);
+    let mut alibi = _mm512_mul_ps(
+        _mm512_set1_ps(slope),
+        _mm512_add_ps(
+            _mm512_set1_ps(pos0 as f32),
+            _mm512_setr_ps(0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.),
+        ),
+    );
+    let vs = _mm512_set1_ps(scale);
+    let mut j0 = 0;
+    while j0 < n {
+        let count = 16.min(n - j0);
+        for t in 0..16 {
+            let acc = if t < count { dot_lanes(q, &keys[(j0 + t) * d..(j0 + t + 1) * d]) } else { _mm512_setzero_ps() };
+            _mm512_storeu_ps(part.as_mut_ptr().add(t * 16), acc);
+        }
+        // SAFETY: both buffers are 16 × 16.
+        super::gemm::transpose16(part.as_ptr(), 16, tr.as_mut_ptr(), 16, 16);
+        let mut sum = _mm512_loadu_ps(tr.as_ptr());
+        for lane in 1..16 {
+            sum = _mm512_add_ps(sum, _mm512_loadu_ps(tr.as_ptr().add(lane * 16)));
+        }
+        let m = lanes(count);
+        _mm512_mask_storeu_ps(scores.as_mut_ptr().add(j0), m, _mm512_fmadd_ps(sum, vs, alibi));
+        alibi = _mm512_add_ps(alibi, step);
+        j0 += 16;
     }
 }
 
-/// `Σ a·b` over equal-length slices (an empty `b` gives 0).
+/// Per-lane partial sums of `q · k` (16 lanes; their total is the dot product).
+#[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
+unsafe fn dot_lanes(q: &[f32], k: &[f32]) -> __m512 {
+    let n = q.len().min(k.len());
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i < n {
         let m = lanes(n - i);
         // SAFETY: lanes masked to n ≤ both lengths.
         acc = _mm512_fmadd_ps(
-            _mm512_maskz_loadu_ps(m, a.as_ptr().add(i)),
-            _mm512_maskz_loadu_ps(m, b.as_ptr().add(i)),
+            _mm512_maskz_loadu_ps(m, q.as_ptr().add(i)),
+            _mm512_maskz_loadu_ps(m, k.as_ptr().add(i)),
             acc,
         );
         i += 16;
     }
-    _mm512_reduce_add_ps(acc)
+    acc
 }
 
-/// `y += p · x` over equal-length slices.
+/// `out = Σⱼ (e[j] · inv) · vⱼ` with `vⱼ` the prompt's value `j` for `j < l`, else the row's own
+/// `j − l`; `NV` 16-lane registers hold the `d` channels throughout. Subnormal weights are skipped:
+/// they change nothing in f32 and each would cost a microcode assist.
 #[target_feature(enable = "avx512f")]
-unsafe fn axpy(y: &mut [f32], p: f32, x: &[f32]) {
-    let n = y.len().min(x.len());
-    let vp = _mm512_set1_ps(p);
-    let mut i = 0;
-    while i < n {
-        let m = lanes(n - i);
-        // SAFETY: lanes masked to n ≤ both lengths.
-        let yi = _mm512_maskz_loadu_ps(m, y.as_ptr().add(i));
-        _mm512_mask_storeu_ps(
-            y.as_mut_ptr().add(i),
-            m,
-            _mm512_fmadd_ps(vp, _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)), yi),
-        );
-        i += 16;
+unsafe fn weighted_sum<const NV: usize>(
+    e: &[f32],
+    inv: f32,
+    prompt: Option<&[f32]>,
+    own: Option<&[f32]>,
+    l: usize,
+    d: usize,
+    out: &mut [f32],
+) {
+    let mut acc = [_mm512_setzero_ps(); NV];
+    let masks: [__mmask16; NV] = std::array::from_fn(|i| lanes(d - 16 * i));
+    for (j, &ej) in e.iter().enumerate() {
+        let p = ej * inv;
+        if p < f32::MIN_POSITIVE {
+            continue;
+        }
+        let v = match (j < l, prompt, own) {
+            (true, Some(v), _) => v.as_ptr().add(j * d),
+            (false, _, Some(v)) => v.as_ptr().add((j - l) * d),
+            _ => continue,
+        };
+        let vp = _mm512_set1_ps(p);
+        for i in 0..NV {
+            // SAFETY: value rows have d values; lanes past d are masked.
+            acc[i] = _mm512_fmadd_ps(vp, _mm512_maskz_loadu_ps(masks[i], v.add(16 * i)), acc[i]);
+        }
+    }
+    for i in 0..NV {
+        _mm512_mask_storeu_ps(out.as_mut_ptr().add(16 * i), masks[i], acc[i]);
     }
 }
 
