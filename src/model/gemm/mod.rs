@@ -65,8 +65,8 @@ impl GemmWeight for f16 {
     }
 }
 
-/// Whether [`matmul_t`] runs on this CPU. `COTSCOPE_PREFILL_GEMM=candle` turns it off (to compare
-/// against candle's GEMM in one sitting).
+/// Whether [`matmul_t`] runs on this CPU. `COTSCOPE_PREFILL_GEMM=candle` turns it off, and with it the
+/// fused attention kernels built on its tile (to compare against candle's GEMM and attention in one sitting).
 pub fn available() -> bool {
     use std::sync::OnceLock;
     static OFF: OnceLock<bool> = OnceLock::new();
