@@ -47,49 +47,50 @@ pub(crate) fn attend(st: &Step, out: &mut [f32]) -> bool {
         return false;
     }
     let out_ptr = out.as_mut_ptr() as usize;
+    let stride = st.prompt_len + st.capacity;
     candle_core::utils::barrier_pool().execute_chunked(h, |heads| {
-        let mut scores = vec![0f32; st.prompt_len + st.capacity];
+        // Row r's probabilities over its keys (prompt then own) at r·stride.
+        let mut probs = vec![0f32; rows * stride];
         for hh in heads {
-            for r in 0..rows {
-                // SAFETY: avx512 was checked above; this task alone writes head hh's d channels of
-                // each row of `out` (rows × heads·d).
-                unsafe {
-                    let o = std::slice::from_raw_parts_mut((out_ptr as *mut f32).add((r * h + hh) * d), d);
-                    one(st, hh, r, &mut scores, o);
-                }
+            for (r, pr) in probs.chunks_exact_mut(stride).enumerate() {
+                // SAFETY: avx512 was checked above.
+                unsafe { probabilities(st, hh, r, pr) };
             }
+            // SAFETY: avx512 was checked above; this task alone writes head hh's d channels of each
+            // row of `out` (rows × heads·d).
+            unsafe { sum_values(st, hh, &probs, stride, out_ptr as *mut f32) };
         }
     });
     true
 }
 
-/// Row `r`'s query against head `hh`'s keys: `out` gets the `d` channels.
+/// Row `r`'s softmax over head `hh`'s keys, written to `probs[..prompt_len + lens[r]]`; weights
+/// too small to be normal f32 are written as 0 (they change no sum, and each FMA reading one would
+/// take a microcode assist).
 ///
 /// # Safety
 /// The CPU must support avx512f.
 #[target_feature(enable = "avx512f")]
-unsafe fn one(st: &Step, hh: usize, r: usize, scores: &mut [f32], out: &mut [f32]) {
+unsafe fn probabilities(st: &Step, hh: usize, r: usize, probs: &mut [f32]) {
     let (h, d, l) = (st.heads, st.head_dim, st.prompt_len);
     let own_len = st.lens[r];
     let n = l + own_len;
     let q = &st.q[(r * h + hh) * d..(r * h + hh + 1) * d];
     let scale = 1.0 / (d as f32).sqrt();
     let slope = st.slopes[hh];
-    let prompt = st.prompt.map(|(k, v)| (&k[hh * l * d..(hh + 1) * l * d], &v[hh * l * d..(hh + 1) * l * d]));
-    let base = (r * h + hh) * st.capacity * d;
-    let own = st.own.map(|(k, v)| (&k[base..base + own_len * d], &v[base..base + own_len * d]));
     // Scores: the prompt's keys, then the row's own, each position with its ALiBi term.
-    if let Some((k, _)) = prompt {
-        scores_into(q, k, d, &mut scores[..l], scale, slope, 0);
+    if let Some((k, _)) = st.prompt {
+        scores_into(q, &k[hh * l * d..(hh + 1) * l * d], d, &mut probs[..l], scale, slope, 0);
     }
-    if let Some((k, _)) = own {
-        scores_into(q, k, d, &mut scores[l..n], scale, slope, l);
+    if let Some((k, _)) = st.own {
+        let base = (r * h + hh) * st.capacity * d;
+        scores_into(q, &k[base..base + own_len * d], d, &mut probs[l..n], scale, slope, l);
     }
     let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
     let mut j = 0;
     while j < n {
         let m = lanes(n - j);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, scores.as_ptr().add(j)));
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, probs.as_ptr().add(j)));
         j += 16;
     }
     let vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
@@ -97,21 +98,95 @@ unsafe fn one(st: &Step, hh: usize, r: usize, scores: &mut [f32], out: &mut [f32
     let mut j = 0;
     while j < n {
         let m = lanes(n - j);
-        let e = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores.as_ptr().add(j)), vmax)));
-        _mm512_mask_storeu_ps(scores.as_mut_ptr().add(j), m, e);
+        let e = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, probs.as_ptr().add(j)), vmax)));
+        _mm512_mask_storeu_ps(probs.as_mut_ptr().add(j), m, e);
         vsum = _mm512_add_ps(vsum, e);
         j += 16;
     }
-    let inv = 1.0 / _mm512_reduce_add_ps(vsum);
-    macro_rules! sum_values {
-        ($($nv:literal),*) => {
-            match d.div_ceil(16) {
-                $($nv => weighted_sum::<$nv>(&scores[..n], inv, prompt.map(|p| p.1), own.map(|o| o.1), l, d, out),)*
-                _ => unreachable!("head_dim ≤ 256 is checked by the caller"),
+    let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(vsum));
+    let tiny = _mm512_set1_ps(f32::MIN_POSITIVE);
+    let mut j = 0;
+    while j < n {
+        let m = lanes(n - j);
+        let p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, probs.as_ptr().add(j)), inv);
+        let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(p, tiny);
+        _mm512_mask_storeu_ps(probs.as_mut_ptr().add(j), m, _mm512_maskz_mov_ps(normal, p));
+        j += 16;
+    }
+}
+
+/// Every row's `Σⱼ probs[j] · vⱼ` for head `hh`, into `out + (r·heads + hh)·d`.
+///
+/// # Safety
+/// The CPU must support avx512f; `out` has `rows · heads · d` values, of which this call alone
+/// writes head `hh`'s.
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_values(st: &Step, hh: usize, probs: &[f32], stride: usize, out: *mut f32) {
+    macro_rules! go {
+        ($($nv:literal => $g:literal),*) => {
+            match st.head_dim.div_ceil(16) {
+                $($nv => sum_values_n::<$nv, $g>(st, hh, probs, stride, out),)*
+                _ => unreachable!("head_dim ≤ 256 is checked by `attend`"),
             }
         };
     }
-    sum_values!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+    // Rows per group: as many as keep G·NV accumulators and NV values within 32 registers.
+    go!(1 => 4, 2 => 4, 3 => 4, 4 => 4, 5 => 2, 6 => 2, 7 => 2, 8 => 2, 9 => 1, 10 => 1, 11 => 1, 12 => 1,
+        13 => 1, 14 => 1, 15 => 1, 16 => 1);
+}
+
+/// [`sum_values`] with `NV` registers per row and rows in groups of `G`: each of the prompt's value
+/// rows is loaded once per group, not once per row.
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_values_n<const NV: usize, const G: usize>(
+    st: &Step,
+    hh: usize,
+    probs: &[f32],
+    stride: usize,
+    out: *mut f32,
+) {
+    let (h, d, l) = (st.heads, st.head_dim, st.prompt_len);
+    let masks: [__mmask16; NV] = std::array::from_fn(|i| lanes(d - 16 * i));
+    let rows = st.lens.len();
+    for r0 in (0..rows).step_by(G) {
+        let g = G.min(rows - r0);
+        let mut acc = [[_mm512_setzero_ps(); NV]; G];
+        if let Some((_, pv)) = st.prompt {
+            let pv = pv.as_ptr().add(hh * l * d);
+            for j in 0..l {
+                let v: [__m512; NV] = std::array::from_fn(|i| _mm512_maskz_loadu_ps(masks[i], pv.add(j * d + 16 * i)));
+                for (k, acc_k) in acc.iter_mut().enumerate().take(g) {
+                    let p = probs[(r0 + k) * stride + j];
+                    if p != 0.0 {
+                        let vp = _mm512_set1_ps(p);
+                        for i in 0..NV {
+                            acc_k[i] = _mm512_fmadd_ps(vp, v[i], acc_k[i]);
+                        }
+                    }
+                }
+            }
+        }
+        for (k, acc_k) in acc.iter_mut().enumerate().take(g) {
+            let r = r0 + k;
+            if let Some((_, ov)) = st.own {
+                let ov = ov.as_ptr().add((r * h + hh) * st.capacity * d);
+                for t in 0..st.lens[r] {
+                    let p = probs[r * stride + l + t];
+                    if p != 0.0 {
+                        let vp = _mm512_set1_ps(p);
+                        for i in 0..NV {
+                            acc_k[i] =
+                                _mm512_fmadd_ps(vp, _mm512_maskz_loadu_ps(masks[i], ov.add(t * d + 16 * i)), acc_k[i]);
+                        }
+                    }
+                }
+            }
+            let o = out.add((r * h + hh) * d);
+            for i in 0..NV {
+                _mm512_mask_storeu_ps(o.add(16 * i), masks[i], acc_k[i]);
+            }
+        }
+    }
 }
 
 /// `scores[j] = scale · (q · keys[j]) + slope · (pos0 + j)` for the `scores.len()` keys of `keys`
@@ -171,42 +246,6 @@ unsafe fn dot_lanes(q: &[f32], k: &[f32]) -> __m512 {
     acc
 }
 
-/// `out = Σⱼ (e[j] · inv) · vⱼ` with `vⱼ` the prompt's value `j` for `j < l`, else the row's own
-/// `j − l`; `NV` 16-lane registers hold the `d` channels throughout. Subnormal weights are skipped:
-/// they change nothing in f32 and each would cost a microcode assist.
-#[target_feature(enable = "avx512f")]
-unsafe fn weighted_sum<const NV: usize>(
-    e: &[f32],
-    inv: f32,
-    prompt: Option<&[f32]>,
-    own: Option<&[f32]>,
-    l: usize,
-    d: usize,
-    out: &mut [f32],
-) {
-    let mut acc = [_mm512_setzero_ps(); NV];
-    let masks: [__mmask16; NV] = std::array::from_fn(|i| lanes(d - 16 * i));
-    for (j, &ej) in e.iter().enumerate() {
-        let p = ej * inv;
-        if p < f32::MIN_POSITIVE {
-            continue;
-        }
-        let v = match (j < l, prompt, own) {
-            (true, Some(v), _) => v.as_ptr().add(j * d),
-            (false, _, Some(v)) => v.as_ptr().add((j - l) * d),
-            _ => continue,
-        };
-        let vp = _mm512_set1_ps(p);
-        for i in 0..NV {
-            // SAFETY: value rows have d values; lanes past d are masked.
-            acc[i] = _mm512_fmadd_ps(vp, _mm512_maskz_loadu_ps(masks[i], v.add(16 * i)), acc[i]);
-        }
-    }
-    for i in 0..NV {
-        _mm512_mask_storeu_ps(out.as_mut_ptr().add(16 * i), masks[i], acc[i]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,8 +301,15 @@ mod tests {
             return;
         }
         // (heads, d, prompt, capacity, lens): with and without a prompt, ragged d, unequal rows.
-        let cases: [(usize, usize, usize, usize, &[usize]); 4] =
-            [(2, 64, 37, 8, &[1, 5, 8]), (3, 40, 0, 6, &[6, 2]), (1, 20, 50, 0, &[0]), (4, 64, 100, 64, &[3])];
+        // Rows are summed in groups (4 at d ≤ 64, 2 at d ≤ 128): six rows leave a partial group.
+        let cases: [(usize, usize, usize, usize, &[usize]); 6] = [
+            (2, 64, 37, 8, &[1, 5, 8]),
+            (3, 40, 0, 6, &[6, 2]),
+            (1, 20, 50, 0, &[0]),
+            (4, 64, 100, 64, &[3]),
+            (2, 64, 30, 5, &[1, 2, 3, 4, 5, 1]),
+            (1, 96, 20, 3, &[3, 1, 2]),
+        ];
         for (h, d, l, cap, lens) in cases {
             let rows = lens.len();
             let q = data(rows * h * d, 1);
