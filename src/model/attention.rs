@@ -188,35 +188,57 @@ unsafe fn softmax_into(scores: &mut [f32], visible: usize, scale: f32, slope: f3
     let (vs, vsl) = (_mm512_set1_ps(scale), _mm512_set1_ps(slope));
     let step = _mm512_set1_ps(16.0);
     let mut pos = _mm512_setr_ps(0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.);
-    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
     let mut j = 0;
     while j < n {
         let m = lanes(n - j);
         // SAFETY (loads and stores): j + 16 lanes masked to n ≤ scores.len().
         let t = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, scores.as_ptr().add(j)), vs, _mm512_mul_ps(vsl, pos));
         _mm512_mask_storeu_ps(scores.as_mut_ptr().add(j), m, t);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, t);
         pos = _mm512_add_ps(pos, step);
         j += 16;
     }
-    let max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    softmax_in_place(&mut scores[..n]);
+    for (jj, p) in scores.iter().enumerate() {
+        probs[jj * MR + r] = if jj < n { *p } else { 0.0 };
+    }
+}
+
+/// Softmax of `xs` in place. Weights below f32's smallest normal become 0: they change no sum in
+/// f32, and every FMA that reads a subnormal takes a microcode assist (~100 cycles) on x86; with
+/// ALiBi most far keys land there, and the P·V products ran several times slower for them.
+///
+/// # Safety
+/// The CPU must support avx512f.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn softmax_in_place(xs: &mut [f32]) {
+    let n = xs.len();
+    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut j = 0;
+    while j < n {
+        let m = lanes(n - j);
+        // SAFETY (all loads and stores here): lanes masked to n = xs.len().
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, xs.as_ptr().add(j)));
+        j += 16;
+    }
+    let vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     let mut vsum = _mm512_setzero_ps();
     j = 0;
     while j < n {
         let m = lanes(n - j);
-        let e = exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores.as_ptr().add(j)), max));
-        let e = _mm512_maskz_mov_ps(m, e);
-        _mm512_mask_storeu_ps(scores.as_mut_ptr().add(j), m, e);
+        let e = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xs.as_ptr().add(j)), vmax)));
+        _mm512_mask_storeu_ps(xs.as_mut_ptr().add(j), m, e);
         vsum = _mm512_add_ps(vsum, e);
         j += 16;
     }
-    let inv = 1.0 / _mm512_reduce_add_ps(vsum);
-    for (jj, e) in scores.iter().enumerate() {
-        // Subnormal probabilities become 0: they change no sum in f32, and every FMA that reads a
-        // subnormal takes a microcode assist (~100 cycles) on x86: with ALiBi most far keys land
-        // there, and the P·V product ran several times slower for them.
-        let p = e * inv;
-        probs[jj * MR + r] = if jj < n && p >= f32::MIN_POSITIVE { p } else { 0.0 };
+    let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(vsum));
+    let tiny = _mm512_set1_ps(f32::MIN_POSITIVE);
+    j = 0;
+    while j < n {
+        let m = lanes(n - j);
+        let p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xs.as_ptr().add(j)), inv);
+        let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(p, tiny);
+        _mm512_mask_storeu_ps(xs.as_mut_ptr().add(j), m, _mm512_maskz_mov_ps(normal, p));
+        j += 16;
     }
 }
 

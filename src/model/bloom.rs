@@ -149,36 +149,16 @@ impl Attention {
     /// non-x86 CPU) and the general path runs.
     #[cfg(target_arch = "x86_64")]
     fn fused_prompt(&self, q: &Tensor, s: usize) -> Result<Option<Tensor>> {
-        use candle_core::{CpuStorage, Storage};
         let Some((k, v)) = self.cache.prefix() else { return Ok(None) };
-        let kv = k.dim(2)?;
-        let shape = super::attention::Shape { heads: self.n_head, head_dim: self.head_dim, s, kv };
-        if [q, k, v].iter().any(|t| t.dtype() != DType::F32) {
+        let shape = super::attention::Shape { heads: self.n_head, head_dim: self.head_dim, s, kv: k.dim(2)? };
+        let mut out = vec![0f32; s * self.n_head * self.head_dim];
+        let done = with_f32_slices(&[q, k, v], |t| {
+            super::attention::causal_alibi(&shape, t[0], t[1], t[2], &self.slope_values, &mut out)
+        })?;
+        if done != Some(true) {
             return Ok(None);
         }
-        let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
-        let (qs, ql) = q.storage_and_layout();
-        let (ks, kl) = k.storage_and_layout();
-        let (vs, vl) = v.storage_and_layout();
-        let (Storage::Cpu(CpuStorage::F32(qv)), Storage::Cpu(CpuStorage::F32(kv_)), Storage::Cpu(CpuStorage::F32(vv))) =
-            (&*qs, &*ks, &*vs)
-        else {
-            return Ok(None);
-        };
-        let hidden = self.n_head * self.head_dim;
-        let mut out = vec![0f32; s * hidden];
-        let done = super::attention::causal_alibi(
-            &shape,
-            &qv[ql.start_offset()..ql.start_offset() + q.elem_count()],
-            &kv_[kl.start_offset()..kl.start_offset() + k.elem_count()],
-            &vv[vl.start_offset()..vl.start_offset() + v.elem_count()],
-            &self.slope_values,
-            &mut out,
-        );
-        if !done {
-            return Ok(None);
-        }
-        Tensor::from_vec(out, (1, s, hidden), q.device()).map(Some)
+        Tensor::from_vec(out, (1, s, self.n_head * self.head_dim), q.device()).map(Some)
     }
 
     /// One decode step's attention (one query per row over the shared prompt and each row's own
@@ -186,41 +166,30 @@ impl Attention {
     /// apply and the general path runs.
     #[cfg(target_arch = "x86_64")]
     fn fused_step(&self, q: &Tensor) -> Result<Option<Tensor>> {
-        use candle_core::{CpuStorage, Storage};
         let Some((ok, ov)) = self.cache.rows_full() else { return Ok(None) };
-        let prompt = self.cache.prefix();
-        let all = [Some(q), Some(ok), Some(ov), prompt.map(|p| p.0), prompt.map(|p| p.1)];
-        if all.iter().flatten().any(|t| t.dtype() != DType::F32 || !t.is_contiguous()) {
-            return Ok(None);
+        let mut tensors = vec![q, ok, ov];
+        if let Some((pk, pv)) = self.cache.prefix() {
+            tensors.extend([pk, pv]);
         }
-        // Plain slices of f32 CPU tensors, through candle's storage guards (held for the call).
-        let guards: Vec<_> = all.iter().map(|t| t.map(|t| (t.storage_and_layout(), t.elem_count()))).collect();
-        let mut slices: Vec<Option<&[f32]>> = Vec::with_capacity(guards.len());
-        for g in &guards {
-            slices.push(match g {
-                None => None,
-                Some(((st, l), n)) => match &**st {
-                    Storage::Cpu(CpuStorage::F32(v)) => Some(&v[l.start_offset()..l.start_offset() + n]),
-                    _ => return Ok(None),
-                },
-            });
-        }
-        let (Some(qv), Some(okv), Some(ovv)) = (slices[0], slices[1], slices[2]) else { return Ok(None) };
         let hidden = self.n_head * self.head_dim;
         let rows = self.cache.row_lens().len();
-        let step = super::decode_attention::Step {
-            heads: self.n_head,
-            head_dim: self.head_dim,
-            q: qv,
-            prompt: slices[3].zip(slices[4]),
-            prompt_len: self.cache.prefix_len(),
-            own: Some((okv, ovv)),
-            capacity: ok.dim(2)?,
-            lens: self.cache.row_lens(),
-            slopes: &self.slope_values,
-        };
+        let capacity = ok.dim(2)?;
         let mut out = vec![0f32; rows * hidden];
-        if !super::decode_attention::attend(&step, &mut out) {
+        let done = with_f32_slices(&tensors, |t| {
+            let step = super::decode_attention::Step {
+                heads: self.n_head,
+                head_dim: self.head_dim,
+                q: t[0],
+                prompt: t.get(3).zip(t.get(4)).map(|(k, v)| (*k, *v)),
+                prompt_len: self.cache.prefix_len(),
+                own: Some((t[1], t[2])),
+                capacity,
+                lens: self.cache.row_lens(),
+                slopes: &self.slope_values,
+            };
+            super::decode_attention::attend(&step, &mut out)
+        })?;
+        if done != Some(true) {
             return Ok(None);
         }
         Tensor::from_vec(out, (rows, 1, hidden), q.device()).map(Some)
@@ -235,6 +204,24 @@ impl Attention {
     fn fused_prompt(&self, _q: &Tensor, _s: usize) -> Result<Option<Tensor>> {
         Ok(None)
     }
+}
+
+/// Runs `f` on the values of `tensors` as plain f32 slices (each made contiguous first, held
+/// through candle's storage guards for the call); `None` when any of them is not f32 on the CPU.
+#[cfg(target_arch = "x86_64")]
+fn with_f32_slices<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<Option<R>> {
+    use candle_core::{CpuStorage, Storage};
+    if tensors.iter().any(|t| t.dtype() != DType::F32) {
+        return Ok(None);
+    }
+    let contiguous = tensors.iter().map(|t| t.contiguous()).collect::<Result<Vec<_>>>()?;
+    let guards: Vec<_> = contiguous.iter().map(|t| (t.storage_and_layout(), t.elem_count())).collect();
+    let mut slices = Vec::with_capacity(guards.len());
+    for ((storage, layout), n) in &guards {
+        let Storage::Cpu(CpuStorage::F32(v)) = &**storage else { return Ok(None) };
+        slices.push(&v[layout.start_offset()..layout.start_offset() + n]);
+    }
+    Ok(Some(f(&slices)))
 }
 
 /// `a · m` where `a` is `b, h, s, x` and `m` is one row's `1, h, x, y` shared by all `b` rows:

@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::attention::{exp, lanes};
+use super::attention::{lanes, softmax_in_place};
 
 /// The operands of one step. Keys and values are `(heads, len, d)` for the prompt and
 /// `(rows, heads, capacity, d)` for the rows' own positions.
@@ -64,9 +64,8 @@ pub(crate) fn attend(st: &Step, out: &mut [f32]) -> bool {
     true
 }
 
-/// Row `r`'s softmax over head `hh`'s keys, written to `probs[..prompt_len + lens[r]]`; weights
-/// too small to be normal f32 are written as 0 (they change no sum, and each FMA reading one would
-/// take a microcode assist).
+/// Row `r`'s softmax over head `hh`'s keys, written to `probs[..prompt_len + lens[r]]` (weights
+/// below f32's smallest normal as 0, see [`softmax_in_place`]).
 ///
 /// # Safety
 /// The CPU must support avx512f.
@@ -86,33 +85,7 @@ unsafe fn probabilities(st: &Step, hh: usize, r: usize, probs: &mut [f32]) {
         let base = (r * h + hh) * st.capacity * d;
         scores_into(q, &k[base..base + own_len * d], d, &mut probs[l..n], scale, slope, l);
     }
-    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
-    let mut j = 0;
-    while j < n {
-        let m = lanes(n - j);
-        vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, probs.as_ptr().add(j)));
-        j += 16;
-    }
-    let vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-    let mut vsum = _mm512_setzero_ps();
-    let mut j = 0;
-    while j < n {
-        let m = lanes(n - j);
-        let e = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, probs.as_ptr().add(j)), vmax)));
-        _mm512_mask_storeu_ps(probs.as_mut_ptr().add(j), m, e);
-        vsum = _mm512_add_ps(vsum, e);
-        j += 16;
-    }
-    let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(vsum));
-    let tiny = _mm512_set1_ps(f32::MIN_POSITIVE);
-    let mut j = 0;
-    while j < n {
-        let m = lanes(n - j);
-        let p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, probs.as_ptr().add(j)), inv);
-        let normal = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(p, tiny);
-        _mm512_mask_storeu_ps(probs.as_mut_ptr().add(j), m, _mm512_maskz_mov_ps(normal, p));
-        j += 16;
-    }
+    softmax_in_place(&mut probs[..n]);
 }
 
 /// Every row's `Σⱼ probs[j] · vⱼ` for head `hh`, into `out + (r·heads + hh)·d`.
