@@ -143,3 +143,57 @@ fn eval_batch_writes_the_same_records() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--batch") && err.trim().lines().count() == 1, "{err}");
 }
+
+/// `add_rows_many` (all prompts' own tokens in one pass) against `add_rows` one prompt at a time:
+/// the same logits for each prompt and for the rows' next steps, on checkpoints whose batches take
+/// the one-pass path (f32) and the one-at-a-time fallback (f16), with and without a shared start.
+#[test]
+fn prompts_added_together_equal_prompts_added_one_at_a_time() {
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    for name in ["tiny-bloom", "tiny-bloom-6head-postln", "tiny-bloom-f16-sharded"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        let load = || model::load(Some(dir.to_str().unwrap()), &LoadOptions::default()).unwrap();
+        let tok = load().tokenizer;
+        let ids = |s: &str| tok.encode(s, false).unwrap().get_ids().to_vec();
+        let shot = "Q: Tom has 3 apples and buys 2 more. How many apples?\nA: 3 + 2 = 5. The answer is 5.\n\n";
+        let questions = [
+            "Q: Ann reads 4 pages a day for 6 days. How many pages?\nA:",
+            "Q: 9 - 4?\nA:",
+            "Q: A bus has 12 seats.\nA:",
+        ];
+        for shared_start in [true, false] {
+            let prompts: Vec<Vec<u32>> = questions
+                .iter()
+                .map(|q| ids(&if shared_start { format!("{shot}{q}") } else { q.to_string() }))
+                .collect();
+            let shared = if shared_start { ids(shot) } else { Vec::new() };
+            assert!(prompts.iter().all(|p| p.starts_with(&shared) && p.len() > shared.len()));
+            let paths = [2, 1, 3];
+
+            let mut one = load().model;
+            one.start_batch(&shared).unwrap();
+            let alone: Vec<Vec<f32>> = prompts.iter().zip(paths).map(|(p, n)| one.add_rows(p, n).unwrap()).collect();
+            let mut many = load().model;
+            many.start_batch(&shared).unwrap();
+            let asks: Vec<(&[u32], usize)> = prompts.iter().map(|p| p.as_slice()).zip(paths).collect();
+            let together = many.add_rows_many(&asks).unwrap();
+
+            assert_eq!(together.len(), prompts.len());
+            for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+                assert_eq!(t.cached_prompt_tokens, shared.len(), "{name}: prompt {i}");
+                let d = max_diff(a, &t.logits);
+                assert!(d < 1e-4, "{name}, shared start {shared_start}: prompt {i} logits differ by {d}");
+            }
+            // The rows continue alike: each row (2 + 1 + 3 of them) steps from its own prompt.
+            let tokens: Vec<u32> = (0..6).map(|r| 5 + r as u32).collect();
+            for _ in 0..2 {
+                let (a, b) = (one.step(&tokens).unwrap(), many.step(&tokens).unwrap());
+                assert_eq!((a.len(), b.len()), (6, 6));
+                for (r, (x, y)) in a.iter().zip(&b).enumerate() {
+                    let d = max_diff(x, y);
+                    assert!(d < 1e-4, "{name}, shared start {shared_start}: row {r} step logits differ by {d}");
+                }
+            }
+        }
+    }
+}

@@ -66,53 +66,69 @@ pub(crate) fn generate_many(
     let mut next: Vec<u32> = Vec::new();
     let mut admitted = 0;
     loop {
-        // Admit requests while their paths fit (one at least, whatever its size, when the batch is empty).
+        // Admit requests while their paths fit (one at least, whatever its size, when the batch is
+        // empty), prefilling the whole wave's own tokens together: one pass over the weights.
+        let mut wave = Vec::new();
+        let mut taken = rows.len();
         while admitted < reqs.len()
             && !cancel.is_cancelled()
-            && (rows.is_empty() || rows.len() + reqs[admitted].paths <= max_rows)
+            && (taken == 0 || taken + reqs[admitted].paths <= max_rows)
         {
-            let i = admitted;
+            wave.push(admitted);
+            taken += reqs[admitted].paths;
             admitted += 1;
-            let req = &reqs[i];
+        }
+        if !wave.is_empty() {
             let started = Instant::now();
-            let logits = model.add_rows(&prompts[i], req.paths)?;
+            let asks: Vec<(&[u32], usize)> = wave.iter().map(|&i| (prompts[i].as_slice(), reqs[i].paths)).collect();
+            let added = model.add_rows_many(&asks)?;
+            if added.len() != wave.len() {
+                return Err(EngineError::Model(format!("{} prompts added, {} asked", added.len(), wave.len())));
+            }
             let prefill_ms = ms(started);
-            sink(i, EngineEvent::Prefilled { prompt_tokens: prompts[i].len(), prefill_ms });
-            let mut run = Running {
-                paths: (0..req.paths).map(|p| PathState::new(req, p, &prompts[i])).collect(),
-                live: req.paths,
-                prompt_tokens: prompts[i].len(),
-                cached_prompt_tokens: model.cached_prompt_tokens(),
-                prefill_ms,
-                decode_start: Instant::now(),
-                generated: 0,
-            };
-            let first_row = rows.len();
+            // Rows are added in wave order: request `wave[w]`'s paths after the earlier ones'.
+            let mut first_row = rows.len();
             let mut keep: Vec<usize> = (0..first_row).collect();
-            for p in 0..req.paths {
-                if req.sampling.max_new_tokens == 0 {
-                    sink(i, EngineEvent::Done(run.paths[p].result(StopReason::MaxTokens)));
-                    run.live -= 1;
-                    continue;
-                }
-                let tok =
-                    engine.advance(&mut run.paths[p], &logits, req.sampling.max_new_tokens, &mut |e| sink(i, e))?;
-                run.generated += 1;
-                match tok {
-                    Some(t) => {
-                        keep.push(first_row + p);
-                        rows.push((i, p));
-                        next.push(t);
+            for (&i, add) in wave.iter().zip(&added) {
+                let req = &reqs[i];
+                sink(i, EngineEvent::Prefilled { prompt_tokens: prompts[i].len(), prefill_ms });
+                let mut run = Running {
+                    paths: (0..req.paths).map(|p| PathState::new(req, p, &prompts[i])).collect(),
+                    live: req.paths,
+                    prompt_tokens: prompts[i].len(),
+                    cached_prompt_tokens: add.cached_prompt_tokens,
+                    prefill_ms,
+                    decode_start: Instant::now(),
+                    generated: 0,
+                };
+                for p in 0..req.paths {
+                    if req.sampling.max_new_tokens == 0 {
+                        sink(i, EngineEvent::Done(run.paths[p].result(StopReason::MaxTokens)));
+                        run.live -= 1;
+                        continue;
                     }
-                    None => run.live -= 1,
+                    let tok =
+                        engine.advance(&mut run.paths[p], &add.logits, req.sampling.max_new_tokens, &mut |e| {
+                            sink(i, e)
+                        })?;
+                    run.generated += 1;
+                    match tok {
+                        Some(t) => {
+                            keep.push(first_row + p);
+                            rows.push((i, p));
+                            next.push(t);
+                        }
+                        None => run.live -= 1,
+                    }
+                }
+                first_row += req.paths;
+                running[i] = Some(run);
+                if running[i].as_ref().is_some_and(|r| r.live == 0) {
+                    finish(i, &mut running, &mut stats, sink);
                 }
             }
-            if keep.len() < first_row + req.paths {
+            if keep.len() < first_row {
                 model.retain(&keep)?;
-            }
-            running[i] = Some(run);
-            if running[i].as_ref().is_some_and(|r| r.live == 0) {
-                finish(i, &mut running, &mut stats, sink);
             }
         }
         if rows.is_empty() {

@@ -437,6 +437,27 @@ pub trait DecoderModel: Send {
         let _ = (prompt, n);
         Err(EngineError::Invalid("this model cannot decode several prompts in one batch".into()))
     }
+    /// [`DecoderModel::add_rows`] for several prompts (each with its row count), in order: the rows
+    /// of `prompts[0]` first. A model may prefill all their own tokens in one pass over its weights;
+    /// each prompt's logits and cached prompt tokens are as `add_rows` would give them.
+    fn add_rows_many(&mut self, prompts: &[(&[u32], usize)]) -> Result<Vec<AddedRows>, EngineError> {
+        prompts
+            .iter()
+            .map(|&(prompt, n)| {
+                let logits = self.add_rows(prompt, n)?;
+                Ok(AddedRows { logits, cached_prompt_tokens: self.cached_prompt_tokens() })
+            })
+            .collect()
+    }
+}
+
+/// What [`DecoderModel::add_rows_many`] reports for one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddedRows {
+    /// Logits at the prompt's last position.
+    pub logits: Vec<f32>,
+    /// Prompt tokens not computed for it (the batch's shared start, or a prefix cache's).
+    pub cached_prompt_tokens: usize,
 }
 
 mod batch;

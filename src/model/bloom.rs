@@ -13,6 +13,21 @@ use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::quant::{QMatrix, QuantKind};
 
+/// One layer's keys and values (`1, h, len, d` each).
+pub type Kv = (Tensor, Tensor);
+
+/// What [`Bloom::forward_segments`] computes for each of its prompts' own tokens.
+#[derive(Debug)]
+pub struct Segments {
+    /// f32 logits at each segment's last token.
+    pub logits: Vec<Vec<f32>>,
+    /// Each segment's keys and values, one per layer.
+    pub kv: Vec<Vec<Kv>>,
+}
+
+/// A block's output over several prompts' tokens and each prompt's keys and values.
+type SegmentsOutput = (Tensor, Vec<Kv>);
+
 /// Layer norms run on f32 activations whatever the weights' dtype.
 fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
     let weight = vb.get(size, "weight")?.to_dtype(DType::F32)?;
@@ -195,8 +210,69 @@ impl Attention {
         Tensor::from_vec(out, (rows, 1, hidden), q.device()).map(Some)
     }
 
+    /// Several prompts' own tokens at once (`x`: `1, T, hidden`, segment `i` the `lens[i]` tokens
+    /// after the segments before it), each attending causally to the cache's shared prefix and to
+    /// its own tokens only, by the fused kernel. The cache is left as it is. Returns the output
+    /// (`1, T, hidden`; `1, lens.len(), hidden`, each segment's last position only, when `last_only`)
+    /// and each segment's keys and values (`1, h, lens[i], d`); `None` where the kernel does not apply.
+    #[cfg(target_arch = "x86_64")]
+    fn forward_segments(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        lens: &[usize],
+        last_only: bool,
+    ) -> Result<Option<SegmentsOutput>> {
+        let (_, t, hidden) = x.dims3()?;
+        let (h, d) = (self.n_head, self.head_dim);
+        let qkv = self.query_key_value.forward(x)?.reshape((1, t, h, 3, d))?; // 1, T, h, 3, d
+        let q = qkv.i((.., .., .., 0))?.transpose(1, 2)?.contiguous()?; // 1, h, T, d
+        let k = qkv.i((.., .., .., 1))?.transpose(1, 2)?.contiguous()?; // 1, h, T, d
+        let v = qkv.i((.., .., .., 2))?.transpose(1, 2)?.contiguous()?; // 1, h, T, d
+        let out_rows = if last_only { lens.len() } else { t };
+        let mut out = vec![0f32; out_rows * hidden];
+        let mut own = Vec::with_capacity(lens.len());
+        let (mut at, mut row) = (0, 0);
+        for &s in lens {
+            let (ks, vs) = (k.narrow(2, at, s)?, v.narrow(2, at, s)?); // 1, h, s, d
+                                                                       // The kernel reads one sequence's keys: the shared prompt's, then the segment's own.
+            let (keys, values) = match self.cache.prefix() {
+                Some((pk, pv)) => (Tensor::cat(&[pk, &ks], 2)?, Tensor::cat(&[pv, &vs], 2)?), // 1, h, L + s, d
+                None => (ks.clone(), vs.clone()),
+            };
+            let queries = if last_only { 1 } else { s };
+            let q_seg = q.narrow(2, at + s - queries, queries)?; // 1, h, queries, d
+            let shape = super::attention::Shape { heads: h, head_dim: d, s: queries, kv: keys.dim(2)? };
+            let dst = &mut out[row * hidden..(row + queries) * hidden];
+            let done = with_f32_slices(&[&q_seg, &keys, &values], |sl| {
+                super::attention::causal_alibi(&shape, sl[0], sl[1], sl[2], &self.slope_values, dst)
+            })?;
+            if done != Some(true) {
+                return Ok(None);
+            }
+            own.push((ks, vs));
+            at += s;
+            row += queries;
+        }
+        let ctx = Tensor::from_vec(out, (1, out_rows, hidden), x.device())?;
+        let residual =
+            if last_only { residual.index_select(&last_positions(lens, x.device())?, 1)? } else { residual.clone() };
+        Ok(Some(((self.dense.forward(&ctx)? + residual)?, own)))
+    }
+
     #[cfg(not(target_arch = "x86_64"))]
     fn fused_step(&self, _q: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn forward_segments(
+        &self,
+        _x: &Tensor,
+        _residual: &Tensor,
+        _lens: &[usize],
+        _last_only: bool,
+    ) -> Result<Option<SegmentsOutput>> {
         Ok(None)
     }
 
@@ -204,6 +280,18 @@ impl Attention {
     fn fused_prompt(&self, _q: &Tensor, _s: usize) -> Result<Option<Tensor>> {
         Ok(None)
     }
+}
+
+/// The index of each segment's last token in their concatenation (`lens.len()`, u32).
+fn last_positions(lens: &[usize], dev: &candle_core::Device) -> Result<Tensor> {
+    let ends: Vec<u32> = lens
+        .iter()
+        .scan(0, |end, &s| {
+            *end += s;
+            Some(*end as u32 - 1)
+        })
+        .collect();
+    Tensor::new(ends.as_slice(), dev)
 }
 
 /// Runs `f` on the values of `tensors` as plain f32 slices (each made contiguous first, held
@@ -292,6 +380,20 @@ impl Block {
         let ln = self.post_attention_layernorm.forward(&attn)?;
         let residual = if self.residual_post_layernorm { &ln } else { &attn };
         self.mlp.forward(&ln, residual)
+    }
+}
+
+impl Block {
+    /// [`Attention::forward_segments`] through the whole block.
+    fn forward_segments(&self, x: &Tensor, lens: &[usize], last_only: bool) -> Result<Option<SegmentsOutput>> {
+        let ln = self.input_layernorm.forward(x)?;
+        let residual = if self.residual_post_layernorm { &ln } else { x };
+        let Some((attn, own)) = self.self_attention.forward_segments(&ln, residual, lens, last_only)? else {
+            return Ok(None);
+        };
+        let ln = self.post_attention_layernorm.forward(&attn)?;
+        let residual = if self.residual_post_layernorm { &ln } else { &attn };
+        Ok(Some((self.mlp.forward(&ln, residual)?, own)))
     }
 }
 
@@ -423,6 +525,40 @@ impl Bloom {
     /// Runs prompt tokens (`1, s`, any `s`) into the shared prefix of the cache, after what it holds.
     pub fn forward_prefix(&mut self, input_ids: &Tensor) -> Result<Tensor> {
         self.run(input_ids, true)
+    }
+
+    /// Computes several prompts' own tokens in one pass over the weights, each segment after the
+    /// cache's shared prefix (its rows are ignored and nothing is cached). Returns each segment's
+    /// f32 logits at its last token and its keys and values per layer (`1, h, len, d`), or `None`
+    /// where the fused attention does not apply (no AVX-512, an f16 cache): the caller then runs
+    /// the prompts one at a time.
+    pub fn forward_segments(&self, segments: &[&[u32]]) -> Result<Option<Segments>> {
+        if segments.iter().any(|s| s.is_empty()) {
+            candle_core::bail!("forward_segments: an empty segment");
+        }
+        let lens: Vec<usize> = segments.iter().map(|s| s.len()).collect();
+        let ids: Vec<u32> = segments.concat();
+        let ids = Tensor::new(ids.as_slice(), &candle_core::Device::Cpu)?.unsqueeze(0)?; // 1, T
+        let mut x = self.word_embeddings.forward(&ids)?; // 1, T, hidden
+        x = self.word_embeddings_layernorm.forward(&x)?;
+        let layers = self.h.len();
+        // own[layer][segment]
+        let mut own = Vec::with_capacity(layers);
+        for (i, block) in self.h.iter().enumerate() {
+            let Some((y, kv)) = block.forward_segments(&x, &lens, i + 1 == layers)? else { return Ok(None) };
+            x = y;
+            own.push(kv);
+        }
+        let x = self.ln_f.forward(&x)?; // 1, segments, hidden
+        let logits = self.lm_head.forward(&x)?.to_dtype(DType::F32)?.squeeze(0)?.to_vec2()?; // segments, vocab
+                                                                                             // own[segment][layer]
+        let mut by_segment: Vec<Vec<(Tensor, Tensor)>> = (0..lens.len()).map(|_| Vec::with_capacity(layers)).collect();
+        for layer in own {
+            for (seg, kv) in by_segment.iter_mut().zip(layer) {
+                seg.push(kv);
+            }
+        }
+        Ok(Some(Segments { logits, kv: by_segment }))
     }
 
     fn run(&mut self, input_ids: &Tensor, into_prefix: bool) -> Result<Tensor> {

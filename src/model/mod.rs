@@ -31,7 +31,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 
-use crate::engine::{DecoderModel, EngineError, ModelInfo};
+use crate::engine::{AddedRows, DecoderModel, EngineError, ModelInfo};
 pub use bloom::Bloom;
 pub use config::Config;
 pub use error::LoadError;
@@ -244,6 +244,20 @@ impl BloomDecoder {
     }
 }
 
+impl BloomDecoder {
+    /// A batched prompt must begin with the batch's shared tokens and have one of its own at least.
+    fn check_extends_shared(&self, prompt: &[u32]) -> Result<(), EngineError> {
+        let shared = self.batch_shared.len();
+        if prompt.len() <= shared || !prompt.starts_with(&self.batch_shared) {
+            return Err(EngineError::Invalid(format!(
+                "a batched prompt must extend the batch's {shared} shared tokens (got {} tokens)",
+                prompt.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl DecoderModel for BloomDecoder {
     fn vocab_size(&self) -> usize {
         self.model.config().vocab_size
@@ -289,13 +303,8 @@ impl DecoderModel for BloomDecoder {
     }
 
     fn add_rows(&mut self, prompt: &[u32], n: usize) -> Result<Vec<f32>, EngineError> {
+        self.check_extends_shared(prompt)?;
         let shared = self.batch_shared.len();
-        if prompt.len() <= shared || !prompt.starts_with(&self.batch_shared) {
-            return Err(EngineError::Invalid(format!(
-                "a batched prompt must extend the batch's {shared} shared tokens (got {} tokens)",
-                prompt.len()
-            )));
-        }
         // Prefill the prompt on its own (mostly from the prefix cache) with the batch set aside,
         // then add its tokens after the shared part as the new rows' own start.
         let batch = self.model.take_kv_caches();
@@ -311,6 +320,37 @@ impl DecoderModel for BloomDecoder {
             .collect::<candle_core::Result<Vec<_>>>()?;
         self.model.add_cache_rows(&own, n)?;
         Ok(logits)
+    }
+
+    /// All prompts' own tokens in one pass over the weights (the batch's shared start is already
+    /// cached, and its keys are what each prompt attends to first). The prompts do not go into the
+    /// prefix cache: one question's whole prompt is rarely asked for again, and copying each
+    /// would cost more than its own tokens.
+    fn add_rows_many(&mut self, prompts: &[(&[u32], usize)]) -> Result<Vec<AddedRows>, EngineError> {
+        for (prompt, _) in prompts {
+            self.check_extends_shared(prompt)?;
+        }
+        let shared = self.batch_shared.len();
+        if prompts.len() > 1 {
+            let segments: Vec<&[u32]> = prompts.iter().map(|(p, _)| &p[shared..]).collect();
+            if let Some(bloom::Segments { logits, kv }) = self.model.forward_segments(&segments)? {
+                for ((_, n), layers) in prompts.iter().zip(&kv) {
+                    self.model.add_cache_rows(layers, *n)?;
+                }
+                self.cached_prompt_tokens = shared;
+                return Ok(logits
+                    .into_iter()
+                    .map(|logits| AddedRows { logits, cached_prompt_tokens: shared })
+                    .collect());
+            }
+        }
+        prompts
+            .iter()
+            .map(|&(prompt, n)| {
+                let logits = self.add_rows(prompt, n)?;
+                Ok(AddedRows { logits, cached_prompt_tokens: self.cached_prompt_tokens })
+            })
+            .collect()
     }
 
     fn fork(&mut self, n: usize) -> Result<(), EngineError> {
