@@ -116,8 +116,11 @@ struct Report {
     peak_rss_bytes: u64,
     peak_rss_over_weights: f64,
     read_bandwidth_gb_s: f64,
-    /// One path's decode rate if every step only streamed the weights at the measured bandwidth.
+    /// One path's decode rate if every step only streamed the weights and the keys and values it
+    /// attends to (on average over the run) at the measured bandwidth.
     bound_tok_s: f64,
+    /// Bytes of keys and values per cached position, all layers.
+    kv_bytes_per_token: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -329,10 +332,15 @@ fn run_decode(args: Args, threads: usize) -> anyhow::Result<()> {
     let peak = bench::peak_rss_bytes().unwrap_or(0);
     drop(m.model);
     let bw = bench::read_bandwidth_gb_s(args.bandwidth_mib, threads);
-    let bound_steps = bw * 1e9 / m.decode_bytes_per_step.max(1) as f64;
+    // A step streams the weights and the keys and values it attends to: the prompt's (shared by
+    // the rows) and each row's own, on average half the new tokens plus the one it is fed.
+    let kv_per_step = |paths: usize| m.kv_bytes_per_token * (args.prompt_tokens + paths * (args.new_tokens + 1) / 2);
+    let bound_steps_s = |paths: usize| bw * 1e9 / (m.decode_bytes_per_step + kv_per_step(paths)).max(1) as f64;
     for r in runs.iter_mut() {
-        r.fraction_of_bound = Some(r.decode_tok_s / r.paths as f64 / bound_steps);
+        r.kv_bytes_per_step = Some(kv_per_step(r.paths));
+        r.fraction_of_bound = Some(r.decode_tok_s / r.paths as f64 / bound_steps_s(r.paths));
     }
+    let bound_steps = bound_steps_s(1);
     let prefill_s = runs.iter().map(|r| r.prefill_s).fold(f64::MAX, f64::min);
     let report = Report {
         model: name,
@@ -351,6 +359,7 @@ fn run_decode(args: Args, threads: usize) -> anyhow::Result<()> {
         peak_rss_over_weights: peak as f64 / m.weight_bytes.max(1) as f64,
         read_bandwidth_gb_s: bw,
         bound_tok_s: bound_steps,
+        kv_bytes_per_token: m.kv_bytes_per_token,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -374,6 +383,7 @@ fn load(args: &Args, opts: &LoadOptions) -> anyhow::Result<(String, BenchModel)>
         n_params: l.info.n_params,
         weight_bytes: l.weight_bytes,
         decode_bytes_per_step: l.decode_bytes_per_step,
+        kv_bytes_per_token: l.kv_bytes_per_token,
     };
     Ok((l.info.id, m))
 }
@@ -383,10 +393,11 @@ fn print_text(r: &Report) {
     println!("model            {}", r.model);
     println!("format           {} ({} threads)", r.format, r.threads);
     println!(
-        "parameters       {:.1} M, {:.2} GiB of weights, {:.2} GiB streamed per decode step",
+        "parameters       {:.1} M, {:.2} GiB of weights, {:.2} GiB streamed per decode step + {:.0} KiB of keys and values per position",
         r.n_params as f64 / 1e6,
         gib(r.weight_bytes as u64),
-        gib(r.decode_bytes_per_token as u64)
+        gib(r.decode_bytes_per_token as u64),
+        r.kv_bytes_per_token as f64 / 1024.0
     );
     println!("load             {:.2} s", r.load_s);
     println!("prefill          {} tokens in {:.2} s ({:.0} tok/s)", r.prompt_tokens, r.prefill_s, r.prefill_tok_s);

@@ -505,6 +505,13 @@ impl Bloom {
         blocks + norm(&self.ln_f) + norm(&self.word_embeddings_layernorm) + self.lm_head.weight_bytes()
     }
 
+    /// Bytes of keys and values one cached position holds over all layers: a decode step reads
+    /// this much per position it attends to, beside the weights. Activations, and so the cache,
+    /// are f32 whatever the weights' format.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        self.cfg.n_layer * 2 * self.cfg.hidden_size * DType::F32.size_in_bytes()
+    }
+
     fn embedding_bytes(&self) -> usize {
         match &self.word_embeddings {
             Embeddings::Dense(e) => e.embeddings().elem_count() * e.embeddings().dtype().size_in_bytes(),

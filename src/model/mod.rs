@@ -96,6 +96,8 @@ pub struct LoadedModel {
     pub weight_bytes: usize,
     /// Bytes one decode step streams (all but the embedding table when the LM head is untied).
     pub decode_bytes_per_step: usize,
+    /// Bytes of keys and values per cached position (all layers), read by every step that attends to it.
+    pub kv_bytes_per_token: usize,
 }
 
 /// Loads `spec`: `None` for the embedded default model, else a model directory or a hub id
@@ -186,6 +188,7 @@ pub fn format_name(opts: &LoadOptions) -> String {
 fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], opts: &LoadOptions) -> LoadedModel {
     let cfg = model.config().clone();
     let (weight_bytes, decode_bytes_per_step) = (model.weight_bytes(), model.decode_bytes_per_step());
+    let kv_bytes_per_token = model.kv_bytes_per_token();
     let eos_token_id = cfg.eos_token_id.or_else(|| tokenizer.token_to_id("</s>"));
     let info = ModelInfo {
         id: id.to_string(),
@@ -196,7 +199,7 @@ fn finish(model: Bloom, tokenizer: Tokenizer, id: &str, config_bytes: &[u8], opt
         remote: None,
     };
     let model = Box::new(BloomDecoder::with_prefix_cache(model, opts.prefix_cache_bytes()));
-    LoadedModel { model, tokenizer, info, eos_token_id, weight_bytes, decode_bytes_per_step }
+    LoadedModel { model, tokenizer, info, eos_token_id, weight_bytes, decode_bytes_per_step, kv_bytes_per_token }
 }
 
 fn io_msg(e: &std::io::Error) -> String {
