@@ -191,11 +191,13 @@ mod tests {
         tokenizers::Tokenizer::from_file(p).unwrap()
     }
 
-    /// A worker over a fake model that writes long texts slowly, reporting into a channel.
-    fn slow_worker() -> (Worker, mpsc::Receiver<Report>) {
+    /// A worker over a fake model that writes long texts slowly, reporting into a channel each
+    /// report with whether `cancel` was already set when the worker sent it (so what the worker did
+    /// after a cancel is told apart from what merely waited in the channel for a slow reader).
+    fn slow_worker(cancel: CancelFlag) -> (Worker, mpsc::Receiver<(Report, bool)>) {
         let (tx, rx) = mpsc::channel();
         let sink: Sink = Arc::new(move |a| {
-            let _ = tx.send(a);
+            let _ = tx.send((a, cancel.is_cancelled()));
         });
         let loader: Loader = Box::new(|| {
             let tok = tokenizer();
@@ -218,39 +220,40 @@ mod tests {
         }
     }
 
-    fn next(rx: &mpsc::Receiver<Report>) -> Report {
+    fn next<T>(rx: &mpsc::Receiver<T>) -> T {
         rx.recv_timeout(Duration::from_secs(60)).expect("the worker reports")
     }
 
     #[test]
     fn loads_counts_and_cancels_within_a_token_step() {
-        let (w, rx) = slow_worker();
-        assert!(matches!(next(&rx), Report::ModelLoaded(i) if i.id == "fake"));
+        let cancel = CancelFlag::new();
+        let (w, rx) = slow_worker(cancel.clone());
+        let report = || next(&rx).0;
+        assert!(matches!(report(), Report::ModelLoaded(i) if i.id == "fake"));
         w.count_tokens("k".into(), "Q: apples?\nA:".into()).unwrap();
         let n = tokenizer().encode("Q: apples?\nA:", false).unwrap().get_ids().len();
         assert!(
-            matches!(next(&rx), Report::TokenCount { prompt_sha256, result: Ok(c) } if prompt_sha256 == "k" && c == n)
+            matches!(report(), Report::TokenCount { prompt_sha256, result: Ok(c) } if prompt_sha256 == "k" && c == n)
         );
 
-        let cancel = CancelFlag::new();
         w.generate(7, vec![req(2), req(1)], cancel.clone()).unwrap();
         let mut after_cancel = 0;
         let mut done = Vec::new();
         loop {
             match next(&rx) {
-                Report::Engine { id: 7, event: EngineEvent::Token(_), .. } => {
-                    if cancel.is_cancelled() {
+                (Report::Engine { id: 7, event: EngineEvent::Token(_), .. }, sent_after_cancel) => {
+                    if sent_after_cancel {
                         after_cancel += 1;
                     } else {
                         cancel.cancel();
                     }
                 }
-                Report::Engine { id: 7, request, event: EngineEvent::Done(r), .. } => {
+                (Report::Engine { id: 7, request, event: EngineEvent::Done(r), .. }, _) => {
                     done.push((request, r.path, r.stop_reason))
                 }
-                Report::GenerationFinished { id: 7 } => break,
-                Report::Engine { .. } => {}
-                other => panic!("unexpected {other:?}"),
+                (Report::GenerationFinished { id: 7 }, _) => break,
+                (Report::Engine { .. }, _) => {}
+                (other, _) => panic!("unexpected {other:?}"),
             }
         }
         // At most the rest of the step in flight plus one more step of both paths, out of 600.
