@@ -61,6 +61,11 @@ fn json_report_has_every_figure_in_every_format() {
             .all(|x| x["decode_tok_s"].as_f64().unwrap() > 0.0 && x["fraction_of_bound"].as_f64().unwrap() > 0.0));
         // Keys and values are f32 in every format: 2 layers × (k, v) × 64 wide × 4 bytes per position.
         assert_eq!(r["kv_bytes_per_token"], 1024, "{format}");
+        // The bound uses the higher of the two bandwidth readings.
+        let samples: Vec<f64> =
+            r["read_bandwidth_samples_gb_s"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(r["read_bandwidth_gb_s"].as_f64().unwrap(), samples[0].max(samples[1]));
         // A step reads the 12-token prompt once and each row's own positions, 2 on average over 3
         // new tokens: 14 positions for one path, 18 for three.
         let kv: Vec<u64> = runs.iter().map(|x| x["kv_bytes_per_step"].as_u64().unwrap()).collect();
