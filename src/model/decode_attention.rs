@@ -127,6 +127,7 @@ unsafe fn sum_values_n<const NV: usize, const G: usize>(
         if let Some((_, pv)) = st.prompt {
             let pv = pv.as_ptr().add(hh * l * d);
             for j in 0..l {
+                prefetch_row(pv.wrapping_add((j + AHEAD) * d), d);
                 let v: [__m512; NV] = std::array::from_fn(|i| _mm512_maskz_loadu_ps(masks[i], pv.add(j * d + 16 * i)));
                 for (k, acc_k) in acc.iter_mut().enumerate().take(g) {
                     let p = probs[(r0 + k) * stride + j];
@@ -144,6 +145,7 @@ unsafe fn sum_values_n<const NV: usize, const G: usize>(
             if let Some((_, ov)) = st.own {
                 let ov = ov.as_ptr().add((r * h + hh) * st.capacity * d);
                 for t in 0..st.lens[r] {
+                    prefetch_row(ov.wrapping_add((t + AHEAD) * d), d);
                     let p = probs[r * stride + l + t];
                     if p != 0.0 {
                         let vp = _mm512_set1_ps(p);
@@ -159,6 +161,21 @@ unsafe fn sum_values_n<const NV: usize, const G: usize>(
                 _mm512_mask_storeu_ps(o.add(16 * i), masks[i], acc_k[i]);
             }
         }
+    }
+}
+
+/// Key and value rows asked for ahead of the one in use: a head's prompt keys and values (~180 KiB
+/// each at 700 tokens) stream from memory once per step. In perf profiles of a q8_0 step of the
+/// bloom-560m shape this cut the attention's time by 7–18% against the gemv's (64 rows: no better).
+const AHEAD: usize = 32;
+
+/// Hints the `d` values at `p` (a key or value row, possibly past the end: only a hint) into L1.
+#[inline(always)]
+fn prefetch_row(p: *const f32, d: usize) {
+    for off in (0..d).step_by(16) {
+        // SAFETY: a prefetch never faults and has no effect but loading a line; `wrapping_add`
+        // keeps the address arithmetic defined past the slice.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off) as *const i8) };
     }
 }
 
@@ -183,6 +200,7 @@ unsafe fn scores_into(q: &[f32], keys: &[f32], d: usize, scores: &mut [f32], sca
     while j0 < n {
         let count = 16.min(n - j0);
         for t in 0..16 {
+            prefetch_row(keys.as_ptr().wrapping_add((j0 + AHEAD + t) * d), d);
             let acc = if t < count { dot_lanes(q, &keys[(j0 + t) * d..(j0 + t + 1) * d]) } else { _mm512_setzero_ps() };
             _mm512_storeu_ps(part.as_mut_ptr().add(t * 16), acc);
         }
