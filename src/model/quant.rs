@@ -132,8 +132,22 @@ impl QMatrix {
         if m > gemv::MAX_ROWS {
             // Many rows (prefill): widen the matrix to f32 for this call and use the blocked GEMM,
             // far faster than block dot products row by row; the f32 copy lives for one matmul.
-            let w = self.dequantize(x.device())?;
-            let y = x.to_dtype(DType::F32)?.reshape((m, k))?.matmul(&w.t()?)?;
+            let x = x.to_dtype(DType::F32)?.reshape((m, k))?.contiguous()?;
+            let w = self.dequantize_f32();
+            let mut y = vec![0f32; m * self.rows];
+            let done = {
+                let (xs, xl) = x.storage_and_layout();
+                let Storage::Cpu(CpuStorage::F32(xv)) = &*xs else {
+                    candle_core::bail!("quantized matmul: expected f32 activations on the CPU")
+                };
+                super::gemm::matmul_t(&xv[xl.start_offset()..xl.start_offset() + m * k], &w, k, None, &mut y)
+            };
+            let y = if done {
+                Tensor::from_vec(y, (m, self.rows), x.device())?
+            } else {
+                // No AVX-512: candle's GEMM.
+                x.matmul(&Tensor::from_vec(w, (self.rows, k), x.device())?.t()?)?
+            };
             let mut out = dims;
             if let Some(last) = out.last_mut() {
                 *last = self.rows;
@@ -172,6 +186,30 @@ impl QMatrix {
         let mut shape = ids.dims().to_vec();
         shape.push(self.cols);
         Tensor::from_vec(out, shape, ids.device())
+    }
+
+    /// The whole matrix in f32, `rows × cols` row-major, widened on candle's pool (the prefill's
+    /// threads) a task of rows at a time.
+    fn dequantize_f32(&self) -> Vec<f32> {
+        /// Rows per task: about a quarter MiB of f32 at bloom-560m's widths.
+        const ROWS: usize = 64;
+        let (rows, cols) = (self.rows, self.cols);
+        let mut out = vec![0f32; rows * cols];
+        let dst = out.as_mut_ptr() as usize;
+        candle_core::utils::barrier_pool().execute_chunked(rows.div_ceil(ROWS), |tasks| {
+            for t in tasks {
+                let r0 = t * ROWS;
+                for row in r0..rows.min(r0 + ROWS) {
+                    // SAFETY: each row's `cols` values lie inside `out`, and only this task writes row `row`.
+                    let d = unsafe { std::slice::from_raw_parts_mut((dst as *mut f32).add(row * cols), cols) };
+                    match &self.blocks {
+                        Blocks::Q8_0(b) => dequantize_row(b, row, cols, d),
+                        Blocks::Q4K(b) => dequantize_row(b, row, cols, d),
+                    }
+                }
+            }
+        });
+        out
     }
 
     /// The whole matrix back in f32 (tests and diagnostics).
@@ -224,6 +262,23 @@ mod tests {
         assert_eq!(QuantKind::Q4K.for_width(64), Some(QuantKind::Q8_0));
         assert_eq!(QuantKind::Q8_0.for_width(48), None);
         assert!(QMatrix::quantize(&matrix(4, 48), QuantKind::Q8_0).unwrap().is_none());
+    }
+
+    #[test]
+    fn many_rows_multiply_the_widened_matrix() {
+        // 37 rows (a prefill): the dequantized f32 matrix through the blocked GEMM, which must give
+        // what f32 arithmetic on the dequantized matrix gives, whatever the kernel.
+        let dev = Device::Cpu;
+        for kind in [QuantKind::Q8_0, QuantKind::Q4K] {
+            let q = QMatrix::quantize(&matrix(70, 512), kind).unwrap().unwrap();
+            let deq = q.dequantize(&dev).unwrap();
+            assert_eq!(q.dequantize_f32(), deq.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let x = matrix(37, 512).reshape((37, 1, 512)).unwrap();
+            let want = x.reshape((37, 512)).unwrap().matmul(&deq.t().unwrap()).unwrap().reshape((37, 1, 70)).unwrap();
+            let got = q.matmul_t(&x).unwrap();
+            assert_eq!(got.dims(), &[37, 1, 70]);
+            assert!(max_diff(&got, &want) < 1e-5, "{kind}: {}", max_diff(&got, &want));
+        }
     }
 
     #[test]
