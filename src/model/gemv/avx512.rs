@@ -31,44 +31,50 @@ impl Load16 for f16 {
     }
 }
 
-/// Dot products of `R` activation rows (`x`, `R × k`) with the 2 consecutive weight rows at `w`
-/// (`2k` values). Each (activation row, weight row) pair has one accumulator and the same order of
-/// operations whatever `R`, so a row's result does not depend on how many rows share the call.
+/// Dot products of `R` activation rows (`x`, `R × k`) with the `RW` consecutive weight rows at
+/// `w` (`RW·k` values). Each accumulator is independent, so `RW` does not change any result either. Each (activation row, weight row) pair has one accumulator and the same
+/// order of operations whatever `R`, so a row's result does not depend on how many rows share the
+/// call.
 ///
-/// The prefetch for each weight row runs 2 rows ahead: the same offset in the next pair, which is
-/// where this loop reads next. (A fixed byte distance lands, for short rows, on the line the other
-/// row is already loading, and leaves the next pair's second row to the hardware.)
+/// The prefetch for each weight row runs `RW` rows ahead: the same offset in the next group, which
+/// is where this loop reads next. (A fixed byte distance lands, for short rows, on the line another
+/// row is already loading, and leaves the next group's later rows to the hardware.)
 ///
 /// # Safety
-/// The CPU must support avx512f (and avx2, fma, f16c); `x.len() ≥ R·k` and `w.len() ≥ 2k`.
+/// The CPU must support avx512f (and avx2, fma, f16c); `x.len() ≥ R·k` and `w.len() ≥ RW·k`.
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-pub unsafe fn dots<const R: usize, W: Load16 + super::WeightElem>(x: &[f32], k: usize, w: &[W]) -> [[f32; 2]; R] {
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+pub unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
+    x: &[f32],
+    k: usize,
+    w: &[W],
+) -> [[f32; RW]; R] {
+    let mut acc = [[_mm512_setzero_ps(); RW]; R];
     // Values per 64-byte line (16 f32, 32 f16): the loop takes one line of each row per turn.
     let line = 64 / std::mem::size_of::<W>();
     let k16 = k & !15;
     let px = x.as_ptr();
-    let pw = [w.as_ptr(), w.as_ptr().add(k)];
-    let ahead = 2 * k;
+    let pw: [*const W; RW] = std::array::from_fn(|c| w.as_ptr().add(c * k));
+    let ahead = RW * k;
     let mut i = 0;
     while i < k16 {
         if i % line == 0 {
-            // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
-            _mm_prefetch::<_MM_HINT_T0>(pw[0].wrapping_add(i + ahead) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(pw[1].wrapping_add(i + ahead) as *const i8);
+            for p in pw {
+                // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + ahead) as *const i8);
+            }
         }
-        let w0 = W::load16(pw[0].add(i));
-        let w1 = W::load16(pw[1].add(i));
+        let wv: [__m512; RW] = std::array::from_fn(|c| W::load16(pw[c].add(i)));
         for (r, ar) in acc.iter_mut().enumerate() {
             let xv = _mm512_loadu_ps(px.add(r * k + i));
-            ar[0] = _mm512_fmadd_ps(xv, w0, ar[0]);
-            ar[1] = _mm512_fmadd_ps(xv, w1, ar[1]);
+            for c in 0..RW {
+                ar[c] = _mm512_fmadd_ps(xv, wv[c], ar[c]);
+            }
         }
         i += 16;
     }
-    let mut out = [[0f32; 2]; R];
+    let mut out = [[0f32; RW]; R];
     for r in 0..R {
-        for c in 0..2 {
+        for c in 0..RW {
             let mut s = _mm512_reduce_add_ps(acc[r][c]);
             for t in k16..k {
                 s += *x.get_unchecked(r * k + t) * w.get_unchecked(c * k + t).to_f32();

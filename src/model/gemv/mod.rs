@@ -31,13 +31,13 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
     /// The CPU must support avx2, fma and f16c; weight rows must have length `k` (x rows: `R·k`).
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[Self]; RW]) -> [[f32; RW]; R];
-    /// Dot products of `R` activation rows with the 2 consecutive weight rows at `w` (`2k` values),
-    /// using AVX-512 (32 registers: room for 8 rows × 2 weight rows of accumulators).
+    /// Dot products of `R` activation rows with the `RW` consecutive weight rows at `w` (`RW·k`
+    /// values), using AVX-512 (32 registers: room for 8 rows × 3 weight rows of accumulators).
     ///
     /// # Safety
-    /// The CPU must support avx512f, avx2, fma and f16c; `x.len() ≥ R·k`, `w.len() ≥ 2k`.
+    /// The CPU must support avx512f, avx2, fma and f16c; `x.len() ≥ R·k`, `w.len() ≥ RW·k`.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: &[Self]) -> [[f32; 2]; R];
+    unsafe fn dots_avx512<const R: usize, const RW: usize>(x: &[f32], k: usize, w: &[Self]) -> [[f32; RW]; R];
 }
 
 impl WeightElem for f32 {
@@ -50,9 +50,9 @@ impl WeightElem for f32 {
         unsafe { avx2::dots::<R, RW, f32>(x, k, w) }
     }
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; 2]; R] {
+    unsafe fn dots_avx512<const R: usize, const RW: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; RW]; R] {
         // SAFETY: the caller upholds `dots_avx512`'s contract, which is `avx512::dots`'s.
-        unsafe { avx512::dots::<R, f32>(x, k, w) }
+        unsafe { avx512::dots::<R, RW, f32>(x, k, w) }
     }
 }
 
@@ -66,9 +66,9 @@ impl WeightElem for f16 {
         unsafe { avx2::dots::<R, RW, f16>(x, k, w) }
     }
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize>(x: &[f32], k: usize, w: &[f16]) -> [[f32; 2]; R] {
+    unsafe fn dots_avx512<const R: usize, const RW: usize>(x: &[f32], k: usize, w: &[f16]) -> [[f32; RW]; R] {
         // SAFETY: the caller upholds `dots_avx512`'s contract, which is `avx512::dots`'s.
-        unsafe { avx512::dots::<R, f16>(x, k, w) }
+        unsafe { avx512::dots::<R, RW, f16>(x, k, w) }
     }
 }
 
@@ -158,54 +158,73 @@ fn for_each_task(n: usize, f: impl Fn(usize, usize) + Sync) {
     });
 }
 
-/// One task with AVX-512: all `m` rows of `x` against weight rows `j0..j1`, in pairs of weight rows
-/// (8 activation rows × 2 weight rows fill 16 of the 32 registers with accumulators), so for up to
-/// 8 paths each weight is read once, in order. A row's result is the same whatever `m` (see
-/// `avx512::dots`), so a path decodes the same alone or in a batch.
+/// One task with AVX-512: all `m` rows of `x` against weight rows `j0..j1`, in groups of 2 weight
+/// rows, or of 3 for more than 4 rows of f16 weights: 8 activation rows × 3 weight rows fill 24 of
+/// the 32 registers with accumulators, and each activation load feeds 3 FMAs. In
+/// `examples/gemv_bench` that stepped 8 paths ~13% faster on f16, where half the bytes per weight
+/// leave the loop short of load slots; on f32 (bound by memory) and for one path it was no faster.
+/// For up to 8 paths each weight is read once, in order. A row's result is the same whatever `m`
+/// and the group size (see `avx512::dots`), so a path decodes the same alone or in a batch.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 fn block512<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], j0: usize, j1: usize, out: Out) {
-    if j1 - j0 < 2 {
+    if m > 4 && std::mem::size_of::<W>() < 4 {
+        block512_groups::<3, W>(x, m, k, w, j0, j1, out)
+    } else {
+        block512_groups::<2, W>(x, m, k, w, j0, j1, out)
+    }
+}
+
+/// [`block512`] with groups of `RW` weight rows.
+#[cfg(target_arch = "x86_64")]
+fn block512_groups<const RW: usize, W: WeightElem>(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[W],
+    j0: usize,
+    j1: usize,
+    out: Out,
+) {
+    if j1 - j0 < RW {
         return block(Simd::Avx2, x, m, k, w, j0, j1, out);
     }
     let mut j = j0;
     while j < j1 {
-        // An odd last row pairs with the row before it, which is computed (identically) again.
-        let p = j.min(j1 - 2);
-        let ws = &w[p * k..(p + 2) * k];
+        // A short last group overlaps the one before it, whose rows are computed (identically) again.
+        let p = j.min(j1 - RW);
+        let ws = &w[p * k..(p + RW) * k];
         let mut r = 0;
         while r < m {
             let take = (m - r).min(8);
-            let d = dots512::<W>(&x[r * k..(r + take) * k], take, k, ws);
+            let d = dots512::<RW, W>(&x[r * k..(r + take) * k], take, k, ws);
             for (i, v) in d[..take].iter().enumerate() {
-                // SAFETY: r + i < m and p + 1 < j1 ≤ n; columns j0..j1 belong to this task.
-                unsafe {
-                    out.put(r + i, p, v[0]);
-                    out.put(r + i, p + 1, v[1]);
+                for (c, &e) in v.iter().enumerate() {
+                    // SAFETY: r + i < m and p + c < j1 ≤ n; columns j0..j1 belong to this task.
+                    unsafe { out.put(r + i, p + c, e) };
                 }
             }
             r += take;
         }
-        j = p + 2;
+        j = p + RW;
     }
 }
 
 /// `W::dots_avx512` for a run-time row count `m` ≤ 8 (unused entries of the result are zero).
 #[cfg(target_arch = "x86_64")]
-fn dots512<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W]) -> [[f32; 2]; 8] {
-    let mut d = [[0f32; 2]; 8];
+fn dots512<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W]) -> [[f32; RW]; 8] {
+    let mut d = [[0f32; RW]; 8];
     // SAFETY: only `Simd::Avx512` (detected, or pinned by a test that checked it) reaches here; x
-    // holds m rows of k and w two rows of k.
+    // holds m rows of k and w RW rows of k.
     unsafe {
         match m {
-            8 => d = W::dots_avx512::<8>(x, k, w),
-            7 => d[..7].copy_from_slice(&W::dots_avx512::<7>(x, k, w)),
-            6 => d[..6].copy_from_slice(&W::dots_avx512::<6>(x, k, w)),
-            5 => d[..5].copy_from_slice(&W::dots_avx512::<5>(x, k, w)),
-            4 => d[..4].copy_from_slice(&W::dots_avx512::<4>(x, k, w)),
-            3 => d[..3].copy_from_slice(&W::dots_avx512::<3>(x, k, w)),
-            2 => d[..2].copy_from_slice(&W::dots_avx512::<2>(x, k, w)),
-            _ => d[..1].copy_from_slice(&W::dots_avx512::<1>(x, k, w)),
+            8 => d = W::dots_avx512::<8, RW>(x, k, w),
+            7 => d[..7].copy_from_slice(&W::dots_avx512::<7, RW>(x, k, w)),
+            6 => d[..6].copy_from_slice(&W::dots_avx512::<6, RW>(x, k, w)),
+            5 => d[..5].copy_from_slice(&W::dots_avx512::<5, RW>(x, k, w)),
+            4 => d[..4].copy_from_slice(&W::dots_avx512::<4, RW>(x, k, w)),
+            3 => d[..3].copy_from_slice(&W::dots_avx512::<3, RW>(x, k, w)),
+            2 => d[..2].copy_from_slice(&W::dots_avx512::<2, RW>(x, k, w)),
+            _ => d[..1].copy_from_slice(&W::dots_avx512::<1, RW>(x, k, w)),
         }
     }
     d
