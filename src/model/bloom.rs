@@ -235,7 +235,8 @@ impl Attention {
         let (mut at, mut row) = (0, 0);
         for &s in lens {
             let (ks, vs) = (k.narrow(2, at, s)?, v.narrow(2, at, s)?); // 1, h, s, d
-                                                                       // The kernel reads one sequence's keys: the shared prompt's, then the segment's own.
+
+            // The kernel reads one sequence's keys: the shared prompt's, then the segment's own.
             let (keys, values) = match self.cache.prefix() {
                 Some((pk, pv)) => (Tensor::cat(&[pk, &ks], 2)?, Tensor::cat(&[pv, &vs], 2)?), // 1, h, L + s, d
                 None => (ks.clone(), vs.clone()),
@@ -381,9 +382,7 @@ impl Block {
         let residual = if self.residual_post_layernorm { &ln } else { &attn };
         self.mlp.forward(&ln, residual)
     }
-}
 
-impl Block {
     /// [`Attention::forward_segments`] through the whole block.
     fn forward_segments(&self, x: &Tensor, lens: &[usize], last_only: bool) -> Result<Option<SegmentsOutput>> {
         let ln = self.input_layernorm.forward(x)?;
@@ -558,8 +557,9 @@ impl Bloom {
         }
         let x = self.ln_f.forward(&x)?; // 1, segments, hidden
         let logits = self.lm_head.forward(&x)?.to_dtype(DType::F32)?.squeeze(0)?.to_vec2()?; // segments, vocab
-                                                                                             // own[segment][layer]
-        let mut by_segment: Vec<Vec<(Tensor, Tensor)>> = (0..lens.len()).map(|_| Vec::with_capacity(layers)).collect();
+
+        // own[segment][layer]
+        let mut by_segment: Vec<Vec<Kv>> = (0..lens.len()).map(|_| Vec::with_capacity(layers)).collect();
         for layer in own {
             for (seg, kv) in by_segment.iter_mut().zip(layer) {
                 seg.push(kv);

@@ -245,9 +245,7 @@ impl BloomDecoder {
     pub fn bloom_mut(&mut self) -> &mut Bloom {
         &mut self.model
     }
-}
 
-impl BloomDecoder {
     /// A batched prompt must begin with the batch's shared tokens and have one of its own at least.
     fn check_extends_shared(&self, prompt: &[u32]) -> Result<(), EngineError> {
         let shared = self.batch_shared.len();
