@@ -441,14 +441,23 @@ pub trait DecoderModel: Send {
     /// of `prompts[0]` first. A model may prefill all their own tokens in one pass over its weights;
     /// each prompt's logits and cached prompt tokens are as `add_rows` would give them.
     fn add_rows_many(&mut self, prompts: &[(&[u32], usize)]) -> Result<Vec<AddedRows>, EngineError> {
-        prompts
-            .iter()
-            .map(|&(prompt, n)| {
-                let logits = self.add_rows(prompt, n)?;
-                Ok(AddedRows { logits, cached_prompt_tokens: self.cached_prompt_tokens() })
-            })
-            .collect()
+        add_rows_one_at_a_time(self, prompts)
     }
+}
+
+/// [`DecoderModel::add_rows_many`] by [`DecoderModel::add_rows`], one prompt after another (the
+/// trait's default, and a model's fallback where it cannot do them in one pass).
+pub fn add_rows_one_at_a_time<M: DecoderModel + ?Sized>(
+    model: &mut M,
+    prompts: &[(&[u32], usize)],
+) -> Result<Vec<AddedRows>, EngineError> {
+    prompts
+        .iter()
+        .map(|&(prompt, n)| {
+            let logits = model.add_rows(prompt, n)?;
+            Ok(AddedRows { logits, cached_prompt_tokens: model.cached_prompt_tokens() })
+        })
+        .collect()
 }
 
 /// What [`DecoderModel::add_rows_many`] reports for one prompt.

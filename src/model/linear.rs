@@ -138,7 +138,7 @@ fn few_rows(w: &Tensor, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
 /// `x · wᵀ + bias` by the AVX-512 prefill kernel of [`gemm`] for f32 activations and an f32 or f16
 /// weight (the bias is added in the kernel's first pass); `None` where the CPU lacks AVX-512 (candle's
 /// GEMM then runs).
-fn many_rows(w: &Tensor, bias: Option<&Tensor>, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
+pub(super) fn many_rows(w: &Tensor, bias: Option<&Tensor>, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
     if !gemm::available() || x.dtype() != DType::F32 || !w.is_contiguous() {
         return Ok(None);
     }

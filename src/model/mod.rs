@@ -345,13 +345,7 @@ impl DecoderModel for BloomDecoder {
                     .collect());
             }
         }
-        prompts
-            .iter()
-            .map(|&(prompt, n)| {
-                let logits = self.add_rows(prompt, n)?;
-                Ok(AddedRows { logits, cached_prompt_tokens: self.cached_prompt_tokens })
-            })
-            .collect()
+        crate::engine::add_rows_one_at_a_time(self, prompts)
     }
 
     fn fork(&mut self, n: usize) -> Result<(), EngineError> {

@@ -132,21 +132,12 @@ impl QMatrix {
         if m > gemv::MAX_ROWS {
             // Many rows (prefill): widen the matrix to f32 for this call and use the blocked GEMM,
             // far faster than block dot products row by row; the f32 copy lives for one matmul.
-            let x = x.to_dtype(DType::F32)?.reshape((m, k))?.contiguous()?;
-            let w = self.dequantize_f32();
-            let mut y = vec![0f32; m * self.rows];
-            let done = {
-                let (xs, xl) = x.storage_and_layout();
-                let Storage::Cpu(CpuStorage::F32(xv)) = &*xs else {
-                    candle_core::bail!("quantized matmul: expected f32 activations on the CPU")
-                };
-                super::gemm::matmul_t(&xv[xl.start_offset()..xl.start_offset() + m * k], &w, k, None, &mut y)
-            };
-            let y = if done {
-                Tensor::from_vec(y, (m, self.rows), x.device())?
-            } else {
+            let x = x.to_dtype(DType::F32)?.reshape((m, k))?;
+            let w = Tensor::from_vec(self.dequantize_f32(), (self.rows, k), x.device())?;
+            let y = match super::linear::many_rows(&w, None, &x, m)? {
+                Some(y) => y,
                 // No AVX-512: candle's GEMM.
-                x.matmul(&Tensor::from_vec(w, (self.rows, k), x.device())?.t()?)?
+                None => x.matmul(&w.t()?)?,
             };
             let mut out = dims;
             if let Some(last) = out.last_mut() {
