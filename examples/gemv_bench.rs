@@ -6,7 +6,7 @@
 //! `cargo run --release --example gemv_bench -- [f32|f16|q8] [rows] [threads] [reps]`
 use std::time::Instant;
 
-use cotscope::model::gemv::{self, Q8Block};
+use cotscope::model::gemv::{self, Q8Weights};
 use half::f16;
 
 /// One matrix product: the matrix's index, `x`, `y`.
@@ -55,11 +55,12 @@ fn main() {
             (ws.iter().map(|w| w.len() * 2).sum::<usize>(), best_of(reps, || run(&f)))
         }
         _ => {
-            let block =
-                |b: usize| Q8Block { d: f16::from_f32(0.01), qs: std::array::from_fn(|i| ((i * 7 + b) % 255) as i8) };
-            let ws: Vec<Vec<Q8Block>> = shapes.iter().map(|&(n, k)| (0..n * k / 32).map(block).collect()).collect();
-            let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t_q8(x, &ws[i], shapes[i].1, y);
-            (ws.iter().map(|w| w.len() * 34).sum::<usize>(), best_of(reps, || run(&f)))
+            let ws: Vec<Q8Weights> = shapes
+                .iter()
+                .map(|&(n, k)| Q8Weights::quantize(&(0..n * k).map(value).collect::<Vec<_>>(), k))
+                .collect();
+            let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t_q8(x, &ws[i], y);
+            (ws.iter().map(Q8Weights::size_in_bytes).sum::<usize>(), best_of(reps, || run(&f)))
         }
     };
     let bw = cotscope::bench::read_bandwidth_gb_s(256, threads);

@@ -11,6 +11,8 @@ pub struct Features {
     pub avx2: bool,
     /// AVX-512F on top of `avx2`: the wide path.
     pub avx512: bool,
+    /// AVX-512 BW, VL and VNNI on top of `avx512`: the q8_0 integer dot products.
+    pub avx512_vnni: bool,
 }
 
 /// The features of the CPU this process runs on, probed once.
@@ -22,12 +24,17 @@ pub fn features() -> Features {
 #[cfg(target_arch = "x86_64")]
 fn probe() -> Features {
     let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
-    Features { avx2, avx512: avx2 && is_x86_feature_detected!("avx512f") }
+    let avx512 = avx2 && is_x86_feature_detected!("avx512f");
+    let avx512_vnni = avx512
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni");
+    Features { avx2, avx512, avx512_vnni }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 fn probe() -> Features {
-    Features { avx2: false, avx512: false }
+    Features { avx2: false, avx512: false, avx512_vnni: false }
 }
 
 /// A short name of the widest path, for reports: `avx512`, `avx2` or `portable`.
@@ -50,6 +57,7 @@ mod tests {
     fn avx512_implies_avx2_and_the_name_agrees() {
         let f = features();
         assert!(!f.avx512 || f.avx2);
+        assert!(!f.avx512_vnni || f.avx512);
         assert_eq!(simd_name() == "avx512", f.avx512);
         assert_eq!(simd_name() == "portable", !f.avx2);
     }

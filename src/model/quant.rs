@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ8_0, GgmlType, QK8_0, QK_K};
+use candle_core::quantized::k_quants::{self, BlockQ4K, GgmlType, QK8_0, QK_K};
 use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
 
 use super::gemv;
@@ -61,7 +61,7 @@ impl fmt::Display for QuantKind {
 
 #[derive(Clone)]
 enum Blocks {
-    Q8_0(Vec<BlockQ8_0>),
+    Q8_0(gemv::Q8Weights),
     Q4K(Vec<BlockQ4K>),
 }
 
@@ -95,7 +95,7 @@ impl QMatrix {
             _ => candle_core::bail!("quantize: expected f32 weights on the CPU"),
         };
         let blocks = match kind {
-            QuantKind::Q8_0 => Blocks::Q8_0(quantize_rows::<BlockQ8_0>(data, cols)),
+            QuantKind::Q8_0 => Blocks::Q8_0(gemv::Q8Weights::quantize(data, cols)),
             QuantKind::Q4K => Blocks::Q4K(quantize_rows::<BlockQ4K>(data, cols)),
         };
         Ok(Some(Self { rows, cols, blocks }))
@@ -115,7 +115,7 @@ impl QMatrix {
     /// Bytes of the blocks.
     pub fn size_in_bytes(&self) -> usize {
         match &self.blocks {
-            Blocks::Q8_0(b) => std::mem::size_of_val(b.as_slice()),
+            Blocks::Q8_0(w) => w.size_in_bytes(),
             Blocks::Q4K(b) => std::mem::size_of_val(b.as_slice()),
         }
     }
@@ -148,9 +148,9 @@ impl QMatrix {
         let lhs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let mut dst = vec![0f32; m * self.rows];
         match &self.blocks {
-            // f32 activations against widened blocks, the same arithmetic for 1 row as for 8, so a
-            // path decodes the same alone or in a batch.
-            Blocks::Q8_0(b) => gemv::matmul_t_q8(&lhs, as_q8_blocks(b), k, &mut dst),
+            // Activations quantized per block against the blocks (as llama.cpp does), the same
+            // arithmetic for 1 row as for 8, so a path decodes the same alone or in a batch.
+            Blocks::Q8_0(w) => gemv::matmul_t_q8(&lhs, w, &mut dst),
             Blocks::Q4K(b) => k_quants::matmul((m, k, self.rows), &lhs, b, &mut dst)?,
         }
         let mut out = dims;
@@ -170,7 +170,7 @@ impl QMatrix {
                 candle_core::bail!("token id {row} is outside the vocabulary of {}", self.rows);
             }
             match &self.blocks {
-                Blocks::Q8_0(b) => dequantize_row(b, row, self.cols, dst),
+                Blocks::Q8_0(w) => w.dequantize_row(row, dst),
                 Blocks::Q4K(b) => dequantize_row(b, row, self.cols, dst),
             }
         }
@@ -194,7 +194,7 @@ impl QMatrix {
                     // SAFETY: each row's `cols` values lie inside `out`, and only this task writes row `row`.
                     let d = unsafe { std::slice::from_raw_parts_mut((dst as *mut f32).add(row * cols), cols) };
                     match &self.blocks {
-                        Blocks::Q8_0(b) => dequantize_row(b, row, cols, d),
+                        Blocks::Q8_0(w) => w.dequantize_row(row, d),
                         Blocks::Q4K(b) => dequantize_row(b, row, cols, d),
                     }
                 }
@@ -208,15 +208,6 @@ impl QMatrix {
         let ids = Tensor::arange(0u32, self.rows as u32, dev)?;
         self.embedding(&ids)
     }
-}
-
-/// candle's q8_0 blocks seen as [`gemv::Q8Block`]s: both are `#[repr(C)]` {f16 scale, 32 × i8}
-/// (34 bytes, alignment 2), which the assertions check at compile time.
-fn as_q8_blocks(b: &[BlockQ8_0]) -> &[gemv::Q8Block] {
-    const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == std::mem::size_of::<gemv::Q8Block>());
-    const _: () = assert!(std::mem::align_of::<BlockQ8_0>() == std::mem::align_of::<gemv::Q8Block>());
-    // SAFETY: identical size, alignment and field layout (see above); both are plain old data.
-    unsafe { std::slice::from_raw_parts(b.as_ptr() as *const gemv::Q8Block, b.len()) }
 }
 
 fn quantize_rows<T: GgmlType>(data: &[f32], cols: usize) -> Vec<T> {

@@ -26,53 +26,55 @@ impl Load8 for f16 {
     }
 }
 
-/// Dot products of `R` activation rows with one q8_0 weight row. With few rows, each row
-/// spreads its sums over several accumulators so the FMA latency does not serialise a block.
+/// Dot products of `R` quantized activation rows with `out.len()` consecutive q8_0 weight rows
+/// (`qs`: their values; `d`: their block scales) into `out[j][..R]`. Per block, the signed values go through
+/// `vpmaddubsw` as llama.cpp's AVX2 path does (|w| unsigned against x with w's sign, at most
+/// 2·127·127 per pair, so nothing saturates), then `vpmaddwd` to 8 exact i32 sums. Each row keeps
+/// one accumulator and the same operations whatever `R`.
 ///
 /// # Safety
-/// The CPU must support avx2, fma and f16c; `x` must hold `R` rows of `k = 32 · row.len()` values.
+/// The CPU must support avx2, fma and f16c; `R ≤ 8`; `d.len()` is `out.len()` rows of `nb` blocks
+/// and `qs.len() ≥ 32·d.len()`; `x` holds `R` rows of `x.nbp ≥ nb` blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q8<const R: usize>(x: &[f32], k: usize, row: &[super::Q8Block]) -> [f32; R] {
-    let na = match R {
-        1 => 4,
-        2 => 2,
-        _ => 1,
-    };
-    let mut acc = [[_mm256_setzero_ps(); 4]; R];
-    let px = x.as_ptr();
-    let pw = row.as_ptr();
-    for b in 0..row.len() {
-        let blk = &*pw.add(b);
-        // A hint only: near the end it points past the row, so the pointer is formed with wrapping_add
-        // (`add` past the allocation would be undefined behaviour even unread).
-        _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(b + 48) as *const i8);
-        // The f16 scale to f32 in a register (F16C); `f16::to_f32` may be a call.
-        let bits = std::ptr::read_unaligned(std::ptr::addr_of!(blk.d) as *const u16);
-        let d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)));
-        let q = blk.qs.as_ptr() as *const __m128i;
-        let lo = _mm_loadu_si128(q);
-        let hi = _mm_loadu_si128(q.add(1));
-        let w: [__m256; 4] = [
-            _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))),
-            _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))),
-            _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))),
-            _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))),
-        ];
-        let base = b * 32;
-        for (r, ar) in acc.iter_mut().enumerate() {
-            let xr = px.add(r * k + base);
-            for (c, wc) in w.iter().enumerate() {
-                let a = c % na;
-                ar[a] = _mm256_fmadd_ps(_mm256_loadu_ps(xr.add(8 * c)), *wc, ar[a]);
+pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[i8], d: &[f16], out: &mut [[f32; 8]]) {
+    let nb = d.len() / out.len();
+    let flip = _mm256_set1_epi8(i8::MIN);
+    let ones = _mm256_set1_epi16(1);
+    for (j, o) in out.iter_mut().enumerate() {
+        let d = &d[j * nb..(j + 1) * nb];
+        let mut acc = [_mm256_setzero_ps(); R];
+        let pw = qs.as_ptr().add(j * nb * 32);
+        let mut dw = [0f32; 16];
+        for b in 0..nb {
+            if b % 16 == 0 {
+                // The next 16 weight scales to f32 (F16C; `f16::to_f32` may be a call).
+                let mut h = [0u16; 16];
+                for (i, v) in d[b..nb.min(b + 16)].iter().enumerate() {
+                    h[i] = v.to_bits();
+                }
+                _mm256_storeu_ps(dw.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i)));
+                _mm256_storeu_ps(
+                    dw.as_mut_ptr().add(8),
+                    _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().add(8) as *const __m128i)),
+                );
+            }
+            // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
+            _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(b * 32 + 2048));
+            let ws = _mm256_loadu_si256(pw.add(b * 32) as *const __m256i);
+            let aw = _mm256_sign_epi8(ws, ws);
+            for (r, ar) in acc.iter_mut().enumerate() {
+                let xo = r * x.nbp + b;
+                // The activations are stored `q + 128`: back to signed.
+                let xq = _mm256_xor_si256(_mm256_loadu_si256(x.q.as_ptr().add(xo * 32) as *const __m256i), flip);
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, ws)), ones);
+                let sc = _mm256_set1_ps(dw[b % 16] * *x.dx.get_unchecked(xo));
+                *ar = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, *ar);
             }
         }
+        for (o, ar) in o.iter_mut().zip(&acc) {
+            *o = hsum(*ar);
+        }
     }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        let s = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
-        out[r] = hsum(s);
-    }
-    out
 }
 
 /// The sum of the 8 lanes.

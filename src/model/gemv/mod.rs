@@ -5,7 +5,8 @@
 //! batched step reads (and writes) every weight twice or more, and 8 paths ran 5x slower per step
 //! than one. Here each pair of weight rows is loaded once into registers/L1 and dotted with every
 //! activation row, so one step costs about one pass over the weights whatever the path count.
-//! f16 and q8_0 weights are widened to f32 in registers and accumulated in f32.
+//! f16 weights are widened to f32 in registers and accumulated in f32; q8_0 weights meet
+//! activations quantized per block in integer dot products (`q8`).
 //! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch (`Simd`):
 //! AVX-512 for 1 to 8 rows where the CPU has it (`avx512`; Intel and AMD Zen 4), AVX2+FMA+F16C
 //! otherwise (`avx2`), a portable loop elsewhere. `examples/gemv_bench.rs` times these kernels
@@ -17,7 +18,7 @@ use half::f16;
 
 /// Weight rows per task (one grab of the shared counter): enough to amortise the atomic, few
 /// enough that a preempted thread holds the others up briefly.
-const ROWS_PER_TASK: usize = 64;
+pub(super) const ROWS_PER_TASK: usize = 64;
 
 /// Above this many activation rows, a blocked GEMM (candle's) is the better tool.
 pub const MAX_ROWS: usize = 16;
@@ -334,90 +335,11 @@ fn dots<const R: usize, const RW: usize, W: WeightElem>(
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
-/// A q8_0 block as ggml lays it out (and candle's `BlockQ8_0`, `#[repr(C)]`): an f16 scale and 32
-/// signed 8-bit values.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Q8Block {
-    pub d: f16,
-    pub qs: [i8; 32],
-}
-const _: () = assert!(std::mem::size_of::<Q8Block>() == 34);
+mod q8;
+pub use q8::{matmul_t_q8, Q8Weights};
 
-/// [`matmul_t`] for q8_0 weights (`n` rows of `k / 32` blocks): each block is widened to f32 in
-/// registers and dotted with every activation row, so a few rows cost one pass over the blocks
-/// (candle's q8_0 kernel redoes its integer dot products per row, 6x slower for 8 rows).
-pub fn matmul_t_q8(x: &[f32], w: &[Q8Block], k: usize, y: &mut [f32]) {
-    matmul_t_q8_on(Simd::detect(), x, w, k, y)
-}
-
-fn matmul_t_q8_on(simd: Simd, x: &[f32], w: &[Q8Block], k: usize, y: &mut [f32]) {
-    let m = x.len() / k;
-    let per_row = k / 32;
-    let n = w.len() / per_row.max(1);
-    assert!(
-        k.is_multiple_of(32) && x.len() == m * k && w.len() == n * per_row && y.len() == m * n,
-        "gemv q8_0: mismatched lengths"
-    );
-    let out = Out { ptr: y.as_mut_ptr(), n };
-    for_each_task(n, |j0, j1| {
-        for j in j0..j1 {
-            let row = &w[j * per_row..(j + 1) * per_row];
-            let mut r = 0;
-            while r < m {
-                let take = (m - r).min(8);
-                let d = q8_dots(simd, &x[r * k..(r + take) * k], take, k, row);
-                for (i, v) in d[..take].iter().enumerate() {
-                    // SAFETY: r + i < m, j < j1 ≤ n; columns j0..j1 belong to this task.
-                    unsafe { out.put(r + i, j, *v) };
-                }
-                r += take;
-            }
-        }
-    });
-}
-
-/// Dot products of `m` ≤ 8 activation rows with one q8_0 row (unused entries of the result are zero).
-fn q8_dots(simd: Simd, x: &[f32], m: usize, k: usize, row: &[Q8Block]) -> [f32; 8] {
-    let mut d = [0f32; 8];
-    #[cfg(target_arch = "x86_64")]
-    {
-        macro_rules! rows {
-            ($m:ident) => {
-                match m {
-                    8 => d = $m::q8::<8>(x, k, row),
-                    7 => d[..7].copy_from_slice(&$m::q8::<7>(x, k, row)),
-                    6 => d[..6].copy_from_slice(&$m::q8::<6>(x, k, row)),
-                    5 => d[..5].copy_from_slice(&$m::q8::<5>(x, k, row)),
-                    4 => d[..4].copy_from_slice(&$m::q8::<4>(x, k, row)),
-                    3 => d[..3].copy_from_slice(&$m::q8::<3>(x, k, row)),
-                    2 => d[..2].copy_from_slice(&$m::q8::<2>(x, k, row)),
-                    _ => d[..1].copy_from_slice(&$m::q8::<1>(x, k, row)),
-                }
-            };
-        }
-        match simd {
-            // SAFETY: AVX-512 (with AVX2/FMA/F16C) detected or checked by the test that pinned it;
-            // x holds m rows of k = 32·row.len() values.
-            Simd::Avx512 => unsafe { rows!(avx512) },
-            // SAFETY: as above, for AVX2/FMA/F16C.
-            Simd::Avx2 => unsafe { rows!(avx2) },
-            Simd::Portable => {}
-        }
-        if simd != Simd::Portable {
-            return d;
-        }
-    }
-    for (r, o) in d[..m].iter_mut().enumerate() {
-        let xr = &x[r * k..(r + 1) * k];
-        *o = row
-            .iter()
-            .enumerate()
-            .map(|(b, blk)| blk.d.to_f32() * blk.qs.iter().zip(&xr[b * 32..]).map(|(q, v)| *q as f32 * v).sum::<f32>())
-            .sum();
-    }
-    d
-}
+#[cfg(target_arch = "x86_64")]
+mod avx512_vnni;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -450,38 +372,12 @@ mod tests {
         v
     }
 
-    fn q8_matrix(n: usize, k: usize) -> (Vec<Q8Block>, Vec<f32>) {
-        let w: Vec<Q8Block> = (0..n * k / 32)
-            .map(|b| Q8Block {
-                d: f16::from_f32(0.01 * (b % 5 + 1) as f32),
-                qs: std::array::from_fn(|i| ((i * 7 + b) % 255) as i8),
-            })
-            .collect();
-        let wf = w.iter().flat_map(|b| b.qs.iter().map(move |q| *q as f32 * b.d.to_f32())).collect();
-        (w, wf)
-    }
-
     fn acts(m: usize, k: usize) -> Vec<f32> {
         (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 10.0).collect()
     }
 
     fn max_rel(a: &[f32], b: &[f32]) -> f32 {
         a.iter().zip(b).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0f32, f32::max)
-    }
-
-    #[test]
-    fn q8_matches_dequantized_f32() {
-        for simd in families() {
-            for &(m, n, k) in &[(1, 5, 32), (3, 70, 64), (8, 33, 256), (11, 9, 96), (5, 131, 1024), (16, 1, 32)] {
-                let (w, wf) = q8_matrix(n, k);
-                let x = acts(m, k);
-                let want = naive(&x, &wf, k);
-                let mut y = vec![0f32; m * n];
-                matmul_t_q8_on(simd, &x, &w, k, &mut y);
-                let d = max_rel(&y, &want);
-                assert!(d < 1e-4, "q8 {simd:?} {m}x{n}x{k}: {d}");
-            }
-        }
     }
 
     #[test]
@@ -517,21 +413,19 @@ mod tests {
             let tol = if simd == Simd::Avx512 { 0.0 } else { 1e-5 };
             for &(n, k) in &[(131, 96), (64, 1024), (3, 32)] {
                 let x = acts(8, k);
-                let (wq, wf) = q8_matrix(n, k);
+                let wf: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 17) as f32 - 8.0) / 16.0).collect();
                 let wh: Vec<f16> = wf.iter().map(|&v| f16::from_f32(v)).collect();
                 for m in 1..=8 {
                     let xs = &x[..m * k];
-                    let mut y = [vec![0f32; m * n], vec![0f32; m * n], vec![0f32; m * n]];
+                    let mut y = [vec![0f32; m * n], vec![0f32; m * n]];
                     matmul_t_on(simd, xs, &wf, k, &mut y[0]);
                     matmul_t_on(simd, xs, &wh, k, &mut y[1]);
-                    matmul_t_q8_on(simd, xs, &wq, k, &mut y[2]);
                     for r in 0..m {
                         let xr = &x[r * k..(r + 1) * k];
-                        let mut one = [vec![0f32; n], vec![0f32; n], vec![0f32; n]];
+                        let mut one = [vec![0f32; n], vec![0f32; n]];
                         matmul_t_on(simd, xr, &wf, k, &mut one[0]);
                         matmul_t_on(simd, xr, &wh, k, &mut one[1]);
-                        matmul_t_q8_on(simd, xr, &wq, k, &mut one[2]);
-                        for (kind, (a, b)) in ["f32", "f16", "q8_0"].iter().zip(y.iter().zip(&one)) {
+                        for (kind, (a, b)) in ["f32", "f16"].iter().zip(y.iter().zip(&one)) {
                             let d = max_rel(&a[r * n..(r + 1) * n], b);
                             assert!(d <= tol, "{kind} {simd:?} row {r} of {m}, {n}x{k}: {d}");
                         }
