@@ -42,8 +42,9 @@ impl Load16 for f16 {
 ///
 /// # Safety
 /// The CPU must support avx512f (and avx2, fma, f16c); `x.len() ≥ R·k` and `w.len() ≥ RW·k`.
+#[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-pub unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
+unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
     x: &[f32],
     k: usize,
     w: &[W],
@@ -83,4 +84,22 @@ pub unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightEle
         }
     }
     out
+}
+
+/// [`dots`] for `out.len()` consecutive groups of `RW` weight rows at `w`, group `g`'s results in
+/// `out[g][..R]`: one call a task, so the next group's loads and prefetches follow at once (a call
+/// per group cost a prologue, spills and a return 125 000 times in an LM head).
+///
+/// # Safety
+/// As [`dots`], with `w.len() ≥ out.len()·RW·k`, and `R ≤ 8`.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub unsafe fn groups<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
+    x: &[f32],
+    k: usize,
+    w: &[W],
+    out: &mut [[[f32; RW]; 8]],
+) {
+    for (g, o) in out.iter_mut().enumerate() {
+        o[..R].copy_from_slice(&dots::<R, RW, W>(x, k, w.get_unchecked(g * RW * k..)));
+    }
 }

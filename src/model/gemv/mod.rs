@@ -32,13 +32,20 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
     /// The CPU must support avx2, fma and f16c; weight rows must have length `k` (x rows: `R·k`).
     #[cfg(target_arch = "x86_64")]
     unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[Self]; RW]) -> [[f32; RW]; R];
-    /// Dot products of `R` activation rows with the `RW` consecutive weight rows at `w` (`RW·k`
-    /// values), using AVX-512 (32 registers: room for 8 rows × 3 weight rows of accumulators).
+    /// Dot products of `R` activation rows with `out.len()` consecutive groups of `RW` weight rows
+    /// at `w`, group `g`'s in `out[g][..R]`, using AVX-512 (32 registers: room for 8 rows × 3
+    /// weight rows of accumulators).
     ///
     /// # Safety
-    /// The CPU must support avx512f, avx2, fma and f16c; `x.len() ≥ R·k`, `w.len() ≥ RW·k`.
+    /// The CPU must support avx512f, avx2, fma and f16c; `R ≤ 8`, `x.len() ≥ R·k`,
+    /// `w.len() ≥ out.len()·RW·k`.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize, const RW: usize>(x: &[f32], k: usize, w: &[Self]) -> [[f32; RW]; R];
+    unsafe fn groups_avx512<const R: usize, const RW: usize>(
+        x: &[f32],
+        k: usize,
+        w: &[Self],
+        out: &mut [[[f32; RW]; 8]],
+    );
 }
 
 impl WeightElem for f32 {
@@ -51,9 +58,14 @@ impl WeightElem for f32 {
         unsafe { avx2::dots::<R, RW, f32>(x, k, w) }
     }
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize, const RW: usize>(x: &[f32], k: usize, w: &[f32]) -> [[f32; RW]; R] {
-        // SAFETY: the caller upholds `dots_avx512`'s contract, which is `avx512::dots`'s.
-        unsafe { avx512::dots::<R, RW, f32>(x, k, w) }
+    unsafe fn groups_avx512<const R: usize, const RW: usize>(
+        x: &[f32],
+        k: usize,
+        w: &[f32],
+        out: &mut [[[f32; RW]; 8]],
+    ) {
+        // SAFETY: the caller upholds `groups_avx512`'s contract, which is `avx512::groups`'s.
+        unsafe { avx512::groups::<R, RW, f32>(x, k, w, out) }
     }
 }
 
@@ -67,9 +79,14 @@ impl WeightElem for f16 {
         unsafe { avx2::dots::<R, RW, f16>(x, k, w) }
     }
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx512<const R: usize, const RW: usize>(x: &[f32], k: usize, w: &[f16]) -> [[f32; RW]; R] {
-        // SAFETY: the caller upholds `dots_avx512`'s contract, which is `avx512::dots`'s.
-        unsafe { avx512::dots::<R, RW, f16>(x, k, w) }
+    unsafe fn groups_avx512<const R: usize, const RW: usize>(
+        x: &[f32],
+        k: usize,
+        w: &[f16],
+        out: &mut [[[f32; RW]; 8]],
+    ) {
+        // SAFETY: the caller upholds `groups_avx512`'s contract, which is `avx512::groups`'s.
+        unsafe { avx512::groups::<R, RW, f16>(x, k, w, out) }
     }
 }
 
@@ -189,46 +206,53 @@ fn block512_groups<const RW: usize, W: WeightElem>(
     if j1 - j0 < RW {
         return block(Simd::Avx2, x, m, k, w, j0, j1, out);
     }
-    let mut j = j0;
-    while j < j1 {
-        // A short last group overlaps the one before it, whose rows are computed (identically) again.
-        let p = j.min(j1 - RW);
-        let ws = &w[p * k..(p + RW) * k];
-        let mut r = 0;
-        while r < m {
-            let take = (m - r).min(8);
-            let d = dots512::<RW, W>(&x[r * k..(r + take) * k], take, k, ws);
-            for (i, v) in d[..take].iter().enumerate() {
-                for (c, &e) in v.iter().enumerate() {
-                    // SAFETY: r + i < m and p + c < j1 ≤ n; columns j0..j1 belong to this task.
-                    unsafe { out.put(r + i, p + c, e) };
+    // Whole groups from j0, then a short last group overlapping the one before it, whose rows are
+    // computed (identically) again.
+    let full = (j1 - j0) / RW;
+    let mut res = [[[0f32; RW]; 8]; ROWS_PER_TASK];
+    let mut r = 0;
+    while r < m {
+        let take = (m - r).min(8);
+        let xs = &x[r * k..(r + take) * k];
+        let put = |p: usize, res: &[[[f32; RW]; 8]]| {
+            for (g, v) in res.iter().enumerate() {
+                for (i, v) in v[..take].iter().enumerate() {
+                    for (c, &e) in v.iter().enumerate() {
+                        // SAFETY: r + i < m and p + g·RW + c < j1 ≤ n; columns j0..j1 belong to this task.
+                        unsafe { out.put(r + i, p + g * RW + c, e) };
+                    }
                 }
             }
-            r += take;
+        };
+        groups512::<RW, W>(xs, take, k, &w[j0 * k..(j0 + full * RW) * k], &mut res[..full]);
+        put(j0, &res[..full]);
+        if j0 + full * RW < j1 {
+            let p = j1 - RW;
+            groups512::<RW, W>(xs, take, k, &w[p * k..j1 * k], &mut res[..1]);
+            put(p, &res[..1]);
         }
-        j = p + RW;
+        r += take;
     }
 }
 
-/// `W::dots_avx512` for a run-time row count `m` ≤ 8 (unused entries of the result are zero).
+/// `W::groups_avx512` for a run-time row count `m` ≤ 8.
 #[cfg(target_arch = "x86_64")]
-fn dots512<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W]) -> [[f32; RW]; 8] {
-    let mut d = [[0f32; RW]; 8];
-    // SAFETY: only `Simd::Avx512` (detected, or pinned by a test that checked it) reaches here; x
-    // holds m rows of k and w RW rows of k.
+fn groups512<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [[[f32; RW]; 8]]) {
+    assert!(m <= 8 && x.len() >= m * k && w.len() >= out.len() * RW * k);
+    // SAFETY: only `Simd::Avx512` (detected, or pinned by a test that checked it) reaches here;
+    // lengths checked above.
     unsafe {
         match m {
-            8 => d = W::dots_avx512::<8, RW>(x, k, w),
-            7 => d[..7].copy_from_slice(&W::dots_avx512::<7, RW>(x, k, w)),
-            6 => d[..6].copy_from_slice(&W::dots_avx512::<6, RW>(x, k, w)),
-            5 => d[..5].copy_from_slice(&W::dots_avx512::<5, RW>(x, k, w)),
-            4 => d[..4].copy_from_slice(&W::dots_avx512::<4, RW>(x, k, w)),
-            3 => d[..3].copy_from_slice(&W::dots_avx512::<3, RW>(x, k, w)),
-            2 => d[..2].copy_from_slice(&W::dots_avx512::<2, RW>(x, k, w)),
-            _ => d[..1].copy_from_slice(&W::dots_avx512::<1, RW>(x, k, w)),
+            8 => W::groups_avx512::<8, RW>(x, k, w, out),
+            7 => W::groups_avx512::<7, RW>(x, k, w, out),
+            6 => W::groups_avx512::<6, RW>(x, k, w, out),
+            5 => W::groups_avx512::<5, RW>(x, k, w, out),
+            4 => W::groups_avx512::<4, RW>(x, k, w, out),
+            3 => W::groups_avx512::<3, RW>(x, k, w, out),
+            2 => W::groups_avx512::<2, RW>(x, k, w, out),
+            _ => W::groups_avx512::<1, RW>(x, k, w, out),
         }
     }
-    d
 }
 
 /// One task without AVX-512: all `m` rows of `x` against weight rows `j0..j1`.
