@@ -116,6 +116,13 @@ pub fn peak_rss_bytes() -> Option<u64> {
     proc_status_kib("VmHWM:").map(|k| k * 1024)
 }
 
+/// Restarts the peak resident set (`VmHWM`) from the current one (Linux: `5` to
+/// /proc/self/clear_refs), so a later [`peak_rss_bytes`] covers only what came after; false where
+/// the kernel does not allow it (the peak then still counts from the start).
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// The process's current resident set (`VmRSS`), in bytes.
 pub fn rss_bytes() -> Option<u64> {
     proc_status_kib("VmRSS:").map(|k| k * 1024)

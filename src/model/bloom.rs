@@ -12,6 +12,7 @@ use super::config::Config;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::quant::{QMatrix, QuantKind};
+use super::row_range;
 
 /// One layer's keys and values (`1, h, len, d` each).
 pub type Kv = (Tensor, Tensor);
@@ -442,20 +443,25 @@ impl Bloom {
         quant: Option<QuantKind>,
     ) -> Result<Self> {
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_epsilon);
-        let emb = vb.pp("word_embeddings").get((cfg.vocab_size, h), "weight")?;
+        let (vocab, vemb) = (cfg.vocab_size, vb.pp("word_embeddings"));
+        // Quantized from chunks of rows where the backend reads them (see `row_range`): the whole f32
+        // table (1 GB at bloom-560m, 4 GB at bloom-7b1) beside its blocks made a q8_0 load peak at
+        // 2.2x the weights.
         let qemb = match quant {
-            Some(kind) => QMatrix::quantize(&emb, kind)?.map(Arc::new),
+            Some(kind) if vemb.contains_tensor(&row_range::name("weight", 0, 1)) => {
+                let read = |r0, n| vemb.get((n, h), &row_range::name("weight", r0, n));
+                QMatrix::quantize_by_rows(vocab, h, kind, read)?.map(Arc::new)
+            }
+            Some(kind) => QMatrix::quantize(&vemb.get((vocab, h), "weight")?, kind)?.map(Arc::new),
             None => None,
         };
         let tied = lm_head.is_none() || cfg.tie_word_embeddings;
-        // `emb` is moved or dropped here: once quantized, its f32 copy (4 GB for bloom-7b1) must not
-        // stay alive while the blocks load.
         let (word_embeddings, tied_head) = match qemb {
-            Some(q) => {
-                drop(emb);
-                (Embeddings::Quant(q.clone()), Linear::quantized(q, None))
+            Some(q) => (Embeddings::Quant(q.clone()), Linear::quantized(q, None)),
+            None => {
+                let emb = vemb.get((vocab, h), "weight")?;
+                (Embeddings::Dense(candle_nn::Embedding::new(emb.clone(), h)), Linear::new(emb, None))
             }
-            None => (Embeddings::Dense(candle_nn::Embedding::new(emb.clone(), h)), Linear::new(emb, None)),
         };
         let lm_head = match lm_head {
             Some(w) if !tied => Linear::maybe_quantized(w, None, quant)?,

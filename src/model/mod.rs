@@ -21,6 +21,7 @@ pub mod linear;
 pub mod prefix_cache;
 pub mod quant;
 pub mod random;
+pub mod row_range;
 pub mod safetensors_read;
 pub mod threads;
 pub mod weights;

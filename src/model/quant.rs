@@ -59,6 +59,9 @@ impl fmt::Display for QuantKind {
     }
 }
 
+/// f32 values per chunk of [`QMatrix::quantize_by_rows`]: 16 MiB.
+const CHUNK_VALUES: usize = 4 << 20;
+
 #[derive(Clone)]
 enum Blocks {
     Q8_0(gemv::Q8Weights),
@@ -98,6 +101,50 @@ impl QMatrix {
             QuantKind::Q8_0 => Blocks::Q8_0(gemv::Q8Weights::quantize(data, cols)),
             QuantKind::Q4K => Blocks::Q4K(quantize_rows::<BlockQ4K>(data, cols)),
         };
+        Ok(Some(Self { rows, cols, blocks }))
+    }
+
+    /// As [`QMatrix::quantize`] for a `rows × cols` matrix handed over by `read(r0, n)` (rows
+    /// `r0..r0 + n` as an f32 `n × cols` tensor) in chunks of about 16 MiB, so no f32 copy of the
+    /// whole matrix is ever held. `None` (nothing read) if no block format fits the width.
+    pub fn quantize_by_rows(
+        rows: usize,
+        cols: usize,
+        kind: QuantKind,
+        read: impl FnMut(usize, usize) -> Result<Tensor>,
+    ) -> Result<Option<Self>> {
+        Self::quantize_in_chunks(rows, cols, kind, (CHUNK_VALUES / cols.max(1)).max(1), read)
+    }
+
+    /// [`QMatrix::quantize_by_rows`] with `chunk` rows per read.
+    fn quantize_in_chunks(
+        rows: usize,
+        cols: usize,
+        kind: QuantKind,
+        chunk: usize,
+        mut read: impl FnMut(usize, usize) -> Result<Tensor>,
+    ) -> Result<Option<Self>> {
+        let Some(kind) = kind.for_width(cols) else {
+            return Ok(None);
+        };
+        let mut blocks = match kind {
+            QuantKind::Q8_0 => Blocks::Q8_0(gemv::Q8Weights::zeros(rows, cols)),
+            QuantKind::Q4K => Blocks::Q4K(vec![BlockQ4K::zeros(); rows * cols / QK_K]),
+        };
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = chunk.min(rows - r0);
+            let t = read(r0, n)?.to_dtype(DType::F32)?.contiguous()?;
+            if t.dims() != [n, cols] {
+                candle_core::bail!("quantize: rows {r0}+{n} came as {:?}, expected [{n}, {cols}]", t.dims());
+            }
+            let data = t.flatten_all()?.to_vec1::<f32>()?;
+            match &mut blocks {
+                Blocks::Q8_0(w) => w.quantize_rows(r0, &data),
+                Blocks::Q4K(b) => quantize_into(&data, cols, &mut b[r0 * cols / QK_K..(r0 + n) * cols / QK_K]),
+            }
+            r0 += n;
+        }
         Ok(Some(Self { rows, cols, blocks }))
     }
 
@@ -211,12 +258,16 @@ impl QMatrix {
 }
 
 fn quantize_rows<T: GgmlType>(data: &[f32], cols: usize) -> Vec<T> {
+    let mut blocks = vec![T::zeros(); data.len() / T::BLCK_SIZE];
+    quantize_into(data, cols, &mut blocks);
+    blocks
+}
+
+/// The rows of `data` quantized into `blocks` (as many blocks as `data` has values / block size).
+fn quantize_into<T: GgmlType>(data: &[f32], cols: usize, blocks: &mut [T]) {
     use rayon::prelude::*;
     let per_row = cols / T::BLCK_SIZE;
-    let rows = data.len() / cols;
-    let mut blocks = vec![T::zeros(); rows * per_row];
     blocks.par_chunks_mut(per_row).zip(data.par_chunks(cols)).for_each(|(dst, src)| T::from_float(src, dst));
-    blocks
 }
 
 fn dequantize_row<T: GgmlType>(blocks: &[T], row: usize, cols: usize, dst: &mut [f32]) {
@@ -284,6 +335,28 @@ mod tests {
             assert_eq!(emb.dims(), &[1, 2, 512]);
             assert!(max_diff(&emb.get(0).unwrap().get(1).unwrap(), &deq.get(39).unwrap()) == 0.0);
         }
+    }
+
+    #[test]
+    fn quantizing_by_chunks_of_rows_equals_quantizing_whole() {
+        let (rows, cols) = (10, 256);
+        let m = matrix(rows, cols);
+        for kind in [QuantKind::Q8_0, QuantKind::Q4K] {
+            let whole = QMatrix::quantize(&m, kind).unwrap().unwrap();
+            let mut asked = Vec::new();
+            let read = |r0, n| {
+                asked.push((r0, n));
+                m.narrow(0, r0, n)
+            };
+            let parts = QMatrix::quantize_in_chunks(rows, cols, kind, 4, read).unwrap().unwrap();
+            assert_eq!(asked, vec![(0, 4), (4, 4), (8, 2)], "{kind}");
+            let dev = Device::Cpu;
+            let (a, b) = (whole.dequantize(&dev).unwrap(), parts.dequantize(&dev).unwrap());
+            assert_eq!(a.to_vec2::<f32>().unwrap(), b.to_vec2::<f32>().unwrap(), "{kind}");
+        }
+        // A reader that hands back the wrong shape is an error, not a silent mix-up.
+        let e = QMatrix::quantize_in_chunks(rows, cols, QuantKind::Q8_0, 4, |_, _| m.narrow(0, 0, 1));
+        assert!(e.is_err());
     }
 
     #[test]

@@ -19,7 +19,16 @@ impl RandomWeights {
         Self { seed }
     }
 
+    /// The tensor `name` (or, for a [`row_range`](super::row_range) name, those rows of it: `shape`
+    /// is then the rows' shape, and the values are the same as in the whole tensor's rows).
     fn make(&self, shape: &Shape, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
+        if let Some((base, r0, _)) = super::row_range::parse(name) {
+            let (n, cols) = shape.dims2()?;
+            if dtype != DType::F32 || base.ends_with(".bias") || base.ends_with("layernorm.weight") {
+                candle_core::bail!("random weights: rows of '{base}' are only made in f32");
+            }
+            return Tensor::from_vec(uniform_range(r0 * cols, n * cols, 0.02, self.seed ^ fnv(base)), (n, cols), dev);
+        }
         let n = shape.elem_count();
         let fill = if name.ends_with("layernorm.weight") || name == "ln_f.weight" {
             Some(1.0)
@@ -66,6 +75,16 @@ fn uniform(n: usize, std: f32, seed: u64) -> Vec<f32> {
     let mut out = vec![0f32; n];
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| fill_chunk(chunk, i, std, seed));
     out
+}
+
+/// Values `start..start + n` of [`uniform`]'s sequence, making only the chunks that hold them.
+fn uniform_range(start: usize, n: usize, std: f32, seed: u64) -> Vec<f32> {
+    let (c0, c1) = (start / CHUNK, (start + n).div_ceil(CHUNK));
+    let mut all = vec![0f32; (c1 - c0) * CHUNK];
+    all.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| fill_chunk(chunk, c0 + i, std, seed));
+    all.drain(..start - c0 * CHUNK);
+    all.truncate(n);
+    all
 }
 
 /// [`uniform`]'s values rounded to f16, made chunk by chunk (no f32 copy of the whole tensor).
@@ -126,6 +145,26 @@ mod tests {
         let var = a.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / a.len() as f32;
         assert!(mean.abs() < 1e-3, "{mean}");
         assert!((var.sqrt() - 0.02).abs() < 1e-3, "{}", var.sqrt());
+    }
+
+    #[test]
+    fn rows_of_a_matrix_are_the_same_rows_of_the_whole() {
+        let rw = RandomWeights::new(3);
+        let name = "word_embeddings.weight";
+        let whole: Vec<f32> = rw
+            .make(&Shape::from((700, 300)), name, DType::F32, &Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        // Ranges inside one generation chunk, across chunk boundaries, and the last rows.
+        for (r0, n) in [(0, 1), (5, 10), (200, 300), (650, 50)] {
+            let part =
+                rw.make(&Shape::from((n, 300)), &crate::model::row_range::name(name, r0, n), DType::F32, &Device::Cpu);
+            let part: Vec<f32> = part.unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(part, whole[r0 * 300..(r0 + n) * 300], "rows {r0}+{n}");
+        }
     }
 
     #[test]

@@ -54,13 +54,26 @@ impl SafetensorsReader {
         Ok(Self { files, entries })
     }
 
-    fn entry(&self, name: &str) -> Result<&Entry> {
-        self.entries.get(name).ok_or_else(|| candle_core::Error::Msg(format!("cannot find tensor {name}")))
+    /// The entry of `name` and the part of it to read: the whole tensor, or the rows a
+    /// [`row_range`](super::row_range) name asks for (`None` if there is no such tensor or rows).
+    fn part(&self, name: &str) -> Option<Entry> {
+        let Some((base, r0, n)) = super::row_range::parse(name) else {
+            return self.entries.get(name).cloned();
+        };
+        let e = self.entries.get(base)?;
+        match e.shape[..] {
+            [rows, cols] if r0 + n <= rows => Some(Entry {
+                shape: vec![n, cols],
+                start: e.start + (r0 * cols * e.dtype.size_in_bytes()) as u64,
+                ..e.clone()
+            }),
+            _ => None,
+        }
     }
 
     /// Reads `name` as `dtype`, converting from the stored dtype chunk by chunk.
     fn read(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
-        let e = self.entry(name)?;
+        let e = &self.part(name).ok_or_else(|| candle_core::Error::Msg(format!("cannot find tensor {name}")))?;
         let (path, file) = &self.files[e.file];
         let n: usize = e.shape.iter().product();
         let io = |err: std::io::Error| candle_core::Error::Msg(format!("{}: reading {name}: {err}", path.display()));
@@ -95,7 +108,7 @@ impl SafetensorsReader {
 
 impl SimpleBackend for SafetensorsReader {
     fn get(&self, s: Shape, name: &str, _h: candle_nn::Init, dtype: DType, dev: &Device) -> Result<Tensor> {
-        let e = self.entry(name)?;
+        let e = self.part(name).ok_or_else(|| candle_core::Error::Msg(format!("cannot find tensor {name}")))?;
         if e.shape.as_slice() != s.dims() {
             candle_core::bail!("shape mismatch for {name}, got {:?}, expected {:?}", e.shape, s.dims());
         }
@@ -107,7 +120,7 @@ impl SimpleBackend for SafetensorsReader {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.part(name).is_some()
     }
 }
 
@@ -217,6 +230,16 @@ mod tests {
                 assert_eq!(t.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap(), a.to_vec2::<f32>().unwrap());
             }
         }
+        // Rows 1..3, from f32 and converted from f16; ranges past the end or of a 1-D tensor are absent.
+        let rows = super::super::row_range::name;
+        for name in ["a", "h"] {
+            let t =
+                r.get(Shape::from((2, 4)), &rows(name, 1, 2), candle_nn::Init::Const(0.), DType::F32, &dev).unwrap();
+            assert_eq!(t.to_vec2::<f32>().unwrap(), a.narrow(0, 1, 2).unwrap().to_vec2::<f32>().unwrap());
+        }
+        assert!(r.contains_tensor(&rows("a", 2, 1)));
+        assert!(!r.contains_tensor(&rows("a", 2, 2)));
+        assert!(!r.contains_tensor(&rows("zz", 0, 1)));
         let e = r.get(Shape::from((4, 3)), "a", candle_nn::Init::Const(0.), DType::F32, &dev).unwrap_err().to_string();
         assert!(e.contains("shape mismatch for a"), "{e}");
         assert!(r.get(Shape::from(1), "zz", candle_nn::Init::Const(0.), DType::F32, &dev).is_err());
