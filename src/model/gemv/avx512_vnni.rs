@@ -35,8 +35,9 @@ const PAIR_LANES: [[i32; 16]; 8] = {
 /// cycles a pair still outruns memory) and the same operations whatever `R`, so its result does not
 /// depend on `R`.
 ///
-/// Weights are prefetched 4 KiB ahead, one hint per 64-byte line: rows follow each other in memory,
-/// so the hints run on into the next row (the same reason as `super::avx512`'s kernels).
+/// Weights are prefetched into L2 4 KiB ahead, one hint per 64-byte line: rows follow each other in
+/// memory, so the hints run on into the next row (the same reasons as `super::avx512`'s kernels;
+/// 8 KiB ahead was no faster).
 ///
 /// # Safety
 /// The CPU must support avx512f, avx512bw, avx512vl, avx512vnni and f16c; `R ≤ 8`; `d.len()` is
@@ -72,7 +73,7 @@ pub unsafe fn q8<const R: usize>(x: &Rows, qs: &[i8], d: &[f16], out: &mut [[f32
             for (p, lanes) in PAIR_LANES.iter().enumerate().take(in_group.div_ceil(2)) {
                 let b = b0 + 2 * p;
                 let wp = pw.add(b * 32);
-                _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(AHEAD));
+                _mm_prefetch::<_MM_HINT_T1>(wp.wrapping_add(AHEAD));
                 // An odd last block: only its 32 bytes (the activation side is padded).
                 let wv = if b + 1 < nb {
                     _mm512_loadu_si512(wp as *const __m512i)
