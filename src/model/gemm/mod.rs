@@ -25,7 +25,7 @@ mod avx512;
 
 /// The register tile itself, for kernels that pack their own operands (prefill attention).
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::{tile, transpose16};
+pub(crate) use avx512::tile;
 
 /// Tokens per register tile (broadcast one at a time).
 pub(crate) const MR: usize = 14;
