@@ -9,7 +9,7 @@
 use std::fmt;
 
 use candle_core::quantized::k_quants::{self, BlockQ4K, GgmlType, QK8_0, QK_K};
-use candle_core::{CpuStorage, DType, Result, Storage, Tensor};
+use candle_core::{DType, Result, Tensor};
 
 use super::gemv;
 
@@ -83,25 +83,12 @@ impl fmt::Debug for QMatrix {
 }
 
 impl QMatrix {
-    /// Quantizes the rows of an f32 `rows × cols` matrix; `None` if no block format fits the width.
+    /// Quantizes the rows of a `rows × cols` matrix; `None` if no block format fits the width.
+    /// Chunks of rows are widened to f32 one at a time ([`QMatrix::quantize_by_rows`]), so an f16
+    /// or bf16 table is never copied whole to f32.
     pub fn quantize(w: &Tensor, kind: QuantKind) -> Result<Option<Self>> {
         let (rows, cols) = w.dims2()?;
-        let Some(kind) = kind.for_width(cols) else {
-            return Ok(None);
-        };
-        let w = w.to_dtype(DType::F32)?.contiguous()?;
-        // Quantize straight from the tensor's storage: a `to_vec1` copy of a 250880×4096 embedding
-        // would be 4 GB more at the peak of a bloom-7b1 load.
-        let (storage, layout) = w.storage_and_layout();
-        let data = match &*storage {
-            Storage::Cpu(CpuStorage::F32(v)) => &v[layout.start_offset()..layout.start_offset() + rows * cols],
-            _ => candle_core::bail!("quantize: expected f32 weights on the CPU"),
-        };
-        let blocks = match kind {
-            QuantKind::Q8_0 => Blocks::Q8_0(gemv::Q8Weights::quantize(data, cols)),
-            QuantKind::Q4K => Blocks::Q4K(quantize_rows::<BlockQ4K>(data, cols)),
-        };
-        Ok(Some(Self { rows, cols, blocks }))
+        Self::quantize_by_rows(rows, cols, kind, |r0, n| w.narrow(0, r0, n))
     }
 
     /// As [`QMatrix::quantize`] for a `rows × cols` matrix handed over by `read(r0, n)` (rows
@@ -255,12 +242,6 @@ impl QMatrix {
         let ids = Tensor::arange(0u32, self.rows as u32, dev)?;
         self.embedding(&ids)
     }
-}
-
-fn quantize_rows<T: GgmlType>(data: &[f32], cols: usize) -> Vec<T> {
-    let mut blocks = vec![T::zeros(); data.len() / T::BLCK_SIZE];
-    quantize_into(data, cols, &mut blocks);
-    blocks
 }
 
 /// The rows of `data` quantized into `blocks` (as many blocks as `data` has values / block size).

@@ -35,9 +35,9 @@ impl Load16 for f16 {
 }
 
 /// Dot products of `R` activation rows (`x`, `R × k`) with the `RW` consecutive weight rows at
-/// `w` (`RW·k` values). Each accumulator is independent, so `RW` does not change any result either. Each (activation row, weight row) pair has one accumulator and the same
-/// order of operations whatever `R`, so a row's result does not depend on how many rows share the
-/// call.
+/// `w` (`RW·k` values). Each (activation row, weight row) pair has one accumulator and the same
+/// order of operations whatever `R` and `RW`, so a row's result does not depend on how many rows
+/// share the call, nor on the group size.
 ///
 /// The prefetch for each weight row runs `RW` rows ahead: the same offset in the next group, which
 /// is where this loop reads next. (A fixed byte distance lands, for short rows, on the line another

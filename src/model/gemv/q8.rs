@@ -110,14 +110,16 @@ pub(super) struct Acts {
     /// Blocks per row, padded.
     pub nbp: usize,
     /// `m × nbp × 32` values as the unsigned bytes `q + 128`, what VNNI's `u8 × i8` product takes
-    /// (the kernels subtract `128·Σw` again).
+    /// (that kernel subtracts `128·Σw` again; the others take 128 off each value).
     pub q: Vec<u8>,
     /// `m × nbp` block scales (f32, where llama.cpp rounds them to f16).
     pub dx: Vec<f32>,
 }
 
 impl Acts {
-    pub fn quantize(x: &[f32], k: usize) -> Self {
+    /// With the AVX-512 quantizer where `simd` is the VNNI kernel (the same rounding as the scalar
+    /// one, 16 values at a time).
+    pub fn quantize(simd: Q8Simd, x: &[f32], k: usize) -> Self {
         let m = x.len() / k;
         let nb = k / BLOCK;
         let nbp = nb.div_ceil(GROUP) * GROUP;
@@ -127,8 +129,9 @@ impl Acts {
             let q = &mut a.q[r * nbp * BLOCK..(r * nbp + nb) * BLOCK];
             let dx = &mut a.dx[r * nbp..r * nbp + nb];
             #[cfg(target_arch = "x86_64")]
-            if super::super::cpu::features().avx512_vnni {
-                // SAFETY: AVX-512 F/BW detected; x, q and dx hold nb blocks.
+            if simd == Q8Simd::Vnni {
+                // SAFETY: the VNNI kernel's features (AVX-512 F/BW among them) were detected, or
+                // checked by the test that pinned it; x, q and dx hold nb blocks.
                 unsafe { super::avx512_vnni::quantize(x, q, dx) };
                 continue;
             }
@@ -175,7 +178,7 @@ pub(super) fn matmul_t_q8_on(simd: Q8Simd, x: &[f32], w: &Q8Weights, y: &mut [f3
     let (n, k) = (w.rows, w.cols);
     let m = x.len() / k;
     assert!(x.len() == m * k && y.len() == m * n, "gemv q8_0: mismatched lengths");
-    let a = Acts::quantize(x, k);
+    let a = Acts::quantize(simd, x, k);
     let nb = k / BLOCK;
     let out = Out { ptr: y.as_mut_ptr(), n };
     for_each_task(n, |j0, j1| {
