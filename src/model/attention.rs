@@ -46,7 +46,7 @@ pub(crate) fn causal_alibi(shape: &Shape, q: &[f32], k: &[f32], v: &[f32], slope
     }
     let out_ptr = out.as_mut_ptr() as usize;
     candle_core::utils::barrier_pool().execute_chunked(heads, |hs| {
-        let mut scratch = Scratch::new(shape);
+        let mut scratch = Scratch::new(kv, d);
         for h in hs {
             let at = h * kv * d;
             // SAFETY: avx512 was checked above; this task alone writes head h's columns
@@ -67,12 +67,14 @@ pub(crate) fn causal_alibi(shape: &Shape, q: &[f32], k: &[f32], v: &[f32], slope
     true
 }
 
-/// One task's packed operands, reused across its heads.
-struct Scratch {
+/// One task's packed operands, reused across its heads (and, for segments, across segments).
+pub(super) struct Scratch {
     /// Keys as `[kv / NR][d][NR]`.
     keys: Vec<f32>,
-    /// Values as `[d / NR][kv][NR]`.
+    /// Values as `[d / NR][vstride][NR]`.
     values: Vec<f32>,
+    /// Key positions each value panel has room for.
+    vstride: usize,
     /// One panel of queries as `[d][MR]`.
     queries: Vec<f32>,
     /// One panel's scores, `MR` rows of `kv` rounded up to whole key panels.
@@ -82,15 +84,38 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(shape: &Shape) -> Self {
-        let (d, kvp) = (shape.head_dim, shape.kv.next_multiple_of(NR));
-        let dp = d.next_multiple_of(NR);
+    /// Room for up to `kv` key positions of `d` channels.
+    pub(super) fn new(kv: usize, d: usize) -> Self {
+        let (kvp, dp) = (kv.next_multiple_of(NR), d.next_multiple_of(NR));
         Self {
             keys: vec![0.0; kvp * d],
-            values: vec![0.0; dp * shape.kv],
+            values: vec![0.0; dp * kv],
+            vstride: kv,
             queries: vec![0.0; d * MR],
             scores: vec![0.0; MR * kvp],
-            probs: vec![0.0; shape.kv * MR],
+            probs: vec![0.0; kv * MR],
+        }
+    }
+
+    /// Packs keys and values `(n, d)` as positions `j0..j0 + n`. Position `j0 + n` is where the
+    /// keys end: the rest of its key panel is zeroed, as the tile reads whole panels.
+    pub(super) fn pack(&mut self, k: &[f32], v: &[f32], j0: usize, n: usize, d: usize) {
+        assert!(k.len() == n * d && v.len() == n * d && j0 + n <= self.vstride, "attention: packing past the scratch");
+        for j in j0..(j0 + n).next_multiple_of(NR) {
+            let blk = &mut self.keys[(j / NR) * NR * d..][..NR * d];
+            let c = j % NR;
+            for p in 0..d {
+                blk[p * NR + c] = if j < j0 + n { k[(j - j0) * d + p] } else { 0.0 };
+            }
+        }
+        for (panel, c0) in (0..d).step_by(NR).enumerate() {
+            let cols = NR.min(d - c0);
+            let blk = &mut self.values[panel * self.vstride * NR..][..self.vstride * NR];
+            for j in j0..j0 + n {
+                let row = &mut blk[j * NR..(j + 1) * NR];
+                row[..cols].copy_from_slice(&v[(j - j0) * d + c0..(j - j0) * d + c0 + cols]);
+                row[cols..].fill(0.0);
+            }
         }
     }
 }
@@ -100,12 +125,20 @@ impl Scratch {
 /// # Safety
 /// The CPU must support avx512f; `out + i·ldo` has `d` writable values for each `i < s`.
 unsafe fn head(shape: &Shape, q: &[f32], k: &[f32], v: &[f32], slope: f32, out: *mut f32, sc: &mut Scratch) {
+    sc.pack(k, v, 0, shape.kv, shape.head_dim);
+    attend_packed(shape, q, slope, out, sc);
+}
+
+/// [`head`] over keys and values already packed in `sc` (positions `0..shape.kv`).
+///
+/// # Safety
+/// As [`head`]; `sc` holds `shape.kv` packed positions.
+pub(super) unsafe fn attend_packed(shape: &Shape, q: &[f32], slope: f32, out: *mut f32, sc: &mut Scratch) {
     let Shape { heads, head_dim: d, s, kv } = *shape;
+    assert!(kv <= sc.vstride && q.len() >= s * d, "attention: more keys than packed");
     let ldo = heads * d;
     let kvp = kv.next_multiple_of(NR);
     let offset = kv - s;
-    pack_keys(k, kv, d, &mut sc.keys);
-    pack_values(v, kv, d, &mut sc.values);
     let scale = 1.0 / (d as f32).sqrt();
     for i0 in (0..s).step_by(MR) {
         let rows = MR.min(s - i0);
@@ -136,11 +169,11 @@ unsafe fn head(shape: &Shape, q: &[f32], k: &[f32], v: &[f32], slope: f32, out: 
             softmax_into(&mut sc.scores[r * kvp..r * kvp + seen], visible, scale, slope, &mut sc.probs, r);
         }
         for c0 in (0..d).step_by(NR) {
-            // SAFETY: probs holds seen·MR values, the value panel kv·NR ≥ seen·NR; out rows i0..i0+rows
-            // have d ≥ c0 + cols writable channels.
+            // SAFETY: probs holds seen·MR values, the value panel vstride·NR ≥ seen·NR; out rows
+            // i0..i0+rows have d ≥ c0 + cols writable channels.
             super::gemm::tile(
                 sc.probs.as_ptr(),
-                sc.values.as_ptr().add(c0 * kv),
+                sc.values.as_ptr().add(c0 * sc.vstride),
                 seen,
                 out.add(i0 * ldo + c0),
                 ldo,
@@ -149,30 +182,6 @@ unsafe fn head(shape: &Shape, q: &[f32], k: &[f32], v: &[f32], slope: f32, out: 
                 None,
                 false,
             );
-        }
-    }
-}
-
-/// Keys `(kv, d)` as `[kv / NR][d][NR]`, zeros past `kv`.
-fn pack_keys(k: &[f32], kv: usize, d: usize, dst: &mut [f32]) {
-    for (panel, blk) in dst.chunks_exact_mut(NR * d).enumerate() {
-        for c in 0..NR {
-            let j = panel * NR + c;
-            for p in 0..d {
-                blk[p * NR + c] = if j < kv { k[j * d + p] } else { 0.0 };
-            }
-        }
-    }
-}
-
-/// Values `(kv, d)` as `[d / NR][kv][NR]`, zeros past `d`.
-fn pack_values(v: &[f32], kv: usize, d: usize, dst: &mut [f32]) {
-    for (panel, blk) in dst.chunks_exact_mut(kv * NR).enumerate() {
-        for j in 0..kv {
-            for c in 0..NR {
-                let ch = panel * NR + c;
-                blk[j * NR + c] = if ch < d { v[j * d + ch] } else { 0.0 };
-            }
         }
     }
 }

@@ -232,29 +232,34 @@ impl Attention {
         let v = qkv.i((.., .., .., 2))?.transpose(1, 2)?.contiguous()?; // 1, h, T, d
         let out_rows = if last_only { lens.len() } else { t };
         let mut out = vec![0f32; out_rows * hidden];
-        let mut own = Vec::with_capacity(lens.len());
-        let (mut at, mut row) = (0, 0);
-        for &s in lens {
-            let (ks, vs) = (k.narrow(2, at, s)?, v.narrow(2, at, s)?); // 1, h, s, d
-
-            // The kernel reads one sequence's keys: the shared prompt's, then the segment's own.
-            let (keys, values) = match self.cache.prefix() {
-                Some((pk, pv)) => (Tensor::cat(&[pk, &ks], 2)?, Tensor::cat(&[pv, &vs], 2)?), // 1, h, L + s, d
-                None => (ks.clone(), vs.clone()),
+        // The kernel packs the shared prefix once per head and each segment's own tokens after it.
+        let mut tensors = vec![&q, &k, &v];
+        if let Some((pk, pv)) = self.cache.prefix() {
+            tensors.extend([pk, pv]);
+        }
+        let done = with_f32_slices(&tensors, |sl| {
+            let sg = super::segment_attention::Segments {
+                heads: h,
+                head_dim: d,
+                q: sl[0],
+                k: sl[1],
+                v: sl[2],
+                prefix: sl.get(3).zip(sl.get(4)).map(|(k, v)| (*k, *v)),
+                prefix_len: self.cache.prefix_len(),
+                lens,
+                last_only,
+                slopes: &self.slope_values,
             };
-            let queries = if last_only { 1 } else { s };
-            let q_seg = q.narrow(2, at + s - queries, queries)?; // 1, h, queries, d
-            let shape = super::attention::Shape { heads: h, head_dim: d, s: queries, kv: keys.dim(2)? };
-            let dst = &mut out[row * hidden..(row + queries) * hidden];
-            let done = with_f32_slices(&[&q_seg, &keys, &values], |sl| {
-                super::attention::causal_alibi(&shape, sl[0], sl[1], sl[2], &self.slope_values, dst)
-            })?;
-            if done != Some(true) {
-                return Ok(None);
-            }
-            own.push((ks, vs));
+            super::segment_attention::attend(&sg, &mut out)
+        })?;
+        if done != Some(true) {
+            return Ok(None);
+        }
+        let mut own = Vec::with_capacity(lens.len());
+        let mut at = 0;
+        for &s in lens {
+            own.push((k.narrow(2, at, s)?, v.narrow(2, at, s)?)); // 1, h, s, d
             at += s;
-            row += queries;
         }
         let ctx = Tensor::from_vec(out, (1, out_rows, hidden), x.device())?;
         let residual =
@@ -631,11 +636,18 @@ impl Bloom {
 
     /// Adds `n` rows to every layer's batch, each starting with that layer's `(k, v)` (`1, h, s, d`).
     pub fn add_cache_rows(&mut self, layers: &[(Tensor, Tensor)], n: usize) -> Result<()> {
-        if layers.len() != self.h.len() {
+        self.add_cache_rows_many(&[(layers, n)])
+    }
+
+    /// [`Bloom::add_cache_rows`] for several prompts, in order, in one copy of each layer's batch.
+    pub fn add_cache_rows_many(&mut self, prompts: &[(&[(Tensor, Tensor)], usize)]) -> Result<()> {
+        if let Some((layers, _)) = prompts.iter().find(|(layers, _)| layers.len() != self.h.len()) {
             candle_core::bail!("row kv for {} layers, the model has {}", layers.len(), self.h.len());
         }
-        for (b, (k, v)) in self.h.iter_mut().zip(layers) {
-            b.self_attention.cache.add_rows(k, v, n)?;
+        for (i, b) in self.h.iter_mut().enumerate() {
+            let parts: Vec<(&Tensor, &Tensor, usize)> =
+                prompts.iter().map(|(layers, n)| (&layers[i].0, &layers[i].1, *n)).collect();
+            b.self_attention.cache.add_rows_many(&parts)?;
         }
         Ok(())
     }

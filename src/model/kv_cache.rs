@@ -169,36 +169,49 @@ impl KvCache {
     /// Adds `n` rows at the end of the batch, each starting with `k`, `v` (`1, h, s, d`: a prompt's
     /// tokens after the shared prefix).
     pub fn add_rows(&mut self, k: &Tensor, v: &Tensor, n: usize) -> Result<()> {
-        let (one, h, s, d) = k.dims4()?;
-        if one != 1 {
-            candle_core::bail!("kv cache: new rows come from one sequence, got {one}");
+        self.add_rows_many(&[(k, v, n)])
+    }
+
+    /// [`KvCache::add_rows`] for several prompts at once, in order: the batch is allocated and
+    /// copied once, not once per prompt (a wave of 8 questions copied 36 rows' caches per layer).
+    pub fn add_rows_many(&mut self, prompts: &[(&Tensor, &Tensor, usize)]) -> Result<()> {
+        let Some(&(first, _, _)) = prompts.first() else { return Ok(()) };
+        let (_, h, _, d) = first.dims4()?;
+        let mut longest = self.rows_len();
+        for (k, v, _) in prompts {
+            let (one, kh, s, kd) = k.dims4()?;
+            if one != 1 || (kh, kd) != (h, d) || v.dims4()? != (one, kh, s, kd) {
+                candle_core::bail!("kv cache: new rows come from one sequence of {h} heads of {d}, got {:?}", k.dims());
+            }
+            longest = longest.max(s);
         }
         let old = self.lens.len();
-        let cap = self
-            .k
-            .as_ref()
-            .map(|t| t.dim(2))
-            .transpose()?
-            .unwrap_or(0)
-            .max((self.rows_len().max(s) + 1).next_multiple_of(GROW));
-        let row_k = Tensor::zeros((1, h, cap, d), k.dtype(), k.device())?;
-        let row_v = Tensor::zeros((1, h, cap, d), v.dtype(), v.device())?;
-        if s > 0 {
-            row_k.slice_set(&k.contiguous()?, 2, 0)?;
-            row_v.slice_set(&v.contiguous()?, 2, 0)?;
+        let added: usize = prompts.iter().map(|p| p.2).sum();
+        let cap = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0).max((longest + 1).next_multiple_of(GROW));
+        let nk = Tensor::zeros((old + added, h, cap, d), first.dtype(), first.device())?;
+        let nv = Tensor::zeros((old + added, h, cap, d), first.dtype(), first.device())?;
+        // Rows of a contiguous `b, h, cap, d` tensor are contiguous: written in place.
+        let used = self.rows_len();
+        if let (Some(ok), Some(ov)) = (&self.k, &self.v) {
+            if old > 0 && used > 0 {
+                nk.narrow(0, 0, old)?.slice_set(&ok.narrow(2, 0, used)?.contiguous()?, 2, 0)?;
+                nv.narrow(0, 0, old)?.slice_set(&ov.narrow(2, 0, used)?.contiguous()?, 2, 0)?;
+            }
         }
-        let idx = Tensor::new(vec![0u32; n], k.device())?;
-        let (new_k, new_v) = (row_k.index_select(&idx, 0)?, row_v.index_select(&idx, 0)?);
-        if old > 0 {
-            self.reserve(old, cap, k)?;
+        let mut row = old;
+        for (k, v, n) in prompts {
+            let (k, v) = (k.contiguous()?, v.contiguous()?);
+            for _ in 0..*n {
+                if k.dim(2)? > 0 {
+                    nk.narrow(0, row, 1)?.slice_set(&k, 2, 0)?;
+                    nv.narrow(0, row, 1)?.slice_set(&v, 2, 0)?;
+                }
+                row += 1;
+            }
+            self.lens.extend(std::iter::repeat_n(k.dim(2)?, *n));
         }
-        let (nk, nv) = match (&self.k, &self.v) {
-            (Some(ok), Some(ov)) if old > 0 => (Tensor::cat(&[ok, &new_k], 0)?, Tensor::cat(&[ov, &new_v], 0)?),
-            _ => (new_k, new_v),
-        };
         self.k = Some(nk);
         self.v = Some(nv);
-        self.lens.extend(std::iter::repeat_n(s, n));
         Ok(())
     }
 
@@ -265,6 +278,38 @@ mod tests {
         assert_eq!(row_values(&c, 1), vec![1.0]);
         assert_eq!(c.len(), 4);
         assert!(c.append(&k, &k).is_err(), "3 rows into a 2-row cache");
+    }
+
+    #[test]
+    fn prompts_added_together_equal_prompts_added_one_by_one() {
+        let dev = Device::Cpu;
+        let t = |v: &[f32]| Tensor::new(v, &dev).unwrap().reshape((1, 1, v.len(), 1)).unwrap();
+        let (a, b, c) = (t(&[1., 2., 3.]), t(&[4.]), t(&[5., 6.]));
+        let (mut one, mut many) = (KvCache::default(), KvCache::default());
+        for cache in [&mut one, &mut many] {
+            cache.append_prefix(&t(&[0., 0.]), &t(&[0., 0.])).unwrap();
+            cache.add_rows(&b, &b, 1).unwrap();
+            cache.append(&t(&[9.]), &t(&[9.])).unwrap(); // the existing row has grown a step
+        }
+        one.add_rows(&a, &a, 2).unwrap();
+        one.add_rows(&c, &c, 1).unwrap();
+        many.add_rows_many(&[(&a, &a, 2), (&c, &c, 1)]).unwrap();
+        assert_eq!(one.row_lens(), &[2, 3, 3, 2]);
+        assert_eq!(many.row_lens(), one.row_lens());
+        for r in 0..4 {
+            assert_eq!(row_values(&many, r), row_values(&one, r), "row {r}");
+        }
+        assert_eq!(row_values(&many, 0)[..2], [4., 9.]);
+        assert_eq!(row_values(&many, 3)[..2], [5., 6.]);
+        let (mk, mv) = many.rows().unwrap().unwrap();
+        let (ok, ov) = one.rows().unwrap().unwrap();
+        for (m, o) in [(mk, ok), (mv, ov)] {
+            let flat = |x: Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(flat(m), flat(o));
+        }
+        assert!(many
+            .add_rows_many(&[(&t(&[1.]), &Tensor::zeros((1, 2, 1, 1), DType::F32, &dev).unwrap(), 1)])
+            .is_err());
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub mod quant;
 pub mod random;
 pub mod row_range;
 pub mod safetensors_read;
+#[cfg(target_arch = "x86_64")]
+mod segment_attention;
 pub mod threads;
 pub mod weights;
 
@@ -336,9 +338,9 @@ impl DecoderModel for BloomDecoder {
         if prompts.len() > 1 {
             let segments: Vec<&[u32]> = prompts.iter().map(|(p, _)| &p[shared..]).collect();
             if let Some(bloom::Segments { logits, kv }) = self.model.forward_segments(&segments)? {
-                for ((_, n), layers) in prompts.iter().zip(&kv) {
-                    self.model.add_cache_rows(layers, *n)?;
-                }
+                let rows: Vec<(&[(Tensor, Tensor)], usize)> =
+                    prompts.iter().zip(&kv).map(|((_, n), layers)| (layers.as_slice(), *n)).collect();
+                self.model.add_cache_rows_many(&rows)?;
                 self.cached_prompt_tokens = shared;
                 return Ok(logits
                     .into_iter()
