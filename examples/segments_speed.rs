@@ -7,6 +7,8 @@ use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
     let threads = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // As `main` does: activation buffers reused, not faulted in afresh each layer.
+    cotscope::model::alloc::keep_freed_buffers();
     cotscope::model::threads::set_compute_threads(threads);
     let cfg = cotscope::model::Config::published("bloom-560m").ok_or_else(|| anyhow::anyhow!("no bloom-560m shape"))?;
     let mut m = cotscope::bench::random_model(&cfg, &cotscope::model::LoadOptions::default())?.model;
