@@ -123,6 +123,8 @@ enum Order {
     PanelMajor,
 }
 
+/// [`matmul_t`]'s work in `order`, inner blocks of `block` values. Only for a CPU with AVX-512
+/// (`available()`): the tile is called unchecked.
 fn run<W: GemmWeight>(order: Order, x: &[f32], w: &[W], k: usize, block: usize, bias: Option<&[f32]>, y: &mut [f32]) {
     let (m, n) = (x.len() / k, w.len() / k);
     let token_panels = m.div_ceil(MR);
