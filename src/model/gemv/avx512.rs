@@ -34,11 +34,13 @@ impl Load16 for f16 {
     }
 }
 
-/// Above this many activation rows, each weight line is also asked into L1 [`NEAR`] lines before
-/// its load. Every added row costs a step about as much as its FMAs alone would take (16 FMAs per
-/// weight line at 8 rows): the loop no longer hides the wait for the line coming up from L2, and
-/// the near hint took 8 rows of bloom-560m 7–8% faster (f32 103 → 95 ms, f16 70 → 60–67 ms in
-/// `gemv_bench`); at 4 rows it was 3% slower, and for one row the L1 hints stall (see above).
+/// Above this many activation rows (and for f16 weights at any count), each weight line is also
+/// asked into L1 [`NEAR`] lines before its load, its data by then in L2 from the far hint. Every
+/// added row cost a step about as much as its FMAs alone would take (16 FMAs per weight line at 8
+/// rows): the loop no longer hid the wait for a line coming up from L2. In `gemv_bench` on
+/// bloom-560m the near hint took 8 f32 rows from 103 to 95 ms and one f16 row from 45–49 to 42–43
+/// ms (f16 widens in registers, so its loop has more to hide); f32 at 1 to 4 rows gained nothing or
+/// lost up to 3%. (A near hint into L1 from memory is what stalled, see above: this one hits L2.)
 const NEAR_FROM_ROWS: usize = 4;
 
 /// Lines ahead of the load for the near (L1) hint: 4 gained less, 16 and 32 lost.
@@ -75,7 +77,7 @@ unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
             for p in pw {
                 // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
                 _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(i + ahead) as *const i8);
-                if R > NEAR_FROM_ROWS {
+                if R > NEAR_FROM_ROWS || std::mem::size_of::<W>() < 4 {
                     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + NEAR * line) as *const i8);
                 }
             }
