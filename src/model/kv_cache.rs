@@ -200,15 +200,15 @@ impl KvCache {
         }
         let mut row = old;
         for (k, v, n) in prompts {
-            let (k, v) = (k.contiguous()?, v.contiguous()?);
+            let (k, v, s) = (k.contiguous()?, v.contiguous()?, k.dim(2)?);
             for _ in 0..*n {
-                if k.dim(2)? > 0 {
+                if s > 0 {
                     nk.narrow(0, row, 1)?.slice_set(&k, 2, 0)?;
                     nv.narrow(0, row, 1)?.slice_set(&v, 2, 0)?;
                 }
                 row += 1;
             }
-            self.lens.extend(std::iter::repeat_n(k.dim(2)?, *n));
+            self.lens.extend(std::iter::repeat_n(s, *n));
         }
         self.k = Some(nk);
         self.v = Some(nv);

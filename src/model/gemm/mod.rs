@@ -132,17 +132,20 @@ fn run<W: GemmWeight>(order: Order, x: &[f32], w: &[W], k: usize, block: usize, 
     let y_ptr = y.as_mut_ptr() as usize;
     let pool = candle_core::utils::barrier_pool();
     let blocks = || (0..k).step_by(block).map(move |p0| (p0, block.min(k - p0)));
-    // Packs block (p0, kc) of every token panel into `xt` (token panel tp at tp·MR·kc).
-    let pack_block = |xt: &mut [f32], p0: usize, kc: usize| {
-        let xt_ptr = xt.as_mut_ptr() as usize;
-        pool.execute_chunked(token_panels.div_ceil(TOKEN_PANELS_PER_TASK), |tasks| {
-            for t in tasks {
-                let first = t * TOKEN_PANELS_PER_TASK;
+    // Packs the given blocks of every token panel into `xt`, in one pool job: block (p0, kc) at
+    // (p0 − base)·token_panels·MR, its token panel tp at tp·MR·kc after that.
+    let pack_blocks = |xt: &mut [f32], blocks: &[(usize, usize)], base: usize| {
+        let (xt_ptr, len) = (xt.as_mut_ptr() as usize, xt.len());
+        let tasks = token_panels.div_ceil(TOKEN_PANELS_PER_TASK);
+        pool.execute_chunked(blocks.len() * tasks, |items| {
+            for item in items {
+                let ((p0, kc), first) = (blocks[item / tasks], (item % tasks) * TOKEN_PANELS_PER_TASK);
                 for tp in first..token_panels.min(first + TOKEN_PANELS_PER_TASK) {
-                    // SAFETY: task t alone writes token panels first.., each MR·kc values of a
-                    // buffer of at least token_panels·MR·kc.
-                    let dst =
-                        unsafe { std::slice::from_raw_parts_mut((xt_ptr as *mut f32).add(tp * MR * kc), MR * kc) };
+                    let at = (p0 - base) * token_panels * MR + tp * MR * kc;
+                    assert!(at + MR * kc <= len, "gemm: token panel past the buffer");
+                    // SAFETY: in bounds (checked); item (block, task) alone writes these token
+                    // panels of that block.
+                    let dst = unsafe { std::slice::from_raw_parts_mut((xt_ptr as *mut f32).add(at), MR * kc) };
                     pack_tokens(x, m, k, tp * MR, p0, kc, dst);
                 }
             }
@@ -179,7 +182,7 @@ fn run<W: GemmWeight>(order: Order, x: &[f32], w: &[W], k: usize, block: usize, 
         Order::BlockMajor => {
             let mut xt = vec![0f32; token_panels * MR * block];
             for (p0, kc) in blocks() {
-                pack_block(&mut xt, p0, kc);
+                pack_blocks(&mut xt, &[(p0, kc)], p0);
                 let xt = &xt;
                 pool.execute_chunked(panels.div_ceil(PANELS_PER_TASK), |tasks| {
                     let (mut rows, mut wp) = (vec![0f32; NR * KC], vec![0f32; KC * NR]);
@@ -194,9 +197,7 @@ fn run<W: GemmWeight>(order: Order, x: &[f32], w: &[W], k: usize, block: usize, 
         Order::PanelMajor => {
             // Every block packed up front: block (p0, kc) at p0·token_panels·MR.
             let mut xt = vec![0f32; token_panels * MR * k];
-            for (p0, kc) in blocks() {
-                pack_block(&mut xt[p0 * token_panels * MR..(p0 + kc) * token_panels * MR], p0, kc);
-            }
+            pack_blocks(&mut xt, &blocks().collect::<Vec<_>>(), 0);
             let xt = &xt;
             pool.execute_chunked(panels.div_ceil(PANELS_PER_TASK), |tasks| {
                 let (mut rows, mut wp) = (vec![0f32; NR * KC], vec![0f32; KC * NR]);
