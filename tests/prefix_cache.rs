@@ -56,7 +56,10 @@ fn cached_prefixes_give_the_same_greedy_output_and_are_counted() {
         let (exemplars, _) = base.rsplit_once("Q: ").unwrap();
         let other_question =
             format!("{exemplars}Q: A farmer has 7 cows and buys 5 more. How many cows does he have?\nA:");
-        // What a question switch, a branch (prompt + generated text), a rerun and an unrelated prompt send.
+        // What a question switch, a branch (prompt + generated text), a rerun and an unrelated prompt
+        // send; then a branch of the switched question and its rerun (its cache entry is then three
+        // parts: the exemplars, the question, the branch's text).
+        let branch = format!("{other_question} He has 7 + 5 =");
         let prompts = [
             base.clone(),
             other_question.clone(),
@@ -64,6 +67,8 @@ fn cached_prefixes_give_the_same_greedy_output_and_are_counted() {
             base.clone(),
             "Q: What is 2 + 2?\nA:".to_string(),
             other_question,
+            branch.clone(),
+            branch,
         ];
         let cold = engine(name, 0);
         let warm = engine(name, 64);

@@ -607,6 +607,18 @@ impl Bloom {
         self.h.iter().filter_map(|b| b.self_attention.cache.prefix().map(|(k, v)| (k.clone(), v.clone()))).collect()
     }
 
+    /// Each layer's cached prompt positions from `start` on, copied (`1, h, L - start, d`), so
+    /// they outlive the cache without keeping all of its prompt's memory.
+    pub fn prefix_kv_from(&self, start: usize) -> Result<Vec<(Tensor, Tensor)>> {
+        self.prefix_kv()
+            .iter()
+            .map(|(k, v)| {
+                let n = k.dim(2)?.saturating_sub(start);
+                Ok((k.narrow(2, start, n)?.force_contiguous()?, v.narrow(2, start, n)?.force_contiguous()?))
+            })
+            .collect()
+    }
+
     /// Makes `layers` (one `(k, v)` of `1, h, L, d` per layer, from [`Bloom::prefix_kv`]) the whole cache.
     pub fn set_prefix_kv(&mut self, layers: Vec<(Tensor, Tensor)>) -> Result<()> {
         if layers.len() != self.h.len() {

@@ -52,8 +52,9 @@ pub struct LoadOptions {
     pub prefix_cache_mb: Option<usize>,
 }
 
-/// Default bound of the prefix cache: a few 8-shot prompts of bloom-560m (about 140 MB each in f32),
-/// one of bloom-7b1.
+/// Default bound of the prefix cache: a few templates' 8-shot prompts of bloom-560m (about 140 MB
+/// each in f32) with many questions after each (a few MB each: they share the template's part),
+/// one template of bloom-7b1.
 pub const DEFAULT_PREFIX_CACHE_MB: usize = 1024;
 
 impl LoadOptions {
@@ -273,17 +274,19 @@ impl DecoderModel for BloomDecoder {
         }
         self.model.clear_kv_cache();
         // At least the last token is computed: its logits are what the prefill returns.
-        let hit = self.prefixes.lookup(prompt, prompt.len() - 1)?;
-        let cached = match hit {
-            Some((n, layers)) => {
-                self.model.set_prefix_kv(layers)?;
-                n
-            }
-            None => 0,
-        };
+        let hit = self.prefixes.lookup(prompt, prompt.len() - 1);
+        let cached = hit.as_ref().map_or(0, |h| h.len());
+        if let Some(hit) = &hit {
+            self.model.set_prefix_kv(hit.layers()?)?;
+        }
         let ids = Tensor::new(&prompt[cached..], &self.device)?.unsqueeze(0)?; // 1, s
         let logits = self.model.forward_prefix(&ids)?.squeeze(0)?.to_vec1()?;
-        self.prefixes.insert(prompt, self.model.prefix_kv());
+        if !self.prefixes.covers(prompt) {
+            // After a hit only the prompt's own positions are new to the cache (a copy of a few
+            // MB); without one the entry is the model's own tensors.
+            let own = if cached == 0 { self.model.prefix_kv() } else { self.model.prefix_kv_from(cached)? };
+            self.prefixes.insert(prompt, hit.as_ref(), own)?;
+        }
         self.cached_prompt_tokens = cached;
         Ok(logits)
     }

@@ -3,20 +3,103 @@
 //! is an earlier prompt plus generated tokens) computes only the tokens after the longest match.
 //!
 //! Keyed on exact token ids, not text, so a hit is exact. Bounded by bytes, least recently used
-//! out first. An entry holds the same tensors the model's KV cache holds for its prompt (candle
-//! tensors share their storage), so caching the prompt being decoded costs nothing extra; only
-//! prompts the model has moved away from take memory of their own.
+//! out first.
+//!
+//! An entry is a list of parts, each a run of consecutive positions' keys and values, and entries
+//! share parts: a question prefilled after a cached template keeps the template's part (the same
+//! tensors) and adds only its own tokens. So a question switch costs the cache the question's few
+//! megabytes instead of a copy of the whole prompt, and no fresh memory for it: fresh pages are
+//! zeroed by the kernel first, which with a full page cache doubled a warm question switch. A
+//! prompt prefilled from nothing keeps the tensors the model's KV cache holds (candle tensors share
+//! their storage), so caching the prompt being decoded costs nothing extra.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use candle_core::{Result, Tensor};
 
 /// Per layer, keys and values `1, h, L, d`.
 pub type LayerKv = Vec<(Tensor, Tensor)>;
 
+/// One run of positions' keys and values, held by every entry that uses it.
+#[derive(Debug)]
+struct Part {
+    layers: LayerKv,
+    bytes: usize,
+}
+
+/// The first `len` positions of a part.
+#[derive(Debug, Clone)]
+struct Slice {
+    part: Arc<Part>,
+    len: usize,
+}
+
 #[derive(Debug)]
 struct Entry {
     tokens: Vec<u32>,
-    layers: LayerKv,
-    bytes: usize,
+    /// Consecutive, covering `tokens`.
+    slices: Vec<Slice>,
+}
+
+impl Entry {
+    /// The slices covering the first `n` tokens.
+    fn first(&self, n: usize) -> Vec<Slice> {
+        let mut out = Vec::new();
+        let mut left = n;
+        for s in &self.slices {
+            if left == 0 {
+                break;
+            }
+            let len = s.len.min(left);
+            out.push(Slice { part: s.part.clone(), len });
+            left -= len;
+        }
+        out
+    }
+}
+
+/// A cached prefix of a prompt, as [`PrefixCache::lookup`] found it.
+#[derive(Debug, Clone)]
+pub struct CachedPrefix {
+    len: usize,
+    slices: Vec<Slice>,
+}
+
+impl CachedPrefix {
+    /// Positions covered.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Per layer, the keys and values of its positions (`1, h, len, d`): a view of the cached
+    /// tensors where one part covers it, else its parts concatenated.
+    pub fn layers(&self) -> Result<LayerKv> {
+        let layers = self.slices.first().map_or(0, |s| s.part.layers.len());
+        (0..layers)
+            .map(|l| {
+                let (ks, vs): (Vec<Tensor>, Vec<Tensor>) = self
+                    .slices
+                    .iter()
+                    .map(|s| {
+                        let (k, v) = &s.part.layers[l];
+                        Ok((k.narrow(2, 0, s.len)?, v.narrow(2, 0, s.len)?))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .unzip();
+                if ks.len() == 1 {
+                    Ok((ks[0].clone(), vs[0].clone()))
+                } else {
+                    Ok((Tensor::cat(&ks, 2)?, Tensor::cat(&vs, 2)?))
+                }
+            })
+            .collect()
+    }
 }
 
 /// Prompts' KV caches by token ids, most recently used last.
@@ -35,6 +118,12 @@ fn kv_bytes(layers: &LayerKv) -> usize {
     layers.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes()).sum()
 }
 
+/// Bytes of the distinct parts `slices` hold (a part shared by several counts once).
+fn unique_bytes<'a>(slices: impl Iterator<Item = &'a Slice>) -> usize {
+    let mut seen = HashSet::new();
+    slices.filter(|s| seen.insert(Arc::as_ptr(&s.part))).map(|s| s.part.bytes).sum()
+}
+
 impl PrefixCache {
     /// A cache holding at most `capacity_bytes` of keys and values (0 disables it).
     pub fn new(capacity_bytes: usize) -> Self {
@@ -45,7 +134,7 @@ impl PrefixCache {
         self.capacity_bytes
     }
 
-    /// Bytes of keys and values held.
+    /// Bytes of keys and values held (parts shared by several prompts count once).
     pub fn used_bytes(&self) -> usize {
         self.used_bytes
     }
@@ -58,52 +147,65 @@ impl PrefixCache {
         self.entries.is_empty()
     }
 
-    /// The longest cached prefix of `prompt`, at most `max_len` tokens: its length and each layer's
-    /// keys and values for it (`1, h, len, d`). The entry it came from becomes the most recent.
-    pub fn lookup(&mut self, prompt: &[u32], max_len: usize) -> Result<Option<(usize, LayerKv)>> {
+    /// Whether `tokens` are a prefix of a cached prompt (inserting them would add nothing).
+    pub fn covers(&self, tokens: &[u32]) -> bool {
+        self.entries.iter().any(|e| e.tokens.starts_with(tokens))
+    }
+
+    /// The longest cached prefix of `prompt`, at most `max_len` tokens. The entry it came from
+    /// becomes the most recent.
+    pub fn lookup(&mut self, prompt: &[u32], max_len: usize) -> Option<CachedPrefix> {
         let best = self
             .entries
             .iter()
             .enumerate()
             .map(|(i, e)| (i, common_prefix(&e.tokens, prompt).min(max_len)))
             .max_by_key(|&(i, n)| (n, i));
-        let Some((i, n)) = best.filter(|&(_, n)| n > 0) else {
-            return Ok(None);
-        };
+        let (i, n) = best.filter(|&(_, n)| n > 0)?;
         let entry = self.entries.remove(i);
-        let layers = entry
-            .layers
-            .iter()
-            .map(|(k, v)| Ok((k.narrow(2, 0, n)?, v.narrow(2, 0, n)?)))
-            .collect::<Result<LayerKv>>()?;
+        let slices = entry.first(n);
         self.entries.push(entry);
-        Ok(Some((n, layers)))
+        Some(CachedPrefix { len: n, slices })
     }
 
-    /// Remembers `layers` as the KV of `tokens`. An entry that is a prefix of `tokens` is dropped
-    /// (the new one answers every lookup it would); nothing is added when `tokens` is already
-    /// covered by a longer entry or alone exceeds the capacity.
-    pub fn insert(&mut self, tokens: &[u32], layers: LayerKv) {
+    /// Remembers the KV of `tokens`: `prefix` (from [`Self::lookup`]) for its first positions and
+    /// `own` (`1, h, len, d` per layer) for the rest. An entry that is a prefix of `tokens` is
+    /// dropped (the new one answers every lookup it would); nothing is added when `tokens` is
+    /// already covered by a longer entry or alone exceeds the capacity.
+    pub fn insert(&mut self, tokens: &[u32], prefix: Option<&CachedPrefix>, own: LayerKv) -> Result<()> {
         if tokens.is_empty() || self.capacity_bytes == 0 {
-            return;
+            return Ok(());
         }
-        if let Some(i) =
-            self.entries.iter().position(|e| e.tokens.len() >= tokens.len() && e.tokens.starts_with(tokens))
-        {
+        if let Some(i) = self.entries.iter().position(|e| e.tokens.starts_with(tokens)) {
             let e = self.entries.remove(i);
             self.entries.push(e);
-            return;
+            return Ok(());
         }
-        let bytes = kv_bytes(&layers);
-        if bytes > self.capacity_bytes {
-            return;
+        let mut slices = prefix.map(|p| p.slices.clone()).unwrap_or_default();
+        let cached = prefix.map_or(0, |p| p.len);
+        let own_len = match own.first() {
+            Some((k, _)) => k.dim(2)?,
+            None => 0,
+        };
+        if cached + own_len != tokens.len() {
+            candle_core::bail!("prefix cache: {cached} cached and {own_len} own positions for {} tokens", tokens.len());
+        }
+        if own_len > 0 {
+            let bytes = kv_bytes(&own);
+            slices.push(Slice { part: Arc::new(Part { layers: own, bytes }), len: own_len });
+        }
+        if unique_bytes(slices.iter()) > self.capacity_bytes {
+            return Ok(());
         }
         self.entries.retain(|e| !tokens.starts_with(&e.tokens));
-        self.entries.push(Entry { tokens: tokens.to_vec(), layers, bytes });
-        while self.entries.iter().map(|e| e.bytes).sum::<usize>() > self.capacity_bytes {
+        self.entries.push(Entry { tokens: tokens.to_vec(), slices });
+        loop {
+            self.used_bytes = unique_bytes(self.entries.iter().flat_map(|e| &e.slices));
+            if self.used_bytes <= self.capacity_bytes {
+                return Ok(());
+            }
             self.entries.remove(0);
         }
-        self.used_bytes = self.entries.iter().map(|e| e.bytes).sum();
     }
 
     pub fn clear(&mut self) {
@@ -117,63 +219,119 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    /// One layer whose key at position p is p (so narrowed values show which positions came back).
-    fn kv(len: usize) -> LayerKv {
-        let t = Tensor::arange(0f32, len as f32, &Device::Cpu).unwrap().reshape((1, 1, len, 1)).unwrap();
+    /// One layer whose key at position p is `first + p` (so narrowed values show which positions came back).
+    fn kv_from(first: usize, len: usize) -> LayerKv {
+        let t =
+            Tensor::arange(first as f32, (first + len) as f32, &Device::Cpu).unwrap().reshape((1, 1, len, 1)).unwrap();
         vec![(t.clone(), t)]
     }
 
-    fn positions(layers: &LayerKv) -> Vec<f32> {
-        layers[0].0.flatten_all().unwrap().to_vec1().unwrap()
+    fn kv(len: usize) -> LayerKv {
+        kv_from(0, len)
+    }
+
+    fn positions(p: &CachedPrefix) -> Vec<f32> {
+        p.layers().unwrap()[0].0.flatten_all().unwrap().to_vec1().unwrap()
     }
 
     #[test]
     fn longest_common_prefix_wins_and_is_capped() {
         let mut c = PrefixCache::new(1 << 20);
-        c.insert(&[1, 2, 3, 4], kv(4));
-        c.insert(&[1, 2, 9, 9, 9], kv(5));
+        c.insert(&[1, 2, 3, 4], None, kv(4)).unwrap();
+        c.insert(&[1, 2, 9, 9, 9], None, kv(5)).unwrap();
         // Shares 3 tokens with the first entry, 2 with the second.
-        let (n, layers) = c.lookup(&[1, 2, 3, 7, 7], 100).unwrap().unwrap();
-        assert_eq!(n, 3);
-        assert_eq!(positions(&layers), vec![0., 1., 2.]);
+        let p = c.lookup(&[1, 2, 3, 7, 7], 100).unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(positions(&p), vec![0., 1., 2.]);
         // The whole prompt cached: at most max_len (the caller computes the last token itself).
-        let (n, _) = c.lookup(&[1, 2, 3, 4], 3).unwrap().unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(c.lookup(&[1, 2, 3, 4], 3).unwrap().len(), 3);
         // A prompt extending a cached one hits all of it.
-        let (n, _) = c.lookup(&[1, 2, 9, 9, 9, 5, 6], 6).unwrap().unwrap();
-        assert_eq!(n, 5);
-        assert!(c.lookup(&[8, 1, 2], 2).unwrap().is_none());
+        assert_eq!(c.lookup(&[1, 2, 9, 9, 9, 5, 6], 6).unwrap().len(), 5);
+        assert!(c.lookup(&[8, 1, 2], 2).is_none());
     }
 
     #[test]
     fn bounded_by_bytes_least_recently_used_out_first() {
         let per_token = 2 * 4; // k and v, one f32 each
         let mut c = PrefixCache::new(10 * per_token);
-        c.insert(&[1, 1, 1, 1], kv(4));
-        c.insert(&[2, 2, 2, 2], kv(4));
+        c.insert(&[1, 1, 1, 1], None, kv(4)).unwrap();
+        c.insert(&[2, 2, 2, 2], None, kv(4)).unwrap();
         assert_eq!(c.used_bytes(), 8 * per_token);
-        c.lookup(&[1, 1, 5], 2).unwrap().unwrap(); // [1…] becomes the most recent
-        c.insert(&[3, 3, 3], kv(3)); // 11 tokens > 10: the least recent ([2…]) goes
+        c.lookup(&[1, 1, 5], 2).unwrap(); // [1…] becomes the most recent
+        c.insert(&[3, 3, 3], None, kv(3)).unwrap(); // 11 tokens > 10: the least recent ([2…]) goes
         assert_eq!(c.len(), 2);
-        assert!(c.lookup(&[2, 2], 1).unwrap().is_none());
-        assert!(c.lookup(&[1, 1], 1).unwrap().is_some());
+        assert!(c.lookup(&[2, 2], 1).is_none());
+        assert!(c.lookup(&[1, 1], 1).is_some());
         assert_eq!(c.used_bytes(), 7 * per_token);
-        c.insert(&[4; 11], kv(11)); // larger than the whole cache: not kept, nothing evicted
+        c.insert(&[4; 11], None, kv(11)).unwrap(); // larger than the whole cache: not kept, nothing evicted
         assert_eq!(c.len(), 2);
         let mut off = PrefixCache::new(0);
-        off.insert(&[1, 2], kv(2));
+        off.insert(&[1, 2], None, kv(2)).unwrap();
         assert!(off.is_empty());
     }
 
     #[test]
     fn an_extension_replaces_its_prefix_and_a_prefix_adds_nothing() {
         let mut c = PrefixCache::new(1 << 20);
-        c.insert(&[1, 2, 3], kv(3));
-        c.insert(&[1, 2, 3, 4, 5], kv(5));
+        c.insert(&[1, 2, 3], None, kv(3)).unwrap();
+        c.insert(&[1, 2, 3, 4, 5], None, kv(5)).unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c.used_bytes(), 5 * 8);
-        c.insert(&[1, 2], kv(2));
+        assert!(c.covers(&[1, 2]) && !c.covers(&[1, 2, 4]));
+        c.insert(&[1, 2], None, kv(2)).unwrap();
         assert_eq!(c.len(), 1);
-        assert_eq!(c.lookup(&[1, 2, 3, 4, 5, 6], 10).unwrap().unwrap().0, 5);
+        assert_eq!(c.lookup(&[1, 2, 3, 4, 5, 6], 10).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn prompts_after_a_cached_prefix_share_its_part() {
+        let per_token = 2 * 4;
+        let mut c = PrefixCache::new(1 << 20);
+        c.insert(&[1, 2, 3, 4], None, kv(4)).unwrap();
+        // Two questions after the first 3 tokens, each adding only its own positions.
+        for (q, first) in [(7, 100), (8, 200)] {
+            let hit = c.lookup(&[1, 2, 3, q, q], 4).unwrap();
+            assert_eq!(hit.len(), 3);
+            c.insert(&[1, 2, 3, q, q], Some(&hit), kv_from(first, 2)).unwrap();
+        }
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.used_bytes(), (4 + 2 + 2) * per_token, "the shared part counts once");
+        // A hit across two parts comes back concatenated, in order.
+        let p = c.lookup(&[1, 2, 3, 8, 8, 9], 10).unwrap();
+        assert_eq!(positions(&p), vec![0., 1., 2., 200., 201.]);
+        // Within one part it is a view of it.
+        assert_eq!(positions(&c.lookup(&[1, 2, 3, 7], 10).unwrap()), vec![0., 1., 2., 100.]);
+        // A prompt after a two-part prefix keeps both parts and adds a third.
+        let hit = c.lookup(&[1, 2, 3, 7, 7, 5], 5).unwrap();
+        c.insert(&[1, 2, 3, 7, 7, 5], Some(&hit), kv_from(300, 1)).unwrap();
+        assert_eq!(positions(&c.lookup(&[1, 2, 3, 7, 7, 5], 6).unwrap()), vec![0., 1., 2., 100., 101., 300.]);
+        assert_eq!(c.used_bytes(), (4 + 2 + 2 + 1) * per_token);
+        // The own part must cover exactly the tokens after the prefix.
+        let hit = c.lookup(&[1, 2, 6, 6], 3).unwrap();
+        assert!(c.insert(&[1, 2, 6, 6], Some(&hit), kv(1)).is_err());
+    }
+
+    #[test]
+    fn a_shared_part_outlives_the_entry_it_came_from_and_frees_with_the_last_user() {
+        let per_token = 2 * 4;
+        let mut c = PrefixCache::new(7 * per_token);
+        c.insert(&[1, 2, 3], None, kv(3)).unwrap();
+        let hit = c.lookup(&[1, 2, 3, 4], 3).unwrap();
+        c.insert(&[1, 2, 3, 4], Some(&hit), kv_from(40, 1)).unwrap();
+        let hit = c.lookup(&[1, 2, 3, 9], 3).unwrap();
+        c.insert(&[1, 2, 3, 9], Some(&hit), kv_from(50, 1)).unwrap();
+        assert_eq!(c.used_bytes(), 5 * per_token);
+        c.lookup(&[1, 2, 3, 9], 4).unwrap(); // [1, 2, 3, 9] most recent
+                                             // 3 positions more: the least recent entry goes, and the part it shared stays.
+        c.insert(&[5, 5, 5], None, kv(3)).unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(!c.covers(&[1, 2, 3, 4]));
+        assert_eq!(c.used_bytes(), 7 * per_token);
+        assert_eq!(positions(&c.lookup(&[1, 2, 3, 9], 4).unwrap()), vec![0., 1., 2., 50.]);
+        // Now [5…] and then [6…] are the most recent: [1, 2, 3, 9] goes, and the shared part with it.
+        c.lookup(&[5], 1).unwrap();
+        c.insert(&[6, 6, 6], None, kv(3)).unwrap();
+        assert_eq!(c.used_bytes(), 6 * per_token);
+        assert!(c.lookup(&[1], 1).is_none());
     }
 }
