@@ -3,7 +3,10 @@
 //! bandwidth probe of `cotscope bench`. Attention, norms and the rest of a step are left out, so a
 //! shortfall here is the kernels' own.
 //!
-//! `cargo run --release --example gemv_bench -- [f32|f16|q8] [rows] [threads] [reps]`
+//! `cargo run --release --example gemv_bench -- [f32|f16|q8] [rows] [threads] [reps] [all|layers|head]`
+//!
+//! `layers` (the 96 layer matrices, 1–4 MB each in q8_0) against `head` (one 257 MB matrix) tells
+//! what starting and ending a matrix costs apart from streaming it.
 use std::time::Instant;
 
 use cotscope::model::gemv::{self, Q8Weights};
@@ -29,10 +32,18 @@ fn main() {
     let m: usize = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     let threads: usize = a.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
     let reps: usize = a.get(4).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let part = a.get(5).map(String::as_str).unwrap_or("all").to_string();
     cotscope::model::threads::set_compute_threads(threads);
     let h = 1024;
     let mut shapes: Vec<(usize, usize)> = (0..24).flat_map(|_| [(3 * h, h), (h, h), (4 * h, h), (h, 4 * h)]).collect();
     shapes.push((250880, h));
+    match part.as_str() {
+        "layers" => {
+            shapes.pop();
+        }
+        "head" => shapes.drain(..shapes.len() - 1).for_each(drop),
+        _ => {}
+    }
     let value = |i: usize| ((i * 7 % 31) as f32 - 15.0) / 64.0;
     let run = |w_k: &Product| {
         for (i, &(n, k)) in shapes.iter().enumerate() {
@@ -66,7 +77,7 @@ fn main() {
     let bw = cotscope::bench::read_bandwidth_gb_s(256, threads);
     let gbs = bytes as f64 / secs / 1e9;
     println!(
-        "{dt} rows {m} threads {threads}: {:.1} ms/step, {gbs:.2} GB/s of weights, probe {bw:.2} GB/s: {:.0}% of the bound",
+        "{dt} {part} rows {m} threads {threads}: {:.1} ms/step, {gbs:.2} GB/s of weights, probe {bw:.2} GB/s: {:.0}% of the bound",
         secs * 1e3,
         100.0 * gbs / bw
     );
