@@ -24,16 +24,45 @@ pub(crate) struct Shape {
     pub kv: usize,
 }
 
-/// `out (s, heads·d)` = attention of `q (heads, s, d)` over `k`, `v` (`heads, kv, d` each), causal
-/// (query `i` sees keys `0 ..= kv − s + i`), with ALiBi `slopes` (one per head). Returns `false`
-/// (and leaves `out` alone) when the CPU lacks AVX-512; the caller then runs the unfused path.
-pub(crate) fn causal_alibi(shape: &Shape, q: &[f32], k: &[f32], v: &[f32], slopes: &[f32], out: &mut [f32]) -> bool {
+/// Keys and values of consecutive positions in parts, each `(heads, len, d)` keys and values: a
+/// cached template's part, then a question's own. The kernels read them part by part, so a prompt
+/// after a cached prefix needs no concatenated copy of it.
+pub(crate) type KvParts<'a> = [(&'a [f32], &'a [f32])];
+
+/// Positions in `parts`, or `None` where a part's keys and values differ in length or are not whole
+/// `(heads, len, d)` blocks.
+pub(crate) fn parts_len(parts: &KvParts, heads: usize, d: usize) -> Option<usize> {
+    let per = heads * d;
+    parts
+        .iter()
+        .try_fold(0, |n, (k, v)| (per > 0 && k.len() == v.len() && k.len() % per == 0).then(|| n + k.len() / per))
+}
+
+/// Head `hh`'s share of each part: its first position, its length, and its `(len, d)` keys and values.
+pub(crate) fn head_parts<'a>(
+    parts: &'a KvParts<'a>,
+    heads: usize,
+    d: usize,
+    hh: usize,
+) -> impl Iterator<Item = (usize, usize, &'a [f32], &'a [f32])> + 'a {
+    parts.iter().scan(0, move |j0, (k, v)| {
+        let n = k.len() / (heads * d);
+        let at = *j0;
+        *j0 += n;
+        Some((at, n, &k[hh * n * d..(hh + 1) * n * d], &v[hh * n * d..(hh + 1) * n * d]))
+    })
+}
+
+/// `out (s, heads·d)` = attention of `q (heads, s, d)` over the keys and values in `kv` (parts of
+/// `(heads, len, d)`, `shape.kv` positions in all), causal (query `i` sees keys `0 ..= kv − s + i`),
+/// with ALiBi `slopes` (one per head). Returns `false` (and leaves `out` alone) when the CPU lacks
+/// AVX-512; the caller then runs the unfused path.
+pub(crate) fn causal_alibi(shape: &Shape, q: &[f32], kv_parts: &KvParts, slopes: &[f32], out: &mut [f32]) -> bool {
     let Shape { heads, head_dim: d, s, kv } = *shape;
     assert!(
         s <= kv
             && q.len() == heads * s * d
-            && k.len() == heads * kv * d
-            && v.len() == heads * kv * d
+            && parts_len(kv_parts, heads, d) == Some(kv)
             && slopes.len() == heads
             && out.len() == s * heads * d,
         "attention: mismatched lengths"
@@ -48,15 +77,15 @@ pub(crate) fn causal_alibi(shape: &Shape, q: &[f32], k: &[f32], v: &[f32], slope
     candle_core::utils::barrier_pool().execute_chunked(heads, |hs| {
         let mut scratch = Scratch::new(kv, d);
         for h in hs {
-            let at = h * kv * d;
-            // SAFETY: avx512 was checked above; this task alone writes head h's columns
-            // h·d..(h+1)·d of every row of `out` (s × heads·d).
+            for (j0, n, k, v) in head_parts(kv_parts, heads, d, h) {
+                scratch.pack(k, v, j0, n, d);
+            }
+            // SAFETY: avx512 was checked above; the scratch holds all kv positions; this task alone
+            // writes head h's columns h·d..(h+1)·d of every row of `out` (s × heads·d).
             unsafe {
-                head(
+                attend_packed(
                     shape,
                     &q[h * s * d..(h + 1) * s * d],
-                    &k[at..at + kv * d],
-                    &v[at..at + kv * d],
                     slopes[h],
                     (out_ptr as *mut f32).add(h * d),
                     &mut scratch,
@@ -120,19 +149,12 @@ impl Scratch {
     }
 }
 
-/// One head: writes `out + i·ldo + c` for query `i < s`, channel `c < d` (`ldo = heads · d`).
+/// One head over keys and values already packed in `sc` (positions `0..shape.kv`): writes
+/// `out + i·ldo + c` for query `i < s`, channel `c < d` (`ldo = heads · d`).
 ///
 /// # Safety
-/// The CPU must support avx512f; `out + i·ldo` has `d` writable values for each `i < s`.
-unsafe fn head(shape: &Shape, q: &[f32], k: &[f32], v: &[f32], slope: f32, out: *mut f32, sc: &mut Scratch) {
-    sc.pack(k, v, 0, shape.kv, shape.head_dim);
-    attend_packed(shape, q, slope, out, sc);
-}
-
-/// [`head`] over keys and values already packed in `sc` (positions `0..shape.kv`).
-///
-/// # Safety
-/// As [`head`]; `sc` holds `shape.kv` packed positions.
+/// The CPU must support avx512f; `out + i·ldo` has `d` writable values for each `i < s`; `sc` holds
+/// `shape.kv` packed positions.
 pub(super) unsafe fn attend_packed(shape: &Shape, q: &[f32], slope: f32, out: *mut f32, sc: &mut Scratch) {
     let Shape { heads, head_dim: d, s, kv } = *shape;
     assert!(kv <= sc.vstride && q.len() >= s * d, "attention: more keys than packed");
@@ -283,7 +305,7 @@ pub(crate) unsafe fn exp(x: __m512) -> __m512 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The textbook computation in f64.
@@ -329,10 +351,45 @@ mod tests {
             let slopes: Vec<f32> = crate::model::alibi::slopes(heads);
             let want = naive(&shape, &q, &k, &v, &slopes);
             let mut got = vec![f32::NAN; want.len()];
-            assert!(causal_alibi(&shape, &q, &k, &v, &slopes, &mut got));
+            assert!(causal_alibi(&shape, &q, &[(&k, &v)], &slopes, &mut got));
             let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(diff < 1e-5, "{heads}x{d} s={s} kv={kv}: {diff}");
         }
+    }
+
+    /// Positions `a..b` of every head of `x` (`heads, n, d`), as a part of their own.
+    pub(crate) fn positions(x: &[f32], heads: usize, n: usize, d: usize, a: usize, b: usize) -> Vec<f32> {
+        (0..heads).flat_map(|h| x[(h * n + a) * d..(h * n + b) * d].to_vec()).collect()
+    }
+
+    #[test]
+    fn keys_and_values_in_parts_give_the_concatenation_bit_for_bit() {
+        if !crate::model::gemm::available() {
+            return;
+        }
+        // Cuts inside a key panel, on its edge, one position long, and the query tokens split too.
+        for &(heads, d, s, kv, ref cuts) in
+            &[(2, 64, 15, 61, vec![37]), (3, 40, 29, 100, vec![1, 32, 64, 90]), (1, 8, 3, 5, vec![2, 3])]
+        {
+            let shape = Shape { heads, head_dim: d, s, kv };
+            let (q, k, v) = (data(heads * s * d, 1), data(heads * kv * d, 2), data(heads * kv * d, 3));
+            let slopes: Vec<f32> = crate::model::alibi::slopes(heads);
+            let mut whole = vec![f32::NAN; s * heads * d];
+            assert!(causal_alibi(&shape, &q, &[(&k, &v)], &slopes, &mut whole));
+            let bounds: Vec<usize> = [0].into_iter().chain(cuts.iter().copied()).chain([kv]).collect();
+            let owned: Vec<(Vec<f32>, Vec<f32>)> = bounds
+                .windows(2)
+                .map(|w| (positions(&k, heads, kv, d, w[0], w[1]), positions(&v, heads, kv, d, w[0], w[1])))
+                .collect();
+            let parts: Vec<(&[f32], &[f32])> = owned.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+            assert_eq!(parts_len(&parts, heads, d), Some(kv));
+            let mut split = vec![f32::NAN; s * heads * d];
+            assert!(causal_alibi(&shape, &q, &parts, &slopes, &mut split));
+            let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&split), bits(&whole), "{heads}x{d} cuts {cuts:?}");
+        }
+        assert_eq!(parts_len(&[(&[0.0; 6][..], &[0.0; 4][..])], 1, 2), None, "keys and values differ");
+        assert_eq!(parts_len(&[(&[0.0; 6][..], &[0.0; 6][..])], 2, 2), None, "not whole positions");
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Attention {
         // Scores against the shared prompt (read once for all rows) and against each row's own
         // continuation, side by side along the key axis.
         let q = (q * (1.0 / (d as f64).sqrt()))?;
-        let prefix = self.cache.prefix().map(|(k, v)| (k.clone(), v.clone()));
+        let prefix = self.cache.prefix()?;
         let rows = self.cache.rows()?;
         let mut parts = Vec::with_capacity(2);
         if let Some((pk, _)) = &prefix {
@@ -165,11 +165,16 @@ impl Attention {
     /// non-x86 CPU) and the general path runs.
     #[cfg(target_arch = "x86_64")]
     fn fused_prompt(&self, q: &Tensor, s: usize) -> Result<Option<Tensor>> {
-        let Some((k, v)) = self.cache.prefix() else { return Ok(None) };
-        let shape = super::attention::Shape { heads: self.n_head, head_dim: self.head_dim, s, kv: k.dim(2)? };
+        if self.cache.prefix_parts().is_empty() {
+            return Ok(None);
+        }
+        let shape =
+            super::attention::Shape { heads: self.n_head, head_dim: self.head_dim, s, kv: self.cache.prefix_len() };
         let mut out = vec![0f32; s * self.n_head * self.head_dim];
-        let done = with_f32_slices(&[q, k, v], |t| {
-            super::attention::causal_alibi(&shape, t[0], t[1], t[2], &self.slope_values, &mut out)
+        let mut tensors = vec![q];
+        tensors.extend(self.cache.prefix_parts().iter().flat_map(|(k, v)| [k, v]));
+        let done = with_f32_slices(&tensors, |t| {
+            super::attention::causal_alibi(&shape, t[0], &kv_parts(&t[1..]), &self.slope_values, &mut out)
         })?;
         if done != Some(true) {
             return Ok(None);
@@ -184,9 +189,7 @@ impl Attention {
     fn fused_step(&self, q: &Tensor) -> Result<Option<Tensor>> {
         let Some((ok, ov)) = self.cache.rows_full() else { return Ok(None) };
         let mut tensors = vec![q, ok, ov];
-        if let Some((pk, pv)) = self.cache.prefix() {
-            tensors.extend([pk, pv]);
-        }
+        tensors.extend(self.cache.prefix_parts().iter().flat_map(|(k, v)| [k, v]));
         let hidden = self.n_head * self.head_dim;
         let rows = self.cache.row_lens().len();
         let capacity = ok.dim(2)?;
@@ -196,7 +199,7 @@ impl Attention {
                 heads: self.n_head,
                 head_dim: self.head_dim,
                 q: t[0],
-                prompt: t.get(3).zip(t.get(4)).map(|(k, v)| (*k, *v)),
+                prompt: &kv_parts(&t[3..]),
                 prompt_len: self.cache.prefix_len(),
                 own: Some((t[1], t[2])),
                 capacity,
@@ -234,9 +237,7 @@ impl Attention {
         let mut out = vec![0f32; out_rows * hidden];
         // The kernel packs the shared prefix once per head and each segment's own tokens after it.
         let mut tensors = vec![&q, &k, &v];
-        if let Some((pk, pv)) = self.cache.prefix() {
-            tensors.extend([pk, pv]);
-        }
+        tensors.extend(self.cache.prefix_parts().iter().flat_map(|(k, v)| [k, v]));
         let done = with_f32_slices(&tensors, |sl| {
             let sg = super::segment_attention::Segments {
                 heads: h,
@@ -244,8 +245,7 @@ impl Attention {
                 q: sl[0],
                 k: sl[1],
                 v: sl[2],
-                prefix: sl.get(3).zip(sl.get(4)).map(|(k, v)| (*k, *v)),
-                prefix_len: self.cache.prefix_len(),
+                prefix: &kv_parts(&sl[3..]),
                 lens,
                 last_only,
                 slopes: &self.slope_values,
@@ -304,6 +304,11 @@ fn last_positions(lens: &[usize], dev: &candle_core::Device) -> Result<Tensor> {
 /// Runs `f` on the values of `tensors` as plain f32 slices (each made contiguous first, held
 /// through candle's storage guards for the call); `None` when any of them is not f32 on the CPU.
 #[cfg(target_arch = "x86_64")]
+/// Slices of keys and values, alternating, as the kernels' parts.
+fn kv_parts<'a>(t: &[&'a [f32]]) -> Vec<(&'a [f32], &'a [f32])> {
+    t.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+}
+
 fn with_f32_slices<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<Option<R>> {
     use candle_core::{CpuStorage, Storage};
     if tensors.iter().any(|t| t.dtype() != DType::F32) {
@@ -602,30 +607,28 @@ impl Bloom {
         }
     }
 
-    /// Each layer's shared prompt keys and values (`1, h, L, d`); empty when nothing is prefilled.
-    pub fn prefix_kv(&self) -> Vec<(Tensor, Tensor)> {
-        self.h.iter().filter_map(|b| b.self_attention.cache.prefix().map(|(k, v)| (k.clone(), v.clone()))).collect()
-    }
-
-    /// Each layer's cached prompt positions from `start` on, copied (`1, h, L - start, d`), so
-    /// they outlive the cache without keeping all of its prompt's memory.
+    /// Each layer's shared prompt positions from `start` on (`1, h, L - start, d`): the part the
+    /// prefill computed where it is exactly that (no copy), else a copy of just those positions, so
+    /// they never keep more of the prompt's memory alive. Empty when nothing is prefilled.
     pub fn prefix_kv_from(&self, start: usize) -> Result<Vec<(Tensor, Tensor)>> {
-        self.prefix_kv()
-            .iter()
-            .map(|(k, v)| {
-                let n = k.dim(2)?.saturating_sub(start);
-                Ok((k.narrow(2, start, n)?.force_contiguous()?, v.narrow(2, start, n)?.force_contiguous()?))
-            })
-            .collect()
+        let mut layers = Vec::with_capacity(self.h.len());
+        for b in &self.h {
+            let c = &b.self_attention.cache;
+            if let Some(kv) = c.prefix_range(start, c.prefix_len().saturating_sub(start))? {
+                layers.push(kv);
+            }
+        }
+        Ok(layers)
     }
 
-    /// Makes `layers` (one `(k, v)` of `1, h, L, d` per layer, from [`Bloom::prefix_kv`]) the whole cache.
-    pub fn set_prefix_kv(&mut self, layers: Vec<(Tensor, Tensor)>) -> Result<()> {
+    /// Makes `layers` (per layer, its parts' `(k, v)` of `1, h, Lᵢ, d`, in position order: a prompt's
+    /// cached keys and values) the whole cache.
+    pub fn set_prefix_kv(&mut self, layers: Vec<Vec<(Tensor, Tensor)>>) -> Result<()> {
         if layers.len() != self.h.len() {
             candle_core::bail!("prefix kv for {} layers, the model has {}", layers.len(), self.h.len());
         }
-        for (b, (k, v)) in self.h.iter_mut().zip(layers) {
-            b.self_attention.cache.set_prefix(k, v);
+        for (b, parts) in self.h.iter_mut().zip(layers) {
+            b.self_attention.cache.set_prefix(parts)?;
         }
         Ok(())
     }

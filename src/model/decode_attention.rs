@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::attention::{lanes, softmax_in_place};
+use super::attention::{head_parts, lanes, parts_len, softmax_in_place, KvParts};
 
 /// The operands of one step. Keys and values are `(heads, len, d)` for the prompt and
 /// `(rows, heads, capacity, d)` for the rows' own positions.
@@ -18,8 +18,8 @@ pub(crate) struct Step<'a> {
     pub head_dim: usize,
     /// One query per row, `(rows, heads, d)`.
     pub q: &'a [f32],
-    /// The shared prompt's keys and values (`prompt_len` positions), if any.
-    pub prompt: Option<(&'a [f32], &'a [f32])>,
+    /// The shared prompt's keys and values in parts (none: no prompt), `prompt_len` positions in all.
+    pub prompt: &'a KvParts<'a>,
     pub prompt_len: usize,
     /// The rows' own keys and values, if any, and their capacity per row.
     pub own: Option<(&'a [f32], &'a [f32])>,
@@ -37,7 +37,7 @@ pub(crate) fn attend(st: &Step, out: &mut [f32]) -> bool {
         st.q.len() == rows * h * d
             && st.slopes.len() == h
             && out.len() == rows * h * d
-            && st.prompt.is_none_or(|(k, v)| k.len() == h * st.prompt_len * d && v.len() == k.len())
+            && parts_len(st.prompt, h, d) == Some(st.prompt_len)
             && st.own.is_none_or(|(k, v)| k.len() == rows * h * st.capacity * d && v.len() == k.len())
             && st.lens.iter().all(|&n| n <= st.capacity && (n == 0 || st.own.is_some()))
             && (1..=256).contains(&d),
@@ -73,42 +73,43 @@ pub(crate) fn attend(st: &Step, out: &mut [f32]) -> bool {
 /// The CPU must support avx512f; `probs` holds `rows` rows of `stride ≥ prompt_len`.
 #[target_feature(enable = "avx512f")]
 unsafe fn prompt_scores(st: &Step, hh: usize, probs: &mut [f32], stride: usize) {
-    let Some((k, _)) = st.prompt else { return };
-    let (h, d, l) = (st.heads, st.head_dim, st.prompt_len);
-    let keys = &k[hh * l * d..(hh + 1) * l * d];
+    let (h, d) = (st.heads, st.head_dim);
     let (scale, slope) = (1.0 / (d as f32).sqrt(), st.slopes[hh]);
     let rows = st.lens.len();
     let q = |r: usize| &st.q[(r * h + hh) * d..(r * h + hh + 1) * d];
     let base = probs.as_mut_ptr();
-    let out = |r: usize| base.add(r * stride);
-    let mut r = 0;
-    while r < rows {
-        let g = QUERIES.min(rows - r);
-        match g {
-            4 => scores_into::<4>(
-                [q(r), q(r + 1), q(r + 2), q(r + 3)],
-                keys,
-                d,
-                l,
-                [out(r), out(r + 1), out(r + 2), out(r + 3)],
-                scale,
-                slope,
-                0,
-            ),
-            3 => scores_into::<3>(
-                [q(r), q(r + 1), q(r + 2)],
-                keys,
-                d,
-                l,
-                [out(r), out(r + 1), out(r + 2)],
-                scale,
-                slope,
-                0,
-            ),
-            2 => scores_into::<2>([q(r), q(r + 1)], keys, d, l, [out(r), out(r + 1)], scale, slope, 0),
-            _ => scores_into::<1>([q(r)], keys, d, l, [out(r)], scale, slope, 0),
+    // Part by part, each key's score at its position in the whole prompt.
+    for (j0, n, keys, _) in head_parts(st.prompt, h, d, hh) {
+        let out = |r: usize| base.add(r * stride + j0);
+        let mut r = 0;
+        while r < rows {
+            let g = QUERIES.min(rows - r);
+            match g {
+                4 => scores_into::<4>(
+                    [q(r), q(r + 1), q(r + 2), q(r + 3)],
+                    keys,
+                    d,
+                    n,
+                    [out(r), out(r + 1), out(r + 2), out(r + 3)],
+                    scale,
+                    slope,
+                    j0,
+                ),
+                3 => scores_into::<3>(
+                    [q(r), q(r + 1), q(r + 2)],
+                    keys,
+                    d,
+                    n,
+                    [out(r), out(r + 1), out(r + 2)],
+                    scale,
+                    slope,
+                    j0,
+                ),
+                2 => scores_into::<2>([q(r), q(r + 1)], keys, d, n, [out(r), out(r + 1)], scale, slope, j0),
+                _ => scores_into::<1>([q(r)], keys, d, n, [out(r)], scale, slope, j0),
+            }
+            r += g;
         }
-        r += g;
     }
 }
 
@@ -173,13 +174,14 @@ unsafe fn sum_values_n<const NV: usize, const G: usize>(
     for r0 in (0..rows).step_by(G) {
         let g = G.min(rows - r0);
         let mut acc = [[_mm512_setzero_ps(); NV]; G];
-        if let Some((_, pv)) = st.prompt {
-            let pv = pv.as_ptr().add(hh * l * d);
-            for j in 0..l {
+        // The prompt's values part by part, in position order (the sums do not depend on the cuts).
+        for (j0, n, _, pv) in head_parts(st.prompt, h, d, hh) {
+            let pv = pv.as_ptr();
+            for j in 0..n {
                 prefetch_row(pv.wrapping_add((j + AHEAD) * d), d);
                 let v: [__m512; NV] = std::array::from_fn(|i| _mm512_maskz_loadu_ps(masks[i], pv.add(j * d + 16 * i)));
                 for (k, acc_k) in acc.iter_mut().enumerate().take(g) {
-                    let p = probs[(r0 + k) * stride + j];
+                    let p = probs[(r0 + k) * stride + j0 + j];
                     if p != 0.0 {
                         let vp = _mm512_set1_ps(p);
                         for i in 0..NV {
@@ -252,14 +254,8 @@ unsafe fn scores_into<const G: usize>(
     pos0: usize,
 ) {
     let mut part = [[_mm512_setzero_ps(); 16]; G];
-    let step = _mm512_set1_ps(16.0 * slope);
-    let mut alibi = _mm512_mul_ps(
-        _mm512_set1_ps(slope),
-        _mm512_add_ps(
-            _mm512_set1_ps(pos0 as f32),
-            _mm512_setr_ps(0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.),
-        ),
-    );
+    let (vslope, lane) =
+        (_mm512_set1_ps(slope), _mm512_setr_ps(0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.));
     let vs = _mm512_set1_ps(scale);
     let mut j0 = 0;
     while j0 < n {
@@ -275,10 +271,12 @@ unsafe fn scores_into<const G: usize>(
             }
         }
         let m = lanes(count);
+        // Each key's bias from its position alone (exact in f32 below 2²⁴), not summed up block by
+        // block: so a prompt read in parts gets the bias of the whole, bit for bit.
+        let alibi = _mm512_mul_ps(vslope, _mm512_add_ps(_mm512_set1_ps((pos0 + j0) as f32), lane));
         for g in 0..G {
             _mm512_mask_storeu_ps(scores[g].add(j0), m, _mm512_fmadd_ps(sum16(&part[g]), vs, alibi));
         }
-        alibi = _mm512_add_ps(alibi, step);
         j0 += 16;
     }
 }
@@ -346,8 +344,9 @@ mod tests {
             for hh in 0..h {
                 let kv = |j: usize, which: usize| -> Vec<f64> {
                     let (src, at) = if j < l {
-                        let (k, v) = st.prompt.unwrap();
-                        (if which == 0 { k } else { v }, (hh * l + j) * d)
+                        let (j0, n, k, v) = head_parts(st.prompt, h, d, hh).find(|&(j0, n, ..)| j < j0 + n).unwrap();
+                        debug_assert!(j >= j0 && n > 0);
+                        (if which == 0 { k } else { v }, (j - j0) * d)
                     } else {
                         let (k, v) = st.own.unwrap();
                         (if which == 0 { k } else { v }, ((r * h + hh) * st.capacity + j - l) * d)
@@ -395,7 +394,7 @@ mod tests {
                 heads: h,
                 head_dim: d,
                 q,
-                prompt: Some((&pk[..], &pv[..])),
+                prompt: &[(&pk[..], &pv[..])],
                 prompt_len: l,
                 own: Some(own),
                 capacity: cap,
@@ -436,11 +435,12 @@ mod tests {
             let (pk, pv) = (data(h * l * d, 2), data(h * l * d, 3));
             let (ok, ov) = (data(rows * h * cap * d, 4), data(rows * h * cap * d, 5));
             let slopes = crate::model::alibi::slopes(h);
+            let prompt: Vec<(&[f32], &[f32])> = if l > 0 { vec![(&pk[..], &pv[..])] } else { vec![] };
             let st = Step {
                 heads: h,
                 head_dim: d,
                 q: &q,
-                prompt: (l > 0).then_some((&pk[..], &pv[..])),
+                prompt: &prompt,
                 prompt_len: l,
                 own: (cap > 0).then_some((&ok[..], &ov[..])),
                 capacity: cap,
@@ -452,6 +452,49 @@ mod tests {
             assert!(attend(&st, &mut got));
             let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(diff < 1e-5, "h={h} d={d} l={l} lens={lens:?}: {diff}");
+        }
+    }
+
+    /// A prompt kept in parts (a cached template's, then a question's own) attends as the whole.
+    #[test]
+    fn a_prompt_in_parts_equals_the_whole_bit_for_bit() {
+        if !crate::model::gemm::available() {
+            return;
+        }
+        let positions = crate::model::attention::tests::positions;
+        let (h, d, l, cap) = (2, 64, 75, 8);
+        let lens = [1, 8, 3, 5, 2];
+        let rows = lens.len();
+        let q = data(rows * h * d, 1);
+        let (pk, pv) = (data(h * l * d, 2), data(h * l * d, 3));
+        let (ok, ov) = (data(rows * h * cap * d, 4), data(rows * h * cap * d, 5));
+        let slopes = crate::model::alibi::slopes(h);
+        let attend_over = |prompt: &KvParts| {
+            let st = Step {
+                heads: h,
+                head_dim: d,
+                q: &q,
+                prompt,
+                prompt_len: l,
+                own: Some((&ok[..], &ov[..])),
+                capacity: cap,
+                lens: &lens,
+                slopes: &slopes,
+            };
+            let mut out = vec![f32::NAN; rows * h * d];
+            assert!(attend(&st, &mut out));
+            out.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        let whole = attend_over(&[(&pk[..], &pv[..])]);
+        // Cuts inside a 16-key block, on its edge, and one position long.
+        for cuts in [vec![37], vec![16, 17, 64]] {
+            let bounds: Vec<usize> = [0].into_iter().chain(cuts.iter().copied()).chain([l]).collect();
+            let owned: Vec<(Vec<f32>, Vec<f32>)> = bounds
+                .windows(2)
+                .map(|w| (positions(&pk, h, l, d, w[0], w[1]), positions(&pv, h, l, d, w[0], w[1])))
+                .collect();
+            let parts: Vec<(&[f32], &[f32])> = owned.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+            assert_eq!(attend_over(&parts), whole, "cuts {cuts:?}");
         }
     }
 }

@@ -2,14 +2,19 @@
 //! prefill and shared by every path (one copy however many paths fork from it, so attention reads
 //! it once per step for all of them), and each path's own continuation, which grows in place with
 //! `slice_set` into spare capacity instead of concatenating a new tensor every step.
+//!
+//! The prompt itself is kept in parts, in position order: a template's keys and values from the
+//! prefix cache, then the question's own. The attention kernels read part by part, so a question
+//! after a cached template copies nothing (the concatenation it replaced copied the whole prompt,
+//! 115 MB at bloom-560m's 584-token template, into fresh memory at every question switch).
 
 use candle_core::{Result, Tensor};
 
 /// Keys and values of one attention layer.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    /// The shared prompt: `1, h, L, d` each.
-    prefix: Option<(Tensor, Tensor)>,
+    /// The shared prompt in parts, in position order: `1, h, Lᵢ, d` each.
+    prefix: Vec<(Tensor, Tensor)>,
     /// Per-row continuations: `b, h, capacity, d` each.
     k: Option<Tensor>,
     v: Option<Tensor>,
@@ -22,6 +27,9 @@ pub struct KvCache {
 
 /// Capacity of the per-row part grows in steps of this many positions, so a step rarely reallocates.
 const GROW: usize = 64;
+
+/// Parts of a prompt kept apart at most; more (a branch of a branch of …) are joined, one copy.
+const MAX_PARTS: usize = 8;
 
 impl KvCache {
     /// Positions cached (shared prompt plus the longest continuation).
@@ -38,7 +46,7 @@ impl KvCache {
     }
 
     pub fn prefix_len(&self) -> usize {
-        self.prefix.as_ref().map(|(k, _)| k.dims()[2]).unwrap_or(0)
+        self.prefix.iter().map(|(k, _)| k.dims()[2]).sum()
     }
 
     /// The longest row's own positions.
@@ -51,9 +59,46 @@ impl KvCache {
         &self.lens
     }
 
-    /// The shared prompt's keys and values (`1, h, L, d`), if any.
-    pub fn prefix(&self) -> Option<(&Tensor, &Tensor)> {
-        self.prefix.as_ref().map(|(k, v)| (k, v))
+    /// The shared prompt's keys and values in parts (`1, h, Lᵢ, d` each, in position order).
+    pub fn prefix_parts(&self) -> &[(Tensor, Tensor)] {
+        &self.prefix
+    }
+
+    /// Positions `start..start + n` of the shared prompt (`1, h, n, d`): a part itself where one
+    /// part is exactly that, else a copy (so it never keeps a larger part's memory alive).
+    pub fn prefix_range(&self, start: usize, n: usize) -> Result<Option<(Tensor, Tensor)>> {
+        if n == 0 || start + n > self.prefix_len() {
+            return Ok(None);
+        }
+        let (mut ks, mut vs) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        for (k, v) in &self.prefix {
+            let len = k.dim(2)?;
+            let (a, b) = (start.max(at), (start + n).min(at + len));
+            if a < b {
+                if (a, b) == (at, at + len) && (a, b) == (start, start + n) {
+                    return Ok(Some((k.clone(), v.clone())));
+                }
+                ks.push(k.narrow(2, a - at, b - a)?);
+                vs.push(v.narrow(2, a - at, b - a)?);
+            }
+            at += len;
+        }
+        let join = |ts: &[Tensor]| if ts.len() == 1 { ts[0].force_contiguous() } else { Tensor::cat(ts, 2) };
+        Ok(Some((join(&ks)?, join(&vs)?)))
+    }
+
+    /// The shared prompt's keys and values as one tensor each (`1, h, L, d`), if any: the parts
+    /// concatenated, for the general attention path.
+    pub fn prefix(&self) -> Result<Option<(Tensor, Tensor)>> {
+        match self.prefix.as_slice() {
+            [] => Ok(None),
+            [(k, v)] => Ok(Some((k.clone(), v.clone()))),
+            parts => {
+                let (ks, vs): (Vec<Tensor>, Vec<Tensor>) = parts.iter().cloned().unzip();
+                Ok(Some((Tensor::cat(&ks, 2)?, Tensor::cat(&vs, 2)?)))
+            }
+        }
     }
 
     /// The rows' own keys and values so far (`b, h, S, d`, S the longest row), if any.
@@ -91,20 +136,26 @@ impl KvCache {
         Tensor::from_vec(mask, (self.lens.len(), 1, 1, kv), k.device()).map(Some)
     }
 
-    /// Replaces everything with a shared prefix of `k`, `v` (`1, h, L, d`: a prompt's cached KV).
-    pub fn set_prefix(&mut self, k: Tensor, v: Tensor) {
-        *self = Self { prefix: Some((k, v)), ..Self::default() };
+    /// Replaces everything with a shared prefix in `parts` (`1, h, Lᵢ, d` each, in position order:
+    /// a prompt's cached KV). Past [`MAX_PARTS`] they are joined into one.
+    pub fn set_prefix(&mut self, parts: Vec<(Tensor, Tensor)>) -> Result<()> {
+        *self = Self { prefix: parts, ..Self::default() };
+        if self.prefix.len() > MAX_PARTS {
+            let joined = self.prefix()?;
+            self.prefix = joined.into_iter().collect();
+        }
+        Ok(())
     }
 
-    /// Appends `k`, `v` (`1, h, s, d`) to the shared prefix (a prompt's tokens after a cached part).
+    /// Appends `k`, `v` (`1, h, s, d`) to the shared prefix as a part of its own (a prompt's tokens
+    /// after a cached part).
     pub fn append_prefix(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
         if self.k.is_some() {
             candle_core::bail!("kv cache: the prompt's prefix cannot grow once rows exist");
         }
-        self.prefix = Some(match self.prefix.take() {
-            None => (k.contiguous()?, v.contiguous()?),
-            Some((pk, pv)) => (Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?),
-        });
+        if k.dim(2)? > 0 {
+            self.prefix.push((k.contiguous()?, v.contiguous()?));
+        }
         Ok(())
     }
 
@@ -260,8 +311,40 @@ mod tests {
             assert_eq!(c.len(), 5 + step + 1);
         }
         assert_eq!(row_values(&c, 0), all);
-        let (pk, _) = c.prefix().unwrap();
+        let (pk, _) = c.prefix().unwrap().unwrap();
         assert_eq!(pk.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0., 1., 2., 3., 4.]);
+    }
+
+    #[test]
+    fn a_prefix_in_parts_reads_as_the_whole_and_ranges_copy_only_across_parts() {
+        let dev = Device::Cpu;
+        // Two heads of one channel, so a range within a part is not contiguous in it.
+        let t = |a: f32, n: usize| {
+            let h0: Vec<f32> = (0..n).map(|i| a + i as f32).collect();
+            let h1: Vec<f32> = h0.iter().map(|x| -x).collect();
+            Tensor::new([h0, h1].concat(), &dev).unwrap().reshape((1, 2, n, 1)).unwrap()
+        };
+        let flat = |x: &Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut c = KvCache::default();
+        c.set_prefix(vec![(t(0., 3), t(0., 3)), (t(3., 2), t(3., 2))]).unwrap();
+        c.append_prefix(&t(5., 4), &t(5., 4)).unwrap();
+        assert_eq!(c.prefix_parts().len(), 3);
+        assert_eq!(c.prefix_len(), 9);
+        let (k, _) = c.prefix().unwrap().unwrap();
+        assert_eq!(flat(&k), flat(&t(0., 9)));
+        // The last part exactly: the part itself, sharing its storage.
+        let (own, _) = c.prefix_range(5, 4).unwrap().unwrap();
+        assert!(own.id() == c.prefix_parts()[2].0.id() && flat(&own) == flat(&t(5., 4)));
+        // Across parts, and within one: copies of just those positions.
+        assert_eq!(flat(&c.prefix_range(2, 4).unwrap().unwrap().0), flat(&t(2., 4)));
+        let (inner, _) = c.prefix_range(6, 2).unwrap().unwrap();
+        assert!(inner.is_contiguous() && inner.dims() == [1, 2, 2, 1] && flat(&inner) == flat(&t(6., 2)));
+        assert!(c.prefix_range(8, 2).unwrap().is_none());
+        // Too many parts are joined.
+        let many: Vec<(Tensor, Tensor)> = (0..MAX_PARTS + 1).map(|i| (t(i as f32, 1), t(i as f32, 1))).collect();
+        c.set_prefix(many).unwrap();
+        assert_eq!(c.prefix_parts().len(), 1);
+        assert_eq!(flat(&c.prefix().unwrap().unwrap().0), flat(&t(0., MAX_PARTS + 1)));
     }
 
     #[test]

@@ -274,18 +274,17 @@ impl DecoderModel for BloomDecoder {
         }
         self.model.clear_kv_cache();
         // At least the last token is computed: its logits are what the prefill returns.
-        let hit = self.prefixes.lookup(prompt, prompt.len() - 1);
+        let hit = self.prefixes.lookup(prompt, prompt.len() - 1)?;
         let cached = hit.as_ref().map_or(0, |h| h.len());
         if let Some(hit) = &hit {
-            self.model.set_prefix_kv(hit.layers()?)?;
+            self.model.set_prefix_kv(hit.layers())?;
         }
         let ids = Tensor::new(&prompt[cached..], &self.device)?.unsqueeze(0)?; // 1, s
         let logits = self.model.forward_prefix(&ids)?.squeeze(0)?.to_vec1()?;
         if !self.prefixes.covers(prompt) {
-            // After a hit only the prompt's own positions are new to the cache (a copy of a few
-            // MB); without one the entry is the model's own tensors.
-            let own = if cached == 0 { self.model.prefix_kv() } else { self.model.prefix_kv_from(cached)? };
-            self.prefixes.insert(prompt, hit.as_ref(), own)?;
+            // Only the prompt's own positions are new to the cache: the part this prefill computed,
+            // shared with the model's cache.
+            self.prefixes.insert(prompt, hit.as_ref(), self.model.prefix_kv_from(cached)?)?;
         }
         self.cached_prompt_tokens = cached;
         Ok(logits)
@@ -316,15 +315,9 @@ impl DecoderModel for BloomDecoder {
         // then add its tokens after the shared part as the new rows' own start.
         let batch = self.model.take_kv_caches();
         let logits = self.prefill(prompt);
-        let layers = self.model.prefix_kv();
+        let own = self.model.prefix_kv_from(shared);
         self.model.restore_kv_caches(batch)?;
-        let logits = logits?;
-        let own = layers
-            .iter()
-            .map(|(k, v)| {
-                Ok((k.narrow(2, shared, prompt.len() - shared)?, v.narrow(2, shared, prompt.len() - shared)?))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let (logits, own) = (logits?, own?);
         self.model.add_cache_rows(&own, n)?;
         Ok(logits)
     }

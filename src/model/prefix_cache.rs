@@ -5,13 +5,16 @@
 //! Keyed on exact token ids, not text, so a hit is exact. Bounded by bytes, least recently used
 //! out first.
 //!
-//! An entry is a list of parts, each a run of consecutive positions' keys and values, and entries
-//! share parts: a question prefilled after a cached template keeps the template's part (the same
-//! tensors) and adds only its own tokens. So a question switch costs the cache the question's few
-//! megabytes instead of a copy of the whole prompt, and no fresh memory for it: fresh pages are
-//! zeroed by the kernel first, which with a full page cache doubled a warm question switch. A
-//! prompt prefilled from nothing keeps the tensors the model's KV cache holds (candle tensors share
-//! their storage), so caching the prompt being decoded costs nothing extra.
+//! An entry is a list of parts, each the keys and values of a run of consecutive positions, and
+//! entries share parts: a question prefilled after a cached template keeps the template's part (the
+//! same tensors) and adds only its own tokens. A hit always ends on a part's edge: the first hit
+//! inside a part splits it in two for every entry that holds it (one copy), so every later hit is
+//! whole parts that the model's cache and attention use as they are. So a question switch copies
+//! nothing and takes no fresh memory for the template (fresh pages are zeroed by the kernel first,
+//! which with a full page cache doubled a warm question switch), and the cache holds a question in
+//! the few megabytes of its own tokens. A prompt prefilled from nothing keeps the tensors the
+//! model's KV cache holds (candle tensors share their storage), so caching the prompt being decoded
+//! costs nothing extra.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,49 +24,44 @@ use candle_core::{Result, Tensor};
 /// Per layer, keys and values `1, h, L, d`.
 pub type LayerKv = Vec<(Tensor, Tensor)>;
 
-/// One run of positions' keys and values, held by every entry that uses it.
+/// The keys and values of a run of positions, held by every entry that uses it.
 #[derive(Debug)]
 struct Part {
     layers: LayerKv,
+    /// Positions held.
+    len: usize,
     bytes: usize,
 }
 
-/// The first `len` positions of a part.
-#[derive(Debug, Clone)]
-struct Slice {
-    part: Arc<Part>,
-    len: usize,
+impl Part {
+    fn new(layers: LayerKv, len: usize) -> Arc<Self> {
+        let bytes = layers.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes()).sum();
+        Arc::new(Self { layers, len, bytes })
+    }
+
+    /// Positions `a..b` as a part of their own (copied, so it holds only them).
+    fn range(&self, a: usize, b: usize) -> Result<Arc<Self>> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| Ok((k.narrow(2, a, b - a)?.force_contiguous()?, v.narrow(2, a, b - a)?.force_contiguous()?)))
+            .collect::<Result<LayerKv>>()?;
+        Ok(Self::new(layers, b - a))
+    }
 }
 
 #[derive(Debug)]
 struct Entry {
     tokens: Vec<u32>,
-    /// Consecutive, covering `tokens`.
-    slices: Vec<Slice>,
+    /// Whole parts, consecutive, covering `tokens`.
+    parts: Vec<Arc<Part>>,
 }
 
-impl Entry {
-    /// The slices covering the first `n` tokens.
-    fn first(&self, n: usize) -> Vec<Slice> {
-        let mut out = Vec::new();
-        let mut left = n;
-        for s in &self.slices {
-            if left == 0 {
-                break;
-            }
-            let len = s.len.min(left);
-            out.push(Slice { part: s.part.clone(), len });
-            left -= len;
-        }
-        out
-    }
-}
-
-/// A cached prefix of a prompt, as [`PrefixCache::lookup`] found it.
+/// A cached prefix of a prompt, as [`PrefixCache::lookup`] found it: whole parts.
 #[derive(Debug, Clone)]
 pub struct CachedPrefix {
     len: usize,
-    slices: Vec<Slice>,
+    parts: Vec<Arc<Part>>,
 }
 
 impl CachedPrefix {
@@ -76,29 +74,11 @@ impl CachedPrefix {
         self.len == 0
     }
 
-    /// Per layer, the keys and values of its positions (`1, h, len, d`): a view of the cached
-    /// tensors where one part covers it, else its parts concatenated.
-    pub fn layers(&self) -> Result<LayerKv> {
-        let layers = self.slices.first().map_or(0, |s| s.part.layers.len());
-        (0..layers)
-            .map(|l| {
-                let (ks, vs): (Vec<Tensor>, Vec<Tensor>) = self
-                    .slices
-                    .iter()
-                    .map(|s| {
-                        let (k, v) = &s.part.layers[l];
-                        Ok((k.narrow(2, 0, s.len)?, v.narrow(2, 0, s.len)?))
-                    })
-                    .collect::<Result<Vec<_>>>()?
-                    .into_iter()
-                    .unzip();
-                if ks.len() == 1 {
-                    Ok((ks[0].clone(), vs[0].clone()))
-                } else {
-                    Ok((Tensor::cat(&ks, 2)?, Tensor::cat(&vs, 2)?))
-                }
-            })
-            .collect()
+    /// Per layer, its parts' keys and values (`1, h, Lᵢ, d` each, in position order): the cached
+    /// tensors themselves.
+    pub fn layers(&self) -> Vec<LayerKv> {
+        let layers = self.parts.first().map_or(0, |p| p.layers.len());
+        (0..layers).map(|l| self.parts.iter().map(|p| p.layers[l].clone()).collect()).collect()
     }
 }
 
@@ -114,14 +94,10 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-fn kv_bytes(layers: &LayerKv) -> usize {
-    layers.iter().map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes()).sum()
-}
-
-/// Bytes of the distinct parts `slices` hold (a part shared by several counts once).
-fn unique_bytes<'a>(slices: impl Iterator<Item = &'a Slice>) -> usize {
+/// Bytes of the distinct parts in `parts` (a part shared by several counts once).
+fn unique_bytes<'a>(parts: impl Iterator<Item = &'a Arc<Part>>) -> usize {
     let mut seen = HashSet::new();
-    slices.filter(|s| seen.insert(Arc::as_ptr(&s.part))).map(|s| s.part.bytes).sum()
+    parts.filter(|p| seen.insert(Arc::as_ptr(p))).map(|p| p.bytes).sum()
 }
 
 impl PrefixCache {
@@ -153,25 +129,64 @@ impl PrefixCache {
     }
 
     /// The longest cached prefix of `prompt`, at most `max_len` tokens. The entry it came from
-    /// becomes the most recent.
-    pub fn lookup(&mut self, prompt: &[u32], max_len: usize) -> Option<CachedPrefix> {
+    /// becomes the most recent. A hit ending inside a part splits that part first (see the module
+    /// documentation); an error there leaves the cache as it was.
+    pub fn lookup(&mut self, prompt: &[u32], max_len: usize) -> Result<Option<CachedPrefix>> {
         let best = self
             .entries
             .iter()
             .enumerate()
             .map(|(i, e)| (i, common_prefix(&e.tokens, prompt).min(max_len)))
             .max_by_key(|&(i, n)| (n, i));
-        let (i, n) = best.filter(|&(_, n)| n > 0)?;
+        let Some((i, n)) = best.filter(|&(_, n)| n > 0) else { return Ok(None) };
         let entry = self.entries.remove(i);
-        let slices = entry.first(n);
         self.entries.push(entry);
-        Some(CachedPrefix { len: n, slices })
+        let last = self.entries.len() - 1;
+        // The part the hit ends in, and where in it.
+        let mut at = 0;
+        let mut cut = None;
+        for p in &self.entries[last].parts {
+            if n < at + p.len {
+                cut = (n > at).then(|| (p.clone(), n - at));
+                break;
+            }
+            at += p.len;
+        }
+        if let Some((part, m)) = cut {
+            self.split(&part, m)?;
+        }
+        let mut parts = Vec::new();
+        let mut covered = 0;
+        for p in &self.entries[last].parts {
+            if covered == n {
+                break;
+            }
+            covered += p.len;
+            parts.push(p.clone());
+        }
+        Ok(Some(CachedPrefix { len: n, parts }))
+    }
+
+    /// Replaces `part` by its positions `..m` and `m..` in every entry that holds it.
+    fn split(&mut self, part: &Arc<Part>, m: usize) -> Result<()> {
+        let (head, tail) = (part.range(0, m)?, part.range(m, part.len)?);
+        for e in &mut self.entries {
+            if e.parts.iter().any(|p| Arc::ptr_eq(p, part)) {
+                e.parts = e
+                    .parts
+                    .iter()
+                    .flat_map(|p| if Arc::ptr_eq(p, part) { vec![head.clone(), tail.clone()] } else { vec![p.clone()] })
+                    .collect();
+            }
+        }
+        self.used_bytes = unique_bytes(self.entries.iter().flat_map(|e| &e.parts));
+        Ok(())
     }
 
     /// Remembers the KV of `tokens`: `prefix` (from [`Self::lookup`]) for its first positions and
-    /// `own` (`1, h, len, d` per layer) for the rest. An entry that is a prefix of `tokens` is
-    /// dropped (the new one answers every lookup it would); nothing is added when `tokens` is
-    /// already covered by a longer entry or alone exceeds the capacity.
+    /// `own` (`1, h, len, d` per layer, contiguous) for the rest. An entry that is a prefix of
+    /// `tokens` is dropped (the new one answers every lookup it would); nothing is added when
+    /// `tokens` is already covered by a longer entry or alone exceeds the capacity.
     pub fn insert(&mut self, tokens: &[u32], prefix: Option<&CachedPrefix>, own: LayerKv) -> Result<()> {
         if tokens.is_empty() || self.capacity_bytes == 0 {
             return Ok(());
@@ -181,7 +196,7 @@ impl PrefixCache {
             self.entries.push(e);
             return Ok(());
         }
-        let mut slices = prefix.map(|p| p.slices.clone()).unwrap_or_default();
+        let mut parts = prefix.map(|p| p.parts.clone()).unwrap_or_default();
         let cached = prefix.map_or(0, |p| p.len);
         let own_len = match own.first() {
             Some((k, _)) => k.dim(2)?,
@@ -191,16 +206,15 @@ impl PrefixCache {
             candle_core::bail!("prefix cache: {cached} cached and {own_len} own positions for {} tokens", tokens.len());
         }
         if own_len > 0 {
-            let bytes = kv_bytes(&own);
-            slices.push(Slice { part: Arc::new(Part { layers: own, bytes }), len: own_len });
+            parts.push(Part::new(own, own_len));
         }
-        if unique_bytes(slices.iter()) > self.capacity_bytes {
+        if unique_bytes(parts.iter()) > self.capacity_bytes {
             return Ok(());
         }
         self.entries.retain(|e| !tokens.starts_with(&e.tokens));
-        self.entries.push(Entry { tokens: tokens.to_vec(), slices });
+        self.entries.push(Entry { tokens: tokens.to_vec(), parts });
         loop {
-            self.used_bytes = unique_bytes(self.entries.iter().flat_map(|e| &e.slices));
+            self.used_bytes = unique_bytes(self.entries.iter().flat_map(|e| &e.parts));
             if self.used_bytes <= self.capacity_bytes {
                 return Ok(());
             }
@@ -219,7 +233,7 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    /// One layer whose key at position p is `first + p` (so narrowed values show which positions came back).
+    /// One layer whose key at position p is `first + p` (so values show which positions came back).
     fn kv_from(first: usize, len: usize) -> LayerKv {
         let t =
             Tensor::arange(first as f32, (first + len) as f32, &Device::Cpu).unwrap().reshape((1, 1, len, 1)).unwrap();
@@ -230,8 +244,13 @@ mod tests {
         kv_from(0, len)
     }
 
+    fn hit(c: &mut PrefixCache, prompt: &[u32], max_len: usize) -> Option<CachedPrefix> {
+        c.lookup(prompt, max_len).unwrap()
+    }
+
+    /// Layer 0's keys of a hit, its parts in order.
     fn positions(p: &CachedPrefix) -> Vec<f32> {
-        p.layers().unwrap()[0].0.flatten_all().unwrap().to_vec1().unwrap()
+        p.layers()[0].iter().flat_map(|(k, _)| k.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
     }
 
     #[test]
@@ -240,14 +259,14 @@ mod tests {
         c.insert(&[1, 2, 3, 4], None, kv(4)).unwrap();
         c.insert(&[1, 2, 9, 9, 9], None, kv(5)).unwrap();
         // Shares 3 tokens with the first entry, 2 with the second.
-        let p = c.lookup(&[1, 2, 3, 7, 7], 100).unwrap();
+        let p = hit(&mut c, &[1, 2, 3, 7, 7], 100).unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(positions(&p), vec![0., 1., 2.]);
         // The whole prompt cached: at most max_len (the caller computes the last token itself).
-        assert_eq!(c.lookup(&[1, 2, 3, 4], 3).unwrap().len(), 3);
+        assert_eq!(hit(&mut c, &[1, 2, 3, 4], 3).unwrap().len(), 3);
         // A prompt extending a cached one hits all of it.
-        assert_eq!(c.lookup(&[1, 2, 9, 9, 9, 5, 6], 6).unwrap().len(), 5);
-        assert!(c.lookup(&[8, 1, 2], 2).is_none());
+        assert_eq!(hit(&mut c, &[1, 2, 9, 9, 9, 5, 6], 6).unwrap().len(), 5);
+        assert!(hit(&mut c, &[8, 1, 2], 2).is_none());
     }
 
     #[test]
@@ -257,12 +276,12 @@ mod tests {
         c.insert(&[1, 1, 1, 1], None, kv(4)).unwrap();
         c.insert(&[2, 2, 2, 2], None, kv(4)).unwrap();
         assert_eq!(c.used_bytes(), 8 * per_token);
-        c.lookup(&[1, 1, 5], 2).unwrap(); // [1…] becomes the most recent
+        hit(&mut c, &[1, 1, 5], 2).unwrap(); // [1…] becomes the most recent
         c.insert(&[3, 3, 3], None, kv(3)).unwrap(); // 11 tokens > 10: the least recent ([2…]) goes
         assert_eq!(c.len(), 2);
-        assert!(c.lookup(&[2, 2], 1).is_none());
-        assert!(c.lookup(&[1, 1], 1).is_some());
-        assert_eq!(c.used_bytes(), 7 * per_token);
+        assert!(hit(&mut c, &[2, 2], 1).is_none());
+        assert!(hit(&mut c, &[1, 1], 1).is_some());
+        assert_eq!(c.used_bytes(), 7 * per_token, "splitting a part keeps its bytes");
         c.insert(&[4; 11], None, kv(11)).unwrap(); // larger than the whole cache: not kept, nothing evicted
         assert_eq!(c.len(), 2);
         let mut off = PrefixCache::new(0);
@@ -280,35 +299,40 @@ mod tests {
         assert!(c.covers(&[1, 2]) && !c.covers(&[1, 2, 4]));
         c.insert(&[1, 2], None, kv(2)).unwrap();
         assert_eq!(c.len(), 1);
-        assert_eq!(c.lookup(&[1, 2, 3, 4, 5, 6], 10).unwrap().len(), 5);
+        assert_eq!(hit(&mut c, &[1, 2, 3, 4, 5, 6], 10).unwrap().len(), 5);
     }
 
     #[test]
-    fn prompts_after_a_cached_prefix_share_its_part() {
+    fn prompts_after_a_cached_prefix_share_its_part_and_hits_are_whole_parts() {
         let per_token = 2 * 4;
         let mut c = PrefixCache::new(1 << 20);
         c.insert(&[1, 2, 3, 4], None, kv(4)).unwrap();
-        // Two questions after the first 3 tokens, each adding only its own positions.
+        // Two questions after the first 3 tokens, each adding only its own positions. The first hit
+        // ends inside the prompt's part, which is split there (for its entry too).
         for (q, first) in [(7, 100), (8, 200)] {
-            let hit = c.lookup(&[1, 2, 3, q, q], 4).unwrap();
-            assert_eq!(hit.len(), 3);
-            c.insert(&[1, 2, 3, q, q], Some(&hit), kv_from(first, 2)).unwrap();
+            let p = hit(&mut c, &[1, 2, 3, q, q], 4).unwrap();
+            assert_eq!((p.len(), p.layers()[0].len()), (3, 1));
+            c.insert(&[1, 2, 3, q, q], Some(&p), kv_from(first, 2)).unwrap();
         }
         assert_eq!(c.len(), 3);
         assert_eq!(c.used_bytes(), (4 + 2 + 2) * per_token, "the shared part counts once");
-        // A hit across two parts comes back concatenated, in order.
-        let p = c.lookup(&[1, 2, 3, 8, 8, 9], 10).unwrap();
+        assert_eq!(positions(&hit(&mut c, &[1, 2, 3, 4], 4).unwrap()), vec![0., 1., 2., 3.]);
+        // A hit across two parts comes back as both, in order.
+        let p = hit(&mut c, &[1, 2, 3, 8, 8, 9], 10).unwrap();
+        assert_eq!(p.layers()[0].len(), 2);
         assert_eq!(positions(&p), vec![0., 1., 2., 200., 201.]);
-        // Within one part it is a view of it.
-        assert_eq!(positions(&c.lookup(&[1, 2, 3, 7], 10).unwrap()), vec![0., 1., 2., 100.]);
+        // One ending inside the question's part splits that one.
+        let p = hit(&mut c, &[1, 2, 3, 7], 10).unwrap();
+        assert_eq!(positions(&p), vec![0., 1., 2., 100.]);
+        assert_eq!(positions(&hit(&mut c, &[1, 2, 3, 7, 7], 10).unwrap()), vec![0., 1., 2., 100., 101.]);
         // A prompt after a two-part prefix keeps both parts and adds a third.
-        let hit = c.lookup(&[1, 2, 3, 7, 7, 5], 5).unwrap();
-        c.insert(&[1, 2, 3, 7, 7, 5], Some(&hit), kv_from(300, 1)).unwrap();
-        assert_eq!(positions(&c.lookup(&[1, 2, 3, 7, 7, 5], 6).unwrap()), vec![0., 1., 2., 100., 101., 300.]);
+        let p = hit(&mut c, &[1, 2, 3, 7, 7, 5], 5).unwrap();
+        c.insert(&[1, 2, 3, 7, 7, 5], Some(&p), kv_from(300, 1)).unwrap();
+        assert_eq!(positions(&hit(&mut c, &[1, 2, 3, 7, 7, 5], 6).unwrap()), vec![0., 1., 2., 100., 101., 300.]);
         assert_eq!(c.used_bytes(), (4 + 2 + 2 + 1) * per_token);
         // The own part must cover exactly the tokens after the prefix.
-        let hit = c.lookup(&[1, 2, 6, 6], 3).unwrap();
-        assert!(c.insert(&[1, 2, 6, 6], Some(&hit), kv(1)).is_err());
+        let p = hit(&mut c, &[1, 2, 6, 6], 3).unwrap();
+        assert!(c.insert(&[1, 2, 6, 6], Some(&p), kv(1)).is_err());
     }
 
     #[test]
@@ -316,22 +340,22 @@ mod tests {
         let per_token = 2 * 4;
         let mut c = PrefixCache::new(7 * per_token);
         c.insert(&[1, 2, 3], None, kv(3)).unwrap();
-        let hit = c.lookup(&[1, 2, 3, 4], 3).unwrap();
-        c.insert(&[1, 2, 3, 4], Some(&hit), kv_from(40, 1)).unwrap();
-        let hit = c.lookup(&[1, 2, 3, 9], 3).unwrap();
-        c.insert(&[1, 2, 3, 9], Some(&hit), kv_from(50, 1)).unwrap();
+        let p = hit(&mut c, &[1, 2, 3, 4], 3).unwrap();
+        c.insert(&[1, 2, 3, 4], Some(&p), kv_from(40, 1)).unwrap();
+        let p = hit(&mut c, &[1, 2, 3, 9], 3).unwrap();
+        c.insert(&[1, 2, 3, 9], Some(&p), kv_from(50, 1)).unwrap();
         assert_eq!(c.used_bytes(), 5 * per_token);
-        c.lookup(&[1, 2, 3, 9], 4).unwrap(); // [1, 2, 3, 9] most recent
-                                             // 3 positions more: the least recent entry goes, and the part it shared stays.
+        hit(&mut c, &[1, 2, 3, 9], 4).unwrap(); // [1, 2, 3, 9] most recent
+                                                // 3 positions more: the least recent entry goes, and the part it shared stays.
         c.insert(&[5, 5, 5], None, kv(3)).unwrap();
         assert_eq!(c.len(), 2);
         assert!(!c.covers(&[1, 2, 3, 4]));
         assert_eq!(c.used_bytes(), 7 * per_token);
-        assert_eq!(positions(&c.lookup(&[1, 2, 3, 9], 4).unwrap()), vec![0., 1., 2., 50.]);
+        assert_eq!(positions(&hit(&mut c, &[1, 2, 3, 9], 4).unwrap()), vec![0., 1., 2., 50.]);
         // Now [5…] and then [6…] are the most recent: [1, 2, 3, 9] goes, and the shared part with it.
-        c.lookup(&[5], 1).unwrap();
+        hit(&mut c, &[5], 1).unwrap();
         c.insert(&[6, 6, 6], None, kv(3)).unwrap();
         assert_eq!(c.used_bytes(), 6 * per_token);
-        assert!(c.lookup(&[1], 1).is_none());
+        assert!(hit(&mut c, &[1], 1).is_none());
     }
 }

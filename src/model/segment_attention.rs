@@ -7,7 +7,7 @@
 //! once and each segment packs only its own tokens after it. The packed operands and the arithmetic
 //! on them are the same, so the results are those of one segment at a time, bit for bit.
 
-use super::attention::{attend_packed, Scratch, Shape};
+use super::attention::{attend_packed, head_parts, parts_len, KvParts, Scratch, Shape};
 
 /// The operands: all segments' queries, keys and values in order along the token axis (`T` tokens).
 pub(crate) struct Segments<'a> {
@@ -18,9 +18,8 @@ pub(crate) struct Segments<'a> {
     /// The segments' own keys and values, `(heads, T, d)` each.
     pub k: &'a [f32],
     pub v: &'a [f32],
-    /// The shared prefix's keys and values, `(heads, prefix_len, d)` each, if any.
-    pub prefix: Option<(&'a [f32], &'a [f32])>,
-    pub prefix_len: usize,
+    /// The shared prefix's keys and values in parts (none: no prefix).
+    pub prefix: &'a KvParts<'a>,
     /// Tokens per segment (their sum is `T`, none zero).
     pub lens: &'a [usize],
     /// Only each segment's last query is computed (its output row is the segment's index).
@@ -31,15 +30,16 @@ pub(crate) struct Segments<'a> {
 /// `out (rows, heads·d)`, `rows` = `T` (or the segment count when `last_only`). Returns `false` (and
 /// leaves `out` alone) where the CPU lacks AVX-512.
 pub(crate) fn attend(sg: &Segments, out: &mut [f32]) -> bool {
-    let (h, d, l) = (sg.heads, sg.head_dim, sg.prefix_len);
+    let (h, d) = (sg.heads, sg.head_dim);
     let t: usize = sg.lens.iter().sum();
     let rows = if sg.last_only { sg.lens.len() } else { t };
+    let prefix_len = parts_len(sg.prefix, h, d);
+    let l = prefix_len.unwrap_or(0);
     assert!(
         sg.q.len() == h * t * d
             && sg.k.len() == sg.q.len()
             && sg.v.len() == sg.q.len()
-            && sg.prefix.is_none_or(|(k, v)| k.len() == h * l * d && v.len() == k.len())
-            && (sg.prefix.is_some() || l == 0)
+            && prefix_len.is_some()
             && sg.lens.iter().all(|&s| s > 0)
             && sg.slopes.len() == h
             && out.len() == rows * h * d,
@@ -53,8 +53,8 @@ pub(crate) fn attend(sg: &Segments, out: &mut [f32]) -> bool {
     candle_core::utils::barrier_pool().execute_chunked(h, |heads| {
         let mut sc = Scratch::new(l + longest, d);
         for hh in heads {
-            if let Some((pk, pv)) = sg.prefix {
-                sc.pack(&pk[hh * l * d..(hh + 1) * l * d], &pv[hh * l * d..(hh + 1) * l * d], 0, l, d);
+            for (j0, n, k, v) in head_parts(sg.prefix, h, d, hh) {
+                sc.pack(k, v, j0, n, d);
             }
             let (mut at, mut row) = (0, 0);
             for &s in sg.lens {
@@ -113,21 +113,17 @@ mod tests {
             let (q, k, v) = (&q[..heads * t * d], &k[..heads * t * d], &v[..heads * t * d]);
             let (pk, pv) = (data(heads * l * d, 4), data(heads * l * d, 5));
             let slopes = crate::model::alibi::slopes(heads);
-            for last_only in [false, true] {
+            // The prefix whole, and in two parts cut inside a key panel (as a cached template's
+            // part and a question's own are kept).
+            let cut = l / 3;
+            let (pk0, pk1) = (tokens(&pk, heads, l, d, 0, cut), tokens(&pk, heads, l, d, cut, l - cut));
+            let (pv0, pv1) = (tokens(&pv, heads, l, d, 0, cut), tokens(&pv, heads, l, d, cut, l - cut));
+            let whole: Vec<(&[f32], &[f32])> = if l > 0 { vec![(&pk[..], &pv[..])] } else { vec![] };
+            let split: Vec<(&[f32], &[f32])> = vec![(&pk0[..], &pv0[..]), (&pk1[..], &pv1[..])];
+            for (last_only, prefix) in [(false, &whole), (true, &whole), (false, &split), (true, &split)] {
                 let rows = if last_only { lens.len() } else { t };
                 let mut got = vec![f32::NAN; rows * heads * d];
-                let sg = Segments {
-                    heads,
-                    head_dim: d,
-                    q,
-                    k,
-                    v,
-                    prefix: (l > 0).then_some((&pk[..], &pv[..])),
-                    prefix_len: l,
-                    lens,
-                    last_only,
-                    slopes: &slopes,
-                };
+                let sg = Segments { heads, head_dim: d, q, k, v, prefix, lens, last_only, slopes: &slopes };
                 assert!(attend(&sg, &mut got));
                 let (mut at, mut row) = (0, 0);
                 for &s in lens {
@@ -142,7 +138,7 @@ mod tests {
                     };
                     let shape = Shape { heads, head_dim: d, s: queries, kv: l + s };
                     let mut want = vec![0f32; queries * heads * d];
-                    assert!(causal_alibi(&shape, &qs, &cat(&pk, &ks), &cat(&pv, &vs), &slopes, &mut want));
+                    assert!(causal_alibi(&shape, &qs, &[(&cat(&pk, &ks), &cat(&pv, &vs))], &slopes, &mut want));
                     let have = &got[row * heads * d..(row + queries) * heads * d];
                     let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(have), bits(&want), "{heads}x{d} l={l} lens={lens:?} segment at {at}");
