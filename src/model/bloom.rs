@@ -301,14 +301,15 @@ fn last_positions(lens: &[usize], dev: &candle_core::Device) -> Result<Tensor> {
     Tensor::new(ends.as_slice(), dev)
 }
 
-/// Runs `f` on the values of `tensors` as plain f32 slices (each made contiguous first, held
-/// through candle's storage guards for the call); `None` when any of them is not f32 on the CPU.
-#[cfg(target_arch = "x86_64")]
 /// Slices of keys and values, alternating, as the kernels' parts.
+#[cfg(target_arch = "x86_64")]
 fn kv_parts<'a>(t: &[&'a [f32]]) -> Vec<(&'a [f32], &'a [f32])> {
     t.chunks_exact(2).map(|p| (p[0], p[1])).collect()
 }
 
+/// Runs `f` on the values of `tensors` as plain f32 slices (each made contiguous first, held
+/// through candle's storage guards for the call); `None` when any of them is not f32 on the CPU.
+#[cfg(target_arch = "x86_64")]
 fn with_f32_slices<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<Option<R>> {
     use candle_core::{CpuStorage, Storage};
     if tensors.iter().any(|t| t.dtype() != DType::F32) {
