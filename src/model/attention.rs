@@ -357,9 +357,14 @@ pub(crate) mod tests {
         }
     }
 
-    /// Positions `a..b` of every head of `x` (`heads, n, d`), as a part of their own.
-    pub(crate) fn positions(x: &[f32], heads: usize, n: usize, d: usize, a: usize, b: usize) -> Vec<f32> {
-        (0..heads).flat_map(|h| x[(h * n + a) * d..(h * n + b) * d].to_vec()).collect()
+    /// Keys and values `(heads, n, d)` cut at the positions `cuts` into parts of their own.
+    pub(crate) fn cut(k: &[f32], v: &[f32], heads: usize, d: usize, cuts: &[usize]) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let n = k.len() / (heads * d);
+        let positions = |x: &[f32], a: usize, b: usize| -> Vec<f32> {
+            (0..heads).flat_map(|h| x[(h * n + a) * d..(h * n + b) * d].to_vec()).collect()
+        };
+        let bounds: Vec<usize> = [0].into_iter().chain(cuts.iter().copied()).chain([n]).collect();
+        bounds.windows(2).map(|w| (positions(k, w[0], w[1]), positions(v, w[0], w[1]))).collect()
     }
 
     #[test]
@@ -376,11 +381,7 @@ pub(crate) mod tests {
             let slopes: Vec<f32> = crate::model::alibi::slopes(heads);
             let mut whole = vec![f32::NAN; s * heads * d];
             assert!(causal_alibi(&shape, &q, &[(&k, &v)], &slopes, &mut whole));
-            let bounds: Vec<usize> = [0].into_iter().chain(cuts.iter().copied()).chain([kv]).collect();
-            let owned: Vec<(Vec<f32>, Vec<f32>)> = bounds
-                .windows(2)
-                .map(|w| (positions(&k, heads, kv, d, w[0], w[1]), positions(&v, heads, kv, d, w[0], w[1])))
-                .collect();
+            let owned = cut(&k, &v, heads, d, cuts);
             let parts: Vec<(&[f32], &[f32])> = owned.iter().map(|(k, v)| (&k[..], &v[..])).collect();
             assert_eq!(parts_len(&parts, heads, d), Some(kv));
             let mut split = vec![f32::NAN; s * heads * d];

@@ -461,7 +461,6 @@ mod tests {
         if !crate::model::gemm::available() {
             return;
         }
-        let positions = crate::model::attention::tests::positions;
         let (h, d, l, cap) = (2, 64, 75, 8);
         let lens = [1, 8, 3, 5, 2];
         let rows = lens.len();
@@ -488,11 +487,7 @@ mod tests {
         let whole = attend_over(&[(&pk[..], &pv[..])]);
         // Cuts inside a 16-key block, on its edge, and one position long.
         for cuts in [vec![37], vec![16, 17, 64]] {
-            let bounds: Vec<usize> = [0].into_iter().chain(cuts.iter().copied()).chain([l]).collect();
-            let owned: Vec<(Vec<f32>, Vec<f32>)> = bounds
-                .windows(2)
-                .map(|w| (positions(&pk, h, l, d, w[0], w[1]), positions(&pv, h, l, d, w[0], w[1])))
-                .collect();
+            let owned = crate::model::attention::tests::cut(&pk, &pv, h, d, &cuts);
             let parts: Vec<(&[f32], &[f32])> = owned.iter().map(|(k, v)| (&k[..], &v[..])).collect();
             assert_eq!(attend_over(&parts), whole, "cuts {cuts:?}");
         }
