@@ -12,7 +12,7 @@
 //! otherwise (`avx2`), a portable loop elsewhere. `examples/gemv_bench.rs` times these kernels
 //! alone against the read bandwidth.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use half::f16;
 
@@ -155,25 +155,82 @@ fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut 
     });
 }
 
-/// Runs `f(j0, j1)` over `0..n` in tasks of [`ROWS_PER_TASK`] rows on candle's barrier pool, the
-/// threads taking tasks one at a time from a shared counter.
+/// Runs `f(j0, j1)` over `0..n` in tasks of [`ROWS_PER_TASK`] rows on candle's barrier pool: each
+/// thread takes the tasks of its own contiguous share front to back, then the others' from their
+/// back ends.
 ///
-/// The pool's own chunking hands out a sixteenth of the work per grab (a 64 MB slice of an f32 LM
-/// head): a thread that the OS preempts in one (the cores are shared) held up the whole call. With
-/// a task per grab, the others finish its share and the wait is one task's worth.
+/// Why not one shared counter: the threads then took alternate tasks, so each thread's reads
+/// skipped the other's task every 64 rows and its prefetches ran into rows it would not read; in
+/// its own share a thread reads one run of memory. Why not fixed shares: the pool's own chunking
+/// handed out a sixteenth of the work per grab (a 64 MB slice of an f32 LM head), and a thread
+/// the OS preempted in one (the cores are shared) held up the whole call; taking from the others'
+/// back ends, the wait is one task's worth.
 fn for_each_task(n: usize, f: impl Fn(usize, usize) + Sync) {
     let tasks = n.div_ceil(ROWS_PER_TASK);
-    let next = AtomicUsize::new(0);
     let pool = candle_core::utils::barrier_pool();
-    // One item per thread; each drains the counter, so an item that starts late finds nothing left.
-    pool.execute_chunked(pool.n_workers() + 1, |_| loop {
-        let t = next.fetch_add(1, Ordering::Relaxed);
-        if t >= tasks {
-            break;
-        }
+    let shares = Shares::new(tasks, pool.n_workers() + 1);
+    let run = |t: usize| {
         let j0 = t * ROWS_PER_TASK;
         f(j0, n.min(j0 + ROWS_PER_TASK));
+    };
+    // One item per share; a thread that gets more than one (another started late) runs them all.
+    pool.execute_chunked(shares.len(), |items| {
+        for i in items {
+            while let Some(t) = shares.front(i) {
+                run(t);
+            }
+            for o in 1..shares.len() {
+                let j = (i + o) % shares.len();
+                while let Some(t) = shares.back(j) {
+                    run(t);
+                }
+            }
+        }
     });
+}
+
+/// Tasks `0..n` in contiguous shares, each a pair of cursors (next at the front, end at the back)
+/// in one atomic word, so a task is taken from either end exactly once.
+struct Shares(Vec<AtomicU64>);
+
+impl Shares {
+    fn new(n: usize, parts: usize) -> Self {
+        let parts = parts.max(1);
+        Self((0..parts).map(|i| AtomicU64::new(Self::pack(n * i / parts, n * (i + 1) / parts))).collect())
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn pack(front: usize, back: usize) -> u64 {
+        ((front as u64) << 32) | back as u64
+    }
+
+    /// Takes a task from share `i`: its first (`from_front`) or its last; `None` once it is empty.
+    fn take(&self, i: usize, from_front: bool) -> Option<usize> {
+        let cell = &self.0[i];
+        let mut cur = cell.load(Ordering::Relaxed);
+        loop {
+            let (a, b) = ((cur >> 32) as usize, (cur & 0xffff_ffff) as usize);
+            if a >= b {
+                return None;
+            }
+            let (next, task) = if from_front { (Self::pack(a + 1, b), a) } else { (Self::pack(a, b - 1), b - 1) };
+            match cell.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(task),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    fn front(&self, i: usize) -> Option<usize> {
+        self.take(i, true)
+    }
+
+    fn back(&self, i: usize) -> Option<usize> {
+        self.take(i, false)
+    }
 }
 
 /// One task with AVX-512: all `m` rows of `x` against weight rows `j0..j1`, in groups of 2 weight
@@ -371,6 +428,35 @@ mod avx512;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_hand_out_each_task_once_from_either_end() {
+        let s = Shares::new(5, 2); // tasks 0..2 and 2..5
+        assert_eq!((s.front(0), s.front(0), s.front(0)), (Some(0), Some(1), None));
+        assert_eq!((s.back(1), s.front(1), s.back(1), s.front(1)), (Some(4), Some(2), Some(3), None));
+        assert_eq!(Shares::new(0, 3).front(2), None);
+        // Threads taking their own shares from the front and the others' from the back, at once.
+        let (n, parts) = (10_000, 3);
+        let s = Shares::new(n, parts);
+        let taken: Vec<usize> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..parts)
+                .map(|i| {
+                    let s = &s;
+                    sc.spawn(move || {
+                        let mut got: Vec<usize> = std::iter::from_fn(|| s.front(i)).collect();
+                        for o in 1..parts {
+                            got.extend(std::iter::from_fn(|| s.back((i + o) % parts)));
+                        }
+                        got
+                    })
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = taken.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+    }
 
     fn naive(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
         let (m, n) = (x.len() / k, w.len() / k);
