@@ -88,17 +88,10 @@ impl KvCache {
         Ok(Some((join(&ks)?, join(&vs)?)))
     }
 
-    /// The shared prompt's keys and values as one tensor each (`1, h, L, d`), if any: the parts
-    /// concatenated, for the general attention path.
+    /// The shared prompt's keys and values as one tensor each (`1, h, L, d`), if any: the one part
+    /// itself, or the parts concatenated, for the general attention path.
     pub fn prefix(&self) -> Result<Option<(Tensor, Tensor)>> {
-        match self.prefix.as_slice() {
-            [] => Ok(None),
-            [(k, v)] => Ok(Some((k.clone(), v.clone()))),
-            parts => {
-                let (ks, vs): (Vec<Tensor>, Vec<Tensor>) = parts.iter().cloned().unzip();
-                Ok(Some((Tensor::cat(&ks, 2)?, Tensor::cat(&vs, 2)?)))
-            }
-        }
+        self.prefix_range(0, self.prefix_len())
     }
 
     /// The rows' own keys and values so far (`b, h, S, d`, S the longest row), if any.

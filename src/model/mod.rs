@@ -281,11 +281,9 @@ impl DecoderModel for BloomDecoder {
         }
         let ids = Tensor::new(&prompt[cached..], &self.device)?.unsqueeze(0)?; // 1, s
         let logits = self.model.forward_prefix(&ids)?.squeeze(0)?.to_vec1()?;
-        if !self.prefixes.covers(prompt) {
-            // Only the prompt's own positions are new to the cache: the part this prefill computed,
-            // shared with the model's cache.
-            self.prefixes.insert(prompt, hit.as_ref(), self.model.prefix_kv_from(cached)?)?;
-        }
+        // Only the prompt's own positions are new to the cache: the part this prefill computed,
+        // shared with the model's cache (no copy).
+        self.prefixes.insert(prompt, hit.as_ref(), self.model.prefix_kv_from(cached)?)?;
         self.cached_prompt_tokens = cached;
         Ok(logits)
     }
