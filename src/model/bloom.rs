@@ -9,6 +9,8 @@ use candle_nn::{LayerNorm, VarBuilder};
 
 use super::alibi;
 use super::config::Config;
+#[cfg(target_arch = "x86_64")]
+use super::f32_slices::with_f32_slices;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::quant::{QMatrix, QuantKind};
@@ -99,12 +101,12 @@ impl Attention {
         };
         if b == 1 && self.cache.row_lens().is_empty() {
             if let Some(ctx) = self.fused_prompt(&q, s)? {
-                return self.dense.forward(&ctx)? + residual;
+                return self.dense.forward_then(&ctx, false, Some(residual));
             }
         }
         if s == 1 && !self.cache.row_lens().is_empty() {
             if let Some(ctx) = self.fused_step(&q)? {
-                return self.dense.forward(&ctx)? + residual;
+                return self.dense.forward_then(&ctx, false, Some(residual));
             }
         }
 
@@ -155,7 +157,7 @@ impl Attention {
             None => candle_core::bail!("attention over an empty cache"),
         };
         let ctx = ctx.transpose(1, 2)?.reshape((b, s, hidden))?; // b, s, hidden
-        self.dense.forward(&ctx)? + residual
+        self.dense.forward_then(&ctx, false, Some(residual))
     }
 }
 
@@ -264,7 +266,7 @@ impl Attention {
         let ctx = Tensor::from_vec(out, (1, out_rows, hidden), x.device())?;
         let residual =
             if last_only { residual.index_select(&last_positions(lens, x.device())?, 1)? } else { residual.clone() };
-        Ok(Some(((self.dense.forward(&ctx)? + residual)?, own)))
+        Ok(Some((self.dense.forward_then(&ctx, false, Some(&residual))?, own)))
     }
 
     #[cfg(not(target_arch = "x86_64"))]
@@ -307,24 +309,6 @@ fn kv_parts<'a>(t: &[&'a [f32]]) -> Vec<(&'a [f32], &'a [f32])> {
     t.chunks_exact(2).map(|p| (p[0], p[1])).collect()
 }
 
-/// Runs `f` on the values of `tensors` as plain f32 slices (each made contiguous first, held
-/// through candle's storage guards for the call); `None` when any of them is not f32 on the CPU.
-#[cfg(target_arch = "x86_64")]
-fn with_f32_slices<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<Option<R>> {
-    use candle_core::{CpuStorage, Storage};
-    if tensors.iter().any(|t| t.dtype() != DType::F32) {
-        return Ok(None);
-    }
-    let contiguous = tensors.iter().map(|t| t.contiguous()).collect::<Result<Vec<_>>>()?;
-    let guards: Vec<_> = contiguous.iter().map(|t| (t.storage_and_layout(), t.elem_count())).collect();
-    let mut slices = Vec::with_capacity(guards.len());
-    for ((storage, layout), n) in &guards {
-        let Storage::Cpu(CpuStorage::F32(v)) = &**storage else { return Ok(None) };
-        slices.push(&v[layout.start_offset()..layout.start_offset() + n]);
-    }
-    Ok(Some(f(&slices)))
-}
-
 /// `a · m` where `a` is `b, h, s, x` and `m` is one row's `1, h, x, y` shared by all `b` rows:
 /// the rows are stacked into one `h, b·s, x` operand so `m` is read once, not `b` times.
 fn shared_matmul(a: &Tensor, m: &Tensor, b: usize, s: usize) -> Result<Tensor> {
@@ -359,8 +343,8 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let x = super::gelu::gelu(&self.dense_h_to_4h.forward(x)?)?;
-        self.dense_4h_to_h.forward(&x)? + residual
+        let x = self.dense_h_to_4h.forward_then(x, true, None)?;
+        self.dense_4h_to_h.forward_then(&x, false, Some(residual))
     }
 }
 

@@ -28,6 +28,17 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(out, shape, x.device())
 }
 
+/// GELU of `y` in place, a stack buffer at a time: the same values as [`gelu`] gives element by
+/// element (what a gemv task applies to its own columns).
+pub(crate) fn gelu_in_place(y: &mut [f32]) {
+    let mut buf = [0f32; 64];
+    for c in y.chunks_mut(buf.len()) {
+        let x = &mut buf[..c.len()];
+        x.copy_from_slice(c);
+        gelu_slice(x, c);
+    }
+}
+
 fn gelu_slice(x: &[f32], y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if super::cpu::features().avx512 {

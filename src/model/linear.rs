@@ -7,6 +7,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, DType, Module, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
 
+use super::f32_slices::with_f32_slices;
 use super::quant::{QMatrix, QuantKind};
 use super::{gemm, gemv};
 
@@ -74,6 +75,74 @@ impl Linear {
 
     pub fn is_quantized(&self) -> bool {
         matches!(self.weight, Weight::Quant(_))
+    }
+
+    /// `act(x · wᵀ + bias) + residual`, with GELU as `act` when `gelu` and `residual` of the
+    /// output's shape. For a few rows (a decode step) the product's own tasks add the bias, apply
+    /// GELU and add the residual ([`gemv::Epilogue`]); otherwise tensor ops do, in the same order,
+    /// so the values are the same either way.
+    pub fn forward_then(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Tensor> {
+        if let Some(y) = self.few_rows_then(x, gelu, residual)? {
+            return Ok(y);
+        }
+        let mut y = self.forward(x)?;
+        if gelu {
+            y = super::gelu::gelu(&y)?;
+        }
+        match residual {
+            Some(r) => y + r,
+            None => Ok(y),
+        }
+    }
+
+    /// [`Linear::forward_then`] by the decode kernels with their epilogue: `None` where they do not
+    /// apply (many rows, inputs other than f32, a weight format without such a kernel).
+    fn few_rows_then(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let k = x.dims().last().copied().unwrap_or(0);
+        let rows = x.elem_count() / k.max(1);
+        let mut out_dims = x.dims().to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.out_dim;
+        }
+        if rows == 0 || rows > gemv::MAX_ROWS || residual.is_some_and(|r| r.dims() != out_dims.as_slice()) {
+            return Ok(None);
+        }
+        let mut tensors = vec![x];
+        tensors.extend(self.bias.as_ref());
+        tensors.extend(residual);
+        let mut y = vec![0f32; rows * self.out_dim];
+        let done = with_f32_slices(&tensors, |t| -> Result<bool> {
+            let mut rest = t[1..].iter().copied();
+            let epi = gemv::Epilogue {
+                bias: self.bias.as_ref().and_then(|_| rest.next()),
+                gelu,
+                residual: residual.and_then(|_| rest.next()),
+            };
+            match &self.weight {
+                Weight::Dense(w) => {
+                    if !w.is_contiguous() {
+                        return Ok(false);
+                    }
+                    let (storage, layout) = w.storage_and_layout();
+                    let (off, len) = (layout.start_offset(), w.elem_count());
+                    match &*storage {
+                        Storage::Cpu(CpuStorage::F32(v)) => {
+                            gemv::matmul_t_then(t[0], &v[off..off + len], k, &mut y, &epi)
+                        }
+                        Storage::Cpu(CpuStorage::F16(v)) => {
+                            gemv::matmul_t_then(t[0], &v[off..off + len], k, &mut y, &epi)
+                        }
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                }
+                Weight::Quant(q) => Ok(q.matmul_t_then(t[0], &mut y, &epi)),
+            }
+        })?;
+        if done.transpose()? != Some(true) {
+            return Ok(None);
+        }
+        Tensor::from_vec(y, out_dims, x.device()).map(Some)
     }
 }
 
@@ -183,6 +252,50 @@ mod tests {
         let theirs = candle_nn::Linear::new(w, Some(b)).forward(&x).unwrap();
         let d: f32 = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
         assert!(d < 1e-6);
+    }
+
+    /// The fused bias, GELU and residual give the bits the separate tensor ops give, for each
+    /// weight format, for decode's few rows (the kernels' epilogue) and a prefill's many (the ops).
+    #[test]
+    fn forward_then_matches_the_ops_it_fuses() {
+        let dev = Device::Cpu;
+        let (k, n) = (64, 100); // n: a task of 64 columns and a short one
+        let w = Tensor::arange(0f32, (n * k) as f32, &dev).unwrap().reshape((n, k)).unwrap();
+        let w = w.affine(1.7e-3, -0.3).unwrap().sin().unwrap();
+        let b = Tensor::arange(0f32, n as f32, &dev).unwrap().affine(0.01, -0.4).unwrap();
+        let layers = [
+            Linear::new(w.clone(), Some(b.clone())),
+            Linear::new(w.to_dtype(DType::F16).unwrap(), Some(b.clone())),
+            Linear::maybe_quantized(w, Some(b), Some(QuantKind::Q8_0)).unwrap(),
+        ];
+        for (i, layer) in layers.iter().enumerate() {
+            for rows in [1, 3, 20] {
+                let x = Tensor::arange(0f32, (rows * k) as f32, &dev).unwrap().reshape((rows, 1, k)).unwrap();
+                let x = x.affine(0.37, 0.0).unwrap().cos().unwrap();
+                let res = Tensor::arange(0f32, (rows * n) as f32, &dev).unwrap().reshape((rows, 1, n)).unwrap();
+                let res = res.affine(0.11, 0.0).unwrap().sin().unwrap();
+                for gelu in [false, true] {
+                    for residual in [None, Some(&res)] {
+                        let mut want = layer.forward(&x).unwrap();
+                        if gelu {
+                            want = crate::model::gelu::gelu(&want).unwrap();
+                        }
+                        if let Some(r) = residual {
+                            want = (want + r).unwrap();
+                        }
+                        let got = layer.forward_then(&x, gelu, residual).unwrap();
+                        assert_eq!(got.dims(), &[rows, 1, n]);
+                        let (got, want) = (got.flatten_all().unwrap(), want.flatten_all().unwrap());
+                        let (got, want) = (got.to_vec1::<f32>().unwrap(), want.to_vec1::<f32>().unwrap());
+                        assert!(
+                            got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "weight {i}, {rows} rows, gelu {gelu}, residual {}",
+                            residual.is_some()
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod cpu;
 mod decode_attention;
 pub mod embedded;
 pub mod error;
+mod f32_slices;
 pub mod gelu;
 pub mod gemm;
 pub mod gemv;

@@ -194,6 +194,18 @@ impl QMatrix {
         Tensor::from_vec(dst, out, x.device())
     }
 
+    /// `y = epi(x · wᵀ)` for a few rows of f32 `x` (`m × cols`; `y`: `m × rows`) by the decode
+    /// kernel with its epilogue; `false`, `y` untouched, for a format without one (q4_K).
+    pub fn matmul_t_then(&self, x: &[f32], y: &mut [f32], epi: &gemv::Epilogue) -> bool {
+        match &self.blocks {
+            Blocks::Q8_0(w) => {
+                gemv::matmul_t_q8_then(x, w, y, epi);
+                true
+            }
+            Blocks::Q4K(_) => false,
+        }
+    }
+
     /// Rows `ids` dequantized to f32: `…ids, cols` (the embedding lookup of a quantized table).
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
         let idx = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;

@@ -140,18 +140,28 @@ impl Out {
 /// Runs on candle's barrier pool, the same threads its quantized kernels and element-wise ops use,
 /// so a decode step never has a second pool's threads competing for the cores.
 pub fn matmul_t<W: WeightElem>(x: &[f32], w: &[W], k: usize, y: &mut [f32]) {
-    matmul_t_on(Simd::detect(), x, w, k, y)
+    matmul_t_on(Simd::detect(), x, w, k, y, &Epilogue::default())
 }
 
-fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut [f32]) {
+/// [`matmul_t`], then `epi` on each output (bias, GELU, residual), in the same tasks.
+pub fn matmul_t_then<W: WeightElem>(x: &[f32], w: &[W], k: usize, y: &mut [f32], epi: &Epilogue) {
+    matmul_t_on(Simd::detect(), x, w, k, y, epi)
+}
+
+fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut [f32], epi: &Epilogue) {
     let m = x.len() / k;
     let n = w.len() / k;
     assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n, "gemv: mismatched lengths");
+    epi.check(m, n);
     let out = Out { ptr: y.as_mut_ptr(), n };
-    for_each_task(n, |j0, j1| match simd {
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => block512(x, m, k, w, j0, j1, out),
-        _ => block(simd, x, m, k, w, j0, j1, out),
+    for_each_task(n, |j0, j1| {
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => block512(x, m, k, w, j0, j1, out),
+            _ => block(simd, x, m, k, w, j0, j1, out),
+        }
+        // SAFETY: `out` is y's m × n (asserted above, and `check`ed for epi); j0..j1 is this task's.
+        unsafe { epi.apply(out, m, j0, j1) };
     });
 }
 
@@ -417,7 +427,10 @@ fn dots<const R: usize, const RW: usize, W: WeightElem>(
 mod avx2;
 
 mod q8;
-pub use q8::{matmul_t_q8, Q8Weights};
+pub use q8::{matmul_t_q8, matmul_t_q8_then, Q8Weights};
+
+mod epilogue;
+pub use epilogue::Epilogue;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512_vnni;
@@ -502,13 +515,13 @@ mod tests {
                 let w: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 17) as f32 - 8.0) / 16.0).collect();
                 let want = naive(&x, &w, k);
                 let mut y = vec![0f32; m * n];
-                matmul_t_on(simd, &x, &w, k, &mut y);
+                matmul_t_on(simd, &x, &w, k, &mut y, &Epilogue::default());
                 let d = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(d < 1e-3 * (k as f32).sqrt(), "f32 {simd:?} {m}x{n}x{k}: {d}");
                 // The f16 weights here are exact (multiples of 1/16), so only summation order differs.
                 let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
                 let mut yh = vec![0f32; m * n];
-                matmul_t_on(simd, &x, &wh, k, &mut yh);
+                matmul_t_on(simd, &x, &wh, k, &mut yh, &Epilogue::default());
                 let d = yh.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(d < 1e-3 * (k as f32).sqrt(), "f16 {simd:?} {m}x{n}x{k}: {d}");
             }
@@ -528,13 +541,13 @@ mod tests {
                 for m in 1..=8 {
                     let xs = &x[..m * k];
                     let mut y = [vec![0f32; m * n], vec![0f32; m * n]];
-                    matmul_t_on(simd, xs, &wf, k, &mut y[0]);
-                    matmul_t_on(simd, xs, &wh, k, &mut y[1]);
+                    matmul_t_on(simd, xs, &wf, k, &mut y[0], &Epilogue::default());
+                    matmul_t_on(simd, xs, &wh, k, &mut y[1], &Epilogue::default());
                     for r in 0..m {
                         let xr = &x[r * k..(r + 1) * k];
                         let mut one = [vec![0f32; n], vec![0f32; n]];
-                        matmul_t_on(simd, xr, &wf, k, &mut one[0]);
-                        matmul_t_on(simd, xr, &wh, k, &mut one[1]);
+                        matmul_t_on(simd, xr, &wf, k, &mut one[0], &Epilogue::default());
+                        matmul_t_on(simd, xr, &wh, k, &mut one[1], &Epilogue::default());
                         for (kind, (a, b)) in ["f32", "f16"].iter().zip(y.iter().zip(&one)) {
                             let d = max_rel(&a[r * n..(r + 1) * n], b);
                             assert!(d <= tol, "{kind} {simd:?} row {r} of {m}, {n}x{k}: {d}");

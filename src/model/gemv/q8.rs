@@ -16,7 +16,7 @@
 
 use half::f16;
 
-use super::{for_each_task, Out};
+use super::{for_each_task, Epilogue, Out};
 
 /// Values per q8_0 block.
 pub const BLOCK: usize = 32;
@@ -171,13 +171,19 @@ impl Q8Simd {
 /// `y[r·n + j] = Σᵢ x[r·k + i] · w[j][i]` for `m = x.len() / k` rows of `x`, each quantized per
 /// block first (see the module). Runs on candle's barrier pool, as [`super::matmul_t`] does.
 pub fn matmul_t_q8(x: &[f32], w: &Q8Weights, y: &mut [f32]) {
-    matmul_t_q8_on(Q8Simd::detect(), x, w, y)
+    matmul_t_q8_on(Q8Simd::detect(), x, w, y, &Epilogue::default())
 }
 
-pub(super) fn matmul_t_q8_on(simd: Q8Simd, x: &[f32], w: &Q8Weights, y: &mut [f32]) {
+/// [`matmul_t_q8`], then `epi` on each output (bias, GELU, residual), in the same tasks.
+pub fn matmul_t_q8_then(x: &[f32], w: &Q8Weights, y: &mut [f32], epi: &Epilogue) {
+    matmul_t_q8_on(Q8Simd::detect(), x, w, y, epi)
+}
+
+pub(super) fn matmul_t_q8_on(simd: Q8Simd, x: &[f32], w: &Q8Weights, y: &mut [f32], epi: &Epilogue) {
     let (n, k) = (w.rows, w.cols);
     let m = x.len() / k;
     assert!(x.len() == m * k && y.len() == m * n, "gemv q8_0: mismatched lengths");
+    epi.check(m, n);
     let a = Acts::quantize(simd, x, k);
     let nb = k / BLOCK;
     let out = Out { ptr: y.as_mut_ptr(), n };
@@ -198,6 +204,8 @@ pub(super) fn matmul_t_q8_on(simd: Q8Simd, x: &[f32], w: &Q8Weights, y: &mut [f3
             }
             r += take;
         }
+        // SAFETY: `out` is y's m × n (asserted above, and `check`ed for epi); j0..j1 is this task's.
+        unsafe { epi.apply(out, m, j0, j1) };
     });
 }
 
@@ -341,7 +349,7 @@ mod tests {
                 let x = acts(m, k);
                 let want = reference(&x, &w);
                 let mut y = vec![0f32; m * n];
-                matmul_t_q8_on(simd, &x, &w, &mut y);
+                matmul_t_q8_on(simd, &x, &w, &mut y, &Epilogue::default());
                 for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                     let d = (*a as f64 - b).abs() / (1.0 + b.abs());
                     assert!(d < 1e-5, "q8 {simd:?} {m}x{n}x{k} [{i}]: {a} vs {b}");
@@ -381,10 +389,10 @@ mod tests {
                 let x = acts(8, k);
                 for m in 1..=8 {
                     let mut y = vec![0f32; m * n];
-                    matmul_t_q8_on(simd, &x[..m * k], &w, &mut y);
+                    matmul_t_q8_on(simd, &x[..m * k], &w, &mut y, &Epilogue::default());
                     for r in 0..m {
                         let mut one = vec![0f32; n];
-                        matmul_t_q8_on(simd, &x[r * k..(r + 1) * k], &w, &mut one);
+                        matmul_t_q8_on(simd, &x[r * k..(r + 1) * k], &w, &mut one, &Epilogue::default());
                         assert_eq!(&y[r * n..(r + 1) * n], &one[..], "{simd:?} row {r} of {m}, {n}x{k}");
                     }
                 }
