@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use candle_core::{DType, IndexOp, Module, Result, Tensor};
-use candle_nn::{LayerNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::alibi;
 use super::config::Config;
 #[cfg(target_arch = "x86_64")]
 use super::f32_slices::with_f32_slices;
 use super::kv_cache::KvCache;
+use super::layer_norm::LayerNorm;
 use super::linear::Linear;
 use super::quant::{QMatrix, QuantKind};
 use super::row_range;
@@ -33,9 +34,7 @@ type SegmentsOutput = (Tensor, Vec<Kv>);
 
 /// Layer norms run on f32 activations whatever the weights' dtype.
 fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
-    let weight = vb.get(size, "weight")?.to_dtype(DType::F32)?;
-    let bias = vb.get(size, "bias")?.to_dtype(DType::F32)?;
-    Ok(LayerNorm::new(weight, bias, eps))
+    LayerNorm::new(vb.get(size, "weight")?, vb.get(size, "bias")?, eps)
 }
 
 /// Self-attention with ALiBi and a KV cache.

@@ -18,6 +18,7 @@ pub mod gemm;
 pub mod gemv;
 pub mod hub;
 pub mod kv_cache;
+mod layer_norm;
 pub mod linear;
 pub mod prefix_cache;
 pub mod quant;
