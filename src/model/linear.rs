@@ -104,7 +104,16 @@ impl Linear {
         if let Some(last) = out_dims.last_mut() {
             *last = self.out_dim;
         }
-        if rows == 0 || rows > gemv::MAX_ROWS || residual.is_some_and(|r| r.dims() != out_dims.as_slice()) {
+        let in_dim = match &self.weight {
+            Weight::Dense(w) => w.dims().get(1).copied(),
+            Weight::Quant(q) => Some(q.dims().1),
+        };
+        // A width that does not match takes the general path, which reports it as an error.
+        if rows == 0
+            || rows > gemv::MAX_ROWS
+            || in_dim != Some(k)
+            || residual.is_some_and(|r| r.dims() != out_dims.as_slice())
+        {
             return Ok(None);
         }
         let mut tensors = vec![x];
@@ -191,6 +200,9 @@ fn few_rows(w: &Tensor, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
         return Ok(None);
     }
     let (n, k) = w.dims2()?;
+    if x.dims().last() != Some(&k) {
+        return Ok(None); // the general path reports the mismatch as an error
+    }
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
     let mut y = vec![0f32; rows * n];
     let (storage, layout) = w.storage_and_layout();
@@ -217,6 +229,9 @@ pub(super) fn many_rows(w: &Tensor, bias: Option<&Tensor>, x: &Tensor, rows: usi
         None => None,
     };
     let (n, k) = w.dims2()?;
+    if x.dims().last() != Some(&k) {
+        return Ok(None); // the general path reports the mismatch as an error
+    }
     let x = x.contiguous()?;
     let (xs, xl) = x.storage_and_layout();
     let Storage::Cpu(CpuStorage::F32(xv)) = &*xs else { return Ok(None) };
@@ -294,6 +309,21 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_mismatched_width_is_an_error_not_a_panic() {
+        let dev = Device::Cpu;
+        let w = Tensor::zeros((8, 64), DType::F32, &dev).unwrap();
+        let dense = Linear::new(w.clone(), None);
+        let q = Linear::maybe_quantized(w, None, Some(QuantKind::Q8_0)).unwrap();
+        for rows in [1, 40] {
+            let x = Tensor::zeros((rows, 1, 32), DType::F32, &dev).unwrap();
+            for layer in [&dense, &q] {
+                assert!(layer.forward(&x).is_err(), "{rows} rows");
+                assert!(layer.forward_then(&x, true, None).is_err(), "{rows} rows");
             }
         }
     }
