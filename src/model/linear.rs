@@ -157,6 +157,10 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // A few rows (decode): the streaming kernels, the bias added by their tasks.
+        if let Some(y) = self.few_rows_then(x, false, None)? {
+            return Ok(y);
+        }
         let y = match &self.weight {
             Weight::Dense(w) => {
                 let dims = x.dims();
@@ -167,11 +171,12 @@ impl Module for Linear {
                 if let Some(y) = blocked {
                     y // the kernel added the bias
                 } else {
-                    let y = match few_rows(w, &x2, rows)? {
-                        Some(y) => y,
-                        // Many rows without AVX-512: candle's blocked GEMM, in f32 (an f16 weight is widened for it).
-                        None if w.dtype() == x2.dtype() => x2.matmul(&w.t()?)?, // rows, out
-                        None => x2.matmul(&w.to_dtype(x2.dtype())?.t()?)?,
+                    // Many rows without AVX-512 (or inputs the kernels do not take): candle's blocked
+                    // GEMM, in f32 (an f16 weight is widened for it).
+                    let y = if w.dtype() == x2.dtype() {
+                        x2.matmul(&w.t()?)? // rows, out
+                    } else {
+                        x2.matmul(&w.to_dtype(x2.dtype())?.t()?)?
                     };
                     add_bias(y, self.bias.as_ref())?
                 }
@@ -191,29 +196,6 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         Some(b) => y.broadcast_add(b),
         None => Ok(y),
     }
-}
-
-/// `x · wᵀ` by the streaming kernel of [`gemv`] when there are few rows of f32 activations and the
-/// weight is f32 or f16 on the CPU; `None` otherwise.
-fn few_rows(w: &Tensor, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
-    if rows > gemv::MAX_ROWS || x.dtype() != DType::F32 || !w.is_contiguous() {
-        return Ok(None);
-    }
-    let (n, k) = w.dims2()?;
-    if x.dims().last() != Some(&k) {
-        return Ok(None); // the general path reports the mismatch as an error
-    }
-    let xs = x.flatten_all()?.to_vec1::<f32>()?;
-    let mut y = vec![0f32; rows * n];
-    let (storage, layout) = w.storage_and_layout();
-    let off = layout.start_offset();
-    match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) => gemv::matmul_t(&xs, &v[off..off + n * k], k, &mut y),
-        Storage::Cpu(CpuStorage::F16(v)) => gemv::matmul_t(&xs, &v[off..off + n * k], k, &mut y),
-        _ => return Ok(None),
-    }
-    drop(storage);
-    Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
 }
 
 /// `x · wᵀ + bias` by the AVX-512 prefill kernel of [`gemm`] for f32 activations and an f32 or f16
@@ -278,12 +260,16 @@ mod tests {
         let w = Tensor::arange(0f32, (n * k) as f32, &dev).unwrap().reshape((n, k)).unwrap();
         let w = w.affine(1.7e-3, -0.3).unwrap().sin().unwrap();
         let b = Tensor::arange(0f32, n as f32, &dev).unwrap().affine(0.01, -0.4).unwrap();
+        // Each layer beside the same weight without a bias: its plain products, to which the
+        // reference adds the bias, GELU and residual as separate tensor ops.
+        let w16 = w.to_dtype(DType::F16).unwrap();
+        let q8 = |b: Option<Tensor>| Linear::maybe_quantized(w.clone(), b, Some(QuantKind::Q8_0)).unwrap();
         let layers = [
-            Linear::new(w.clone(), Some(b.clone())),
-            Linear::new(w.to_dtype(DType::F16).unwrap(), Some(b.clone())),
-            Linear::maybe_quantized(w, Some(b), Some(QuantKind::Q8_0)).unwrap(),
+            (Linear::new(w.clone(), Some(b.clone())), Linear::new(w.clone(), None)),
+            (Linear::new(w16.clone(), Some(b.clone())), Linear::new(w16, None)),
+            (q8(Some(b.clone())), q8(None)),
         ];
-        for (i, layer) in layers.iter().enumerate() {
+        for (i, (layer, plain)) in layers.iter().enumerate() {
             for rows in [1, 3, 20] {
                 let x = Tensor::arange(0f32, (rows * k) as f32, &dev).unwrap().reshape((rows, 1, k)).unwrap();
                 let x = x.affine(0.37, 0.0).unwrap().cos().unwrap();
@@ -291,7 +277,7 @@ mod tests {
                 let res = res.affine(0.11, 0.0).unwrap().sin().unwrap();
                 for gelu in [false, true] {
                     for residual in [None, Some(&res)] {
-                        let mut want = layer.forward(&x).unwrap();
+                        let mut want = plain.forward(&x).unwrap().broadcast_add(&b).unwrap();
                         if gelu {
                             want = crate::model::gelu::gelu(&want).unwrap();
                         }
