@@ -14,16 +14,9 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     let shape = x.shape().clone();
     let v = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
     let mut out = vec![0f32; v.len()];
-    let out_ptr = out.as_mut_ptr() as usize;
-    let n = v.len();
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(CHUNK), |units| {
-        for u in units {
-            let lo = u * CHUNK;
-            let hi = n.min(lo + CHUNK);
-            // SAFETY: unit u alone writes out[lo..hi].
-            let dst = unsafe { std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(lo), hi - lo) };
-            gelu_slice(&v[lo..hi], dst);
-        }
+    super::threads::for_each_chunk_mut(&mut out, CHUNK, |u, dst| {
+        let lo = u * CHUNK;
+        gelu_slice(&v[lo..lo + dst.len()], dst);
     });
     Tensor::from_vec(out, shape, x.device())
 }

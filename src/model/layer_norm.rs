@@ -55,14 +55,7 @@ fn norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
         }
         return y;
     }
-    let out = y.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(rows, |range| {
-        for r in range {
-            // SAFETY: row r of `y` (rows × dim) is this unit's alone, and `y` outlives the call.
-            let y = unsafe { std::slice::from_raw_parts_mut((out as *mut f32).add(r * dim), dim) };
-            norm_row(&x[r * dim..(r + 1) * dim], w, b, eps, y);
-        }
-    });
+    super::threads::for_each_chunk_mut(&mut y, dim, |r, y| norm_row(&x[r * dim..(r + 1) * dim], w, b, eps, y));
     y
 }
 

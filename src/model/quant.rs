@@ -232,17 +232,12 @@ impl QMatrix {
         const ROWS: usize = 64;
         let (rows, cols) = (self.rows, self.cols);
         let mut out = vec![0f32; rows * cols];
-        let dst = out.as_mut_ptr() as usize;
-        candle_core::utils::barrier_pool().execute_chunked(rows.div_ceil(ROWS), |tasks| {
-            for t in tasks {
-                let r0 = t * ROWS;
-                for row in r0..rows.min(r0 + ROWS) {
-                    // SAFETY: each row's `cols` values lie inside `out`, and only this task writes row `row`.
-                    let d = unsafe { std::slice::from_raw_parts_mut((dst as *mut f32).add(row * cols), cols) };
-                    match &self.blocks {
-                        Blocks::Q8_0(w) => w.dequantize_row(row, d),
-                        Blocks::Q4K(b) => dequantize_row(b, row, cols, d),
-                    }
+        super::threads::for_each_chunk_mut(&mut out, ROWS * cols, |t, task| {
+            for (i, d) in task.chunks_exact_mut(cols).enumerate() {
+                let row = t * ROWS + i;
+                match &self.blocks {
+                    Blocks::Q8_0(w) => w.dequantize_row(row, d),
+                    Blocks::Q4K(b) => dequantize_row(b, row, cols, d),
                 }
             }
         });

@@ -33,3 +33,36 @@ pub fn available_cores() -> usize {
 pub fn compute_threads() -> usize {
     rayon::current_num_threads()
 }
+
+/// Runs `f(i, chunk)` for each `size`-value chunk `i` of `y` (the last may be shorter) on candle's
+/// barrier pool, each chunk handed to one unit of work: element-wise passes that write disjoint
+/// parts of one output.
+pub(crate) fn for_each_chunk_mut<T: Send>(y: &mut [T], size: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let (n, size) = (y.len(), size.max(1));
+    let base = y.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(size), |units| {
+        for i in units {
+            let lo = i * size;
+            // SAFETY: chunk i (`lo..min(n, lo + size)`) lies inside `y`, which outlives the call, and
+            // the pool hands each unit to exactly one thread, so no two slices overlap.
+            let chunk = unsafe { std::slice::from_raw_parts_mut((base as *mut T).add(lo), size.min(n - lo)) };
+            f(i, chunk);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_chunk_is_visited_once_with_its_index() {
+        for (n, size) in [(0, 4), (1, 4), (10, 4), (64, 16), (1000, 7)] {
+            let mut y = vec![0usize; n];
+            super::for_each_chunk_mut(&mut y, size, |i, c| {
+                for (j, v) in c.iter_mut().enumerate() {
+                    *v += i * size + j + 1;
+                }
+            });
+            assert!(y.iter().enumerate().all(|(k, &v)| v == k + 1), "{n} by {size}");
+        }
+    }
+}
