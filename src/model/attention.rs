@@ -56,7 +56,7 @@ pub(crate) fn head_parts<'a>(
 /// `out (s, heads·d)` = attention of `q (heads, s, d)` over the keys and values in `kv` (parts of
 /// `(heads, len, d)`, `shape.kv` positions in all), causal (query `i` sees keys `0 ..= kv − s + i`),
 /// with ALiBi `slopes` (one per head). Returns `false` (and leaves `out` alone) when the CPU lacks
-/// AVX-512; the caller then runs the unfused path.
+/// AVX2 and FMA; the caller then runs the unfused path.
 pub(crate) fn causal_alibi(shape: &Shape, q: &[f32], kv_parts: &KvParts, slopes: &[f32], out: &mut [f32]) -> bool {
     let Shape { heads, head_dim: d, s, kv } = *shape;
     assert!(
@@ -80,7 +80,7 @@ pub(crate) fn causal_alibi(shape: &Shape, q: &[f32], kv_parts: &KvParts, slopes:
             for (j0, n, k, v) in head_parts(kv_parts, heads, d, h) {
                 scratch.pack(k, v, j0, n, d);
             }
-            // SAFETY: avx512 was checked above; the scratch holds all kv positions; this task alone
+            // SAFETY: `gemm::available()` was checked above; the scratch holds all kv positions; this task alone
             // writes head h's columns h·d..(h+1)·d of every row of `out` (s × heads·d).
             unsafe {
                 attend_packed(
@@ -153,8 +153,8 @@ impl Scratch {
 /// `out + i·ldo + c` for query `i < s`, channel `c < d` (`ldo = heads · d`).
 ///
 /// # Safety
-/// The CPU must support avx512f; `out + i·ldo` has `d` writable values for each `i < s`; `sc` holds
-/// `shape.kv` packed positions.
+/// `gemm::available()` must hold (AVX2 and FMA); `out + i·ldo` has `d` writable values for each
+/// `i < s`; `sc` holds `shape.kv` packed positions.
 pub(super) unsafe fn attend_packed(shape: &Shape, q: &[f32], slope: f32, out: *mut f32, sc: &mut Scratch) {
     let Shape { heads, head_dim: d, s, kv } = *shape;
     assert!(kv <= sc.vstride && q.len() >= s * d, "attention: more keys than packed");
@@ -209,12 +209,32 @@ pub(super) unsafe fn attend_packed(shape: &Shape, q: &[f32], slope: f32, out: *m
 }
 
 /// Softmax of `scale · scores[j] + slope · j` over `j < visible`, written as column `r` of `probs`
-/// (`[len][MR]`, `len = scores.len()`); columns past `visible` get 0.
+/// (`[len][MR]`, `len = scores.len()`); columns past `visible` get 0. AVX-512 where the CPU has it,
+/// else AVX2.
+///
+/// # Safety
+/// The CPU must support avx2 and fma (`gemm::available()`).
+unsafe fn softmax_into(scores: &mut [f32], visible: usize, scale: f32, slope: f32, probs: &mut [f32], r: usize) {
+    // SAFETY: the features each path needs are checked here or by the caller.
+    unsafe {
+        if super::cpu::features().avx512 {
+            softmax_into_512(scores, visible, scale, slope, probs, r);
+            return;
+        }
+        super::attention_avx2::scale_and_bias(&mut scores[..visible], scale, slope, 0);
+        super::attention_avx2::softmax_in_place(&mut scores[..visible]);
+    }
+    for (jj, p) in scores.iter().enumerate() {
+        probs[jj * MR + r] = if jj < visible { *p } else { 0.0 };
+    }
+}
+
+/// [`softmax_into`] on AVX-512.
 ///
 /// # Safety
 /// The CPU must support avx512f.
 #[target_feature(enable = "avx512f")]
-unsafe fn softmax_into(scores: &mut [f32], visible: usize, scale: f32, slope: f32, probs: &mut [f32], r: usize) {
+unsafe fn softmax_into_512(scores: &mut [f32], visible: usize, scale: f32, slope: f32, probs: &mut [f32], r: usize) {
     let n = visible;
     let (vs, vsl) = (_mm512_set1_ps(scale), _mm512_set1_ps(slope));
     let step = _mm512_set1_ps(16.0);
@@ -341,7 +361,7 @@ pub(crate) mod tests {
     #[test]
     fn matches_the_textbook_on_ragged_shapes_with_and_without_a_cached_prefix() {
         if !crate::model::gemm::available() {
-            eprintln!("no AVX-512 here: the unfused path runs");
+            eprintln!("no AVX2 here: the unfused path runs");
             return;
         }
         // (heads, d, s, kv): panels of 14 queries and 32 keys cut unevenly; kv > s is a cached prefix.
@@ -395,7 +415,7 @@ pub(crate) mod tests {
 
     #[test]
     fn exp_is_within_two_ulps_of_libm_over_the_softmax_range() {
-        if !crate::model::gemm::available() {
+        if !crate::model::cpu::features().avx512 {
             return;
         }
         let xs: Vec<f32> = (0..4000).map(|i| -90.0 + i as f32 * 0.0226).collect();

@@ -29,9 +29,15 @@ pub(crate) struct Step<'a> {
     pub slopes: &'a [f32],
 }
 
-/// `out (rows, heads·d)`: every row's attention. Returns `false` (and leaves `out` alone) where the
-/// CPU lacks AVX-512; the caller then runs the general path.
+/// `out (rows, heads·d)`: every row's attention, on AVX-512 where the CPU has it, else on AVX2
+/// (`decode_attention_avx2`). Returns `false` (and leaves `out` alone) where the CPU lacks AVX2 and
+/// FMA; the caller then runs the general path.
 pub(crate) fn attend(st: &Step, out: &mut [f32]) -> bool {
+    attend_on(st, out, super::cpu::features().avx512)
+}
+
+/// [`attend`] on AVX-512 (`wide`, which the caller has checked) or on AVX2.
+fn attend_on(st: &Step, out: &mut [f32], wide: bool) -> bool {
     let (h, d, rows) = (st.heads, st.head_dim, st.lens.len());
     assert!(
         st.q.len() == rows * h * d
@@ -52,6 +58,12 @@ pub(crate) fn attend(st: &Step, out: &mut [f32]) -> bool {
         // Row r's probabilities over its keys (prompt then own) at r·stride.
         let mut probs = vec![0f32; rows * stride];
         for hh in heads {
+            if !wide {
+                // SAFETY: avx2 and fma were checked above (`gemm::available()`); `probs` holds
+                // `rows` rows of `stride`; this task alone writes head hh's channels of `out`.
+                unsafe { super::decode_attention_avx2::head(st, hh, &mut probs, stride, out_ptr as *mut f32) };
+                continue;
+            }
             // SAFETY: avx512 was checked above; `probs` holds `rows` rows of `stride ≥ prompt_len`.
             unsafe { prompt_scores(st, hh, &mut probs, stride) };
             for (r, pr) in probs.chunks_exact_mut(stride).enumerate() {
@@ -352,6 +364,15 @@ unsafe fn sum16(v: &[__m512; 16]) -> __m512 {
 mod tests {
     use super::*;
 
+    /// The kernel families this CPU runs: AVX-512 (`true`) where it has it, and AVX2 (`false`).
+    fn families() -> Vec<bool> {
+        match (crate::model::gemm::available(), crate::model::cpu::features().avx512) {
+            (false, _) => vec![],
+            (true, true) => vec![true, false],
+            (true, false) => vec![false],
+        }
+    }
+
     fn data(n: usize, seed: usize) -> Vec<f32> {
         (0..n).map(|i| (((i * 7919 + seed * 104729) % 1000) as f32 / 500.0 - 1.0) * 1.5).collect()
     }
@@ -400,9 +421,12 @@ mod tests {
     /// A path attends the same alone as in a batch, bit for bit (rows share key loads in groups).
     #[test]
     fn a_row_alone_equals_the_row_in_a_batch() {
-        if !crate::model::gemm::available() {
-            return;
+        for wide in families() {
+            a_row_alone_equals_the_row_in_a_batch_on(wide);
         }
+    }
+
+    fn a_row_alone_equals_the_row_in_a_batch_on(wide: bool) {
         let (h, d, l, cap) = (2, 64, 37, 6);
         let lens = [3, 1, 6, 2, 4, 5];
         let rows = lens.len();
@@ -423,21 +447,21 @@ mod tests {
                 slopes: &slopes,
             };
             let mut out = vec![0f32; lens.len() * h * d];
-            assert!(attend(&st, &mut out));
+            assert!(attend_on(&st, &mut out, wide));
             out
         };
         let all = step(&q, (&ok, &ov), &lens);
         for r in 0..rows {
             let (qs, os) = (r * h * d..(r + 1) * h * d, r * h * cap * d..(r + 1) * h * cap * d);
             let one = step(&q[qs.clone()], (&ok[os.clone()], &ov[os]), &lens[r..r + 1]);
-            assert_eq!(one, all[qs], "row {r}");
+            assert_eq!(one, all[qs], "row {r}, wide {wide}");
         }
     }
 
     #[test]
     fn rows_of_different_lengths_over_a_shared_prompt_match_the_definition() {
         if !crate::model::gemm::available() {
-            eprintln!("no AVX-512 here: the general path runs");
+            eprintln!("no AVX2 here: the general path runs");
             return;
         }
         // (heads, d, prompt, capacity, lens): with and without a prompt, ragged d, unequal rows.
@@ -469,19 +493,24 @@ mod tests {
                 slopes: &slopes,
             };
             let want = naive(&st);
-            let mut got = vec![f32::NAN; want.len()];
-            assert!(attend(&st, &mut got));
-            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(diff < 1e-5, "h={h} d={d} l={l} lens={lens:?}: {diff}");
+            for wide in families() {
+                let mut got = vec![f32::NAN; want.len()];
+                assert!(attend_on(&st, &mut got, wide));
+                let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(diff < 1e-5, "h={h} d={d} l={l} lens={lens:?} wide {wide}: {diff}");
+            }
         }
     }
 
     /// A prompt kept in parts (a cached template's, then a question's own) attends as the whole.
     #[test]
     fn a_prompt_in_parts_equals_the_whole_bit_for_bit() {
-        if !crate::model::gemm::available() {
-            return;
+        for wide in families() {
+            a_prompt_in_parts_equals_the_whole_on(wide);
         }
+    }
+
+    fn a_prompt_in_parts_equals_the_whole_on(wide: bool) {
         let (h, d, l, cap) = (2, 64, 75, 8);
         let lens = [1, 8, 3, 5, 2];
         let rows = lens.len();
@@ -502,7 +531,7 @@ mod tests {
                 slopes: &slopes,
             };
             let mut out = vec![f32::NAN; rows * h * d];
-            assert!(attend(&st, &mut out));
+            assert!(attend_on(&st, &mut out, wide));
             out.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
         };
         let whole = attend_over(&[(&pk[..], &pv[..])]);
@@ -510,7 +539,7 @@ mod tests {
         for cuts in [vec![37], vec![16, 17, 64]] {
             let owned = crate::model::attention::tests::cut(&pk, &pv, h, d, &cuts);
             let parts: Vec<(&[f32], &[f32])> = owned.iter().map(|(k, v)| (&k[..], &v[..])).collect();
-            assert_eq!(attend_over(&parts), whole, "cuts {cuts:?}");
+            assert_eq!(attend_over(&parts), whole, "cuts {cuts:?}, wide {wide}");
         }
     }
 }

@@ -5,11 +5,15 @@ pub mod alibi;
 pub mod alloc;
 #[cfg(target_arch = "x86_64")]
 mod attention;
+#[cfg(target_arch = "x86_64")]
+mod attention_avx2;
 pub mod bloom;
 pub mod config;
 pub mod cpu;
 #[cfg(target_arch = "x86_64")]
 mod decode_attention;
+#[cfg(target_arch = "x86_64")]
+mod decode_attention_avx2;
 pub mod embedded;
 pub mod error;
 mod f32_slices;

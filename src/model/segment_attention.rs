@@ -28,7 +28,7 @@ pub(crate) struct Segments<'a> {
 }
 
 /// `out (rows, heads·d)`, `rows` = `T` (or the segment count when `last_only`). Returns `false` (and
-/// leaves `out` alone) where the CPU lacks AVX-512.
+/// leaves `out` alone) where the CPU lacks AVX2 and FMA.
 pub(crate) fn attend(sg: &Segments, out: &mut [f32]) -> bool {
     let (h, d) = (sg.heads, sg.head_dim);
     let t: usize = sg.lens.iter().sum();
@@ -63,7 +63,7 @@ pub(crate) fn attend(sg: &Segments, out: &mut [f32]) -> bool {
                 let queries = if sg.last_only { 1 } else { s };
                 let q0 = (hh * t + at + s - queries) * d;
                 let shape = Shape { heads: h, head_dim: d, s: queries, kv: l + s };
-                // SAFETY: avx512 was checked above; the scratch holds the prefix and this segment
+                // SAFETY: `gemm::available()` was checked above; the scratch holds the prefix and this segment
                 // (l + s positions); this task alone writes head hh's d channels of rows
                 // row..row + queries of `out` (rows × h·d).
                 unsafe {
@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn equals_each_segment_run_alone_over_the_prefix_and_its_own_tokens_bit_for_bit() {
         if !crate::model::gemm::available() {
-            eprintln!("no AVX-512 here: the segments run one at a time");
+            eprintln!("no AVX2 here: the segments run one at a time");
             return;
         }
         // Prefixes ending inside a key panel and on its edge, none at all; segments shorter and

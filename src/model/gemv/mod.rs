@@ -331,14 +331,16 @@ fn groups512<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &
 /// One task without AVX-512: all `m` rows of `x` against weight rows `j0..j1`.
 ///
 /// Weight rows go in groups of `RW` so that `R·RW` independent accumulators hide the FMA latency:
-/// 4 weight rows for 1 or 2 activation rows, 2 for 3 or 4, 1 beyond. Every activation row is
-/// dotted with a group in one pass, so for up to 8 paths each weight is read once, in order.
+/// 4 weight rows for 1 or 2 activation rows, 2 for 3 or 4, and 3 for more, taken 4 activation rows
+/// at a time. A group's rows are read from memory once, in order, and stay in L1 for the next 4
+/// activation rows: with 16 registers, 8 rows against 1 weight row (as this ran before) did one
+/// fused multiply-add per activation load, and 8 paths stepped at 3x one path's time on Zen 3.
 #[allow(clippy::too_many_arguments)]
 fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: usize, j1: usize, out: Out) {
     let done = match m {
         1 | 2 => groups::<4, W>(simd, x, m, k, w, j0, j1, out),
         3 | 4 => groups::<2, W>(simd, x, m, k, w, j0, j1, out),
-        _ => j0,
+        _ => groups::<3, W>(simd, x, m, k, w, j0, j1, out),
     };
     for j in done..j1 {
         let mut r = 0;
@@ -355,8 +357,8 @@ fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: 
     }
 }
 
-/// Whole groups of `RW` weight rows from `j0` against all `m` (≤ 4) activation rows; returns the
-/// first row not done.
+/// Whole groups of `RW` weight rows from `j0` against all `m` activation rows, 4 at a time; returns
+/// the first weight row not done.
 #[allow(clippy::too_many_arguments)]
 fn groups<const RW: usize, W: WeightElem>(
     simd: Simd,
@@ -372,11 +374,14 @@ fn groups<const RW: usize, W: WeightElem>(
     let mut j = j0;
     while j < full {
         let ws: [&[W]; RW] = std::array::from_fn(|c| &w[(j + c) * k..(j + c + 1) * k]);
-        let d = dots_rows::<RW, W>(simd, x, m, k, ws);
-        for (r, v) in d[..m].iter().enumerate() {
-            for (c, &e) in v.iter().enumerate() {
-                // SAFETY: r < m, j + c < j1 ≤ n; columns j0..j1 belong to this task.
-                unsafe { out.put(r, j + c, e) };
+        for r0 in (0..m).step_by(4) {
+            let take = (m - r0).min(4);
+            let d = dots_rows::<RW, W>(simd, &x[r0 * k..(r0 + take) * k], take, k, ws);
+            for (r, v) in d[..take].iter().enumerate() {
+                for (c, &e) in v.iter().enumerate() {
+                    // SAFETY: r0 + r < m, j + c < j1 ≤ n; columns j0..j1 belong to this task.
+                    unsafe { out.put(r0 + r, j + c, e) };
+                }
             }
         }
         j += RW;
