@@ -1,6 +1,7 @@
 //! The one probe of the CPU's SIMD features. Every kernel that picks its code path at run time
-//! (gemv, GELU, the bandwidth probe of `bench`) asks here, so they agree on what the machine has
-//! (Intel AVX-512 and AMD Zen 4 machines both occur, and older AVX2-only ones).
+//! (gemv, the prefill GEMM, the fused attentions, GELU, the bandwidth probe of `bench`) asks here,
+//! so they agree on what the machine has (Intel AVX-512 and AMD Zen 4 machines both occur, and
+//! AVX2-only ones such as AMD Zen 3).
 
 use std::sync::OnceLock;
 

@@ -331,16 +331,16 @@ fn groups512<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &
 /// One task without AVX-512: all `m` rows of `x` against weight rows `j0..j1`.
 ///
 /// Weight rows go in groups of `RW` so that `R·RW` independent accumulators hide the FMA latency:
-/// 4 weight rows for 1 or 2 activation rows, 2 for 3 or 4, and 3 for more, taken 4 activation rows
-/// at a time. A group's rows are read from memory once, in order, and stay in L1 for the next 4
-/// activation rows: with 16 registers, 8 rows against 1 weight row (as this ran before) did one
-/// fused multiply-add per activation load, and 8 paths stepped at 3x one path's time on Zen 3.
+/// 4 weight rows for 1 or 2 activation rows, 2 for more, taken 4 activation rows at a time. A
+/// group's rows are read from memory once, in order, and stay in L1 for the next 4 activation rows:
+/// with 16 registers, 8 rows against 1 weight row (as this ran before) did one fused multiply-add
+/// per activation load, and 8 f32 paths stepped at 3x one path's time on Zen 3 (groups of 3 need
+/// all 16 registers and stepped 6% slower than groups of 2).
 #[allow(clippy::too_many_arguments)]
 fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: usize, j1: usize, out: Out) {
     let done = match m {
         1 | 2 => groups::<4, W>(simd, x, m, k, w, j0, j1, out),
-        3 | 4 => groups::<2, W>(simd, x, m, k, w, j0, j1, out),
-        _ => groups::<3, W>(simd, x, m, k, w, j0, j1, out),
+        _ => groups::<2, W>(simd, x, m, k, w, j0, j1, out),
     };
     for j in done..j1 {
         let mut r = 0;
