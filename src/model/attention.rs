@@ -80,8 +80,8 @@ pub(crate) fn causal_alibi(shape: &Shape, q: &[f32], kv_parts: &KvParts, slopes:
             for (j0, n, k, v) in head_parts(kv_parts, heads, d, h) {
                 scratch.pack(k, v, j0, n, d);
             }
-            // SAFETY: `gemm::available()` was checked above; the scratch holds all kv positions; this task alone
-            // writes head h's columns h·d..(h+1)·d of every row of `out` (s × heads·d).
+            // SAFETY: `gemm::available()` was checked above; the scratch holds all kv positions; this
+            // task alone writes head h's columns h·d..(h+1)·d of every row of `out` (s × heads·d).
             unsafe {
                 attend_packed(
                     shape,

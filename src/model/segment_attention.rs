@@ -63,8 +63,8 @@ pub(crate) fn attend(sg: &Segments, out: &mut [f32]) -> bool {
                 let queries = if sg.last_only { 1 } else { s };
                 let q0 = (hh * t + at + s - queries) * d;
                 let shape = Shape { heads: h, head_dim: d, s: queries, kv: l + s };
-                // SAFETY: `gemm::available()` was checked above; the scratch holds the prefix and this segment
-                // (l + s positions); this task alone writes head hh's d channels of rows
+                // SAFETY: `gemm::available()` was checked above; the scratch holds the prefix and this
+                // segment (l + s positions); this task alone writes head hh's d channels of rows
                 // row..row + queries of `out` (rows × h·d).
                 unsafe {
                     attend_packed(

@@ -20,7 +20,7 @@
 //! Outputs are lanes, so the tile stores whole rows of `y` in place (no transpose, no scratch).
 //!
 //! One dispatch: [`matmul_t`] returns `false` where the CPU lacks AVX2 and FMA (the caller then
-//! uses candle's GEMM); the tile lives in [`avx512`], and in [`avx2`] as four 8-lane strips of it.
+//! uses candle's GEMM); the tile lives in [`avx512`], and in [`avx2`] as 8-lane micro-tiles of it.
 
 use half::f16;
 
