@@ -230,13 +230,13 @@ unsafe fn sum_values_n<const NV: usize, const G: usize>(
 /// Key and value rows asked for ahead of the one in use: a head's prompt keys and values (~180 KiB
 /// each at 700 tokens) stream from memory once per step. In perf profiles of a q8_0 step of the
 /// bloom-560m shape this cut the attention's time by 7–18% against the gemv's (64 rows: no better).
-const AHEAD: usize = 32;
+pub(super) const AHEAD: usize = 32;
 
 /// Hints the `d` values at `p` (a key or value row, possibly past the end: only a hint) into L2:
 /// hints into L1 stalled on L1's miss buffers (the profile's time sat on the prefetches), and with
 /// L2 hints this attention's share of a q8_0 step fell from 0.29 to 0.22 of the gemv's.
 #[inline(always)]
-fn prefetch_row(p: *const f32, d: usize) {
+pub(super) fn prefetch_row(p: *const f32, d: usize) {
     for off in (0..d).step_by(16) {
         // SAFETY: a prefetch never faults and has no effect but loading a line; `wrapping_add`
         // keeps the address arithmetic defined past the slice.

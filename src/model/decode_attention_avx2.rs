@@ -9,10 +9,7 @@ use std::arch::x86_64::*;
 
 use super::attention::head_parts;
 use super::attention_avx2::{lanes, softmax_in_place, sum8};
-use super::decode_attention::Step;
-
-/// Key and value rows hinted into L2 ahead of the one in use (as the AVX-512 kernels do).
-const AHEAD: usize = 32;
+use super::decode_attention::{prefetch_row, Step, AHEAD};
 
 /// Rows of the prompt's scores computed together: each key is read once per group.
 const QUERIES: usize = 4;
@@ -207,16 +204,5 @@ unsafe fn scores<const G: usize, const NV: usize>(
             _mm256_maskstore_ps(scores[g].add(j0), m, _mm256_fmadd_ps(sum8(&part[g]), vs, alibi));
         }
         j0 += 8;
-    }
-}
-
-/// Hints the `d` values at `p` (possibly past the end: only a hint) into L2, as the AVX-512
-/// kernels do.
-#[inline(always)]
-fn prefetch_row(p: *const f32, d: usize) {
-    for off in (0..d).step_by(16) {
-        // SAFETY: a prefetch never faults and has no effect but loading a line; `wrapping_add`
-        // keeps the address arithmetic defined past the slice.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(off) as *const i8) };
     }
 }
