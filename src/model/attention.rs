@@ -12,6 +12,7 @@
 
 use std::arch::x86_64::*;
 
+use super::cephes;
 use super::gemm::{MR, NR};
 
 /// One sequence's attention over a cache that ends with its own tokens.
@@ -314,10 +315,10 @@ pub(crate) unsafe fn exp(x: __m512) -> __m512 {
         x,
         _mm512_set1_ps(std::f32::consts::LOG2_E),
     ));
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.121_944_4e-4), r);
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(cephes::LN2_HI), x);
+    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(cephes::LN2_LO), r);
+    let mut p = _mm512_set1_ps(cephes::POLY[0]);
+    for c in cephes::POLY[1..].iter().copied() {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     let p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0)));

@@ -4,6 +4,8 @@
 
 use std::arch::x86_64::*;
 
+use super::cephes;
+
 /// Lanes whose index is below `left` (all eight from 8 on), as a `maskload`/`maskstore` mask.
 ///
 /// # Safety
@@ -28,10 +30,10 @@ pub(crate) unsafe fn exp(x: __m256) -> __m256 {
         x,
         _mm256_set1_ps(std::f32::consts::LOG2_E),
     ));
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-    let r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.121_944_4e-4), r);
-    let mut p = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(cephes::LN2_HI), x);
+    let r = _mm256_fmadd_ps(n, _mm256_set1_ps(cephes::LN2_LO), r);
+    let mut p = _mm256_set1_ps(cephes::POLY[0]);
+    for c in cephes::POLY[1..].iter().copied() {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
     let p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0)));

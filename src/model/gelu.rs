@@ -6,6 +6,8 @@
 
 use candle_core::{DType, Result, Tensor};
 
+use super::cephes;
+
 /// Elements per parallel work unit.
 const CHUNK: usize = 1 << 14;
 
@@ -92,13 +94,8 @@ fn tanh(u: f32) -> f32 {
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     let n = (x * std::f32::consts::LOG2_E).round();
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
+    let r = x - n * cephes::LN2_HI + n * cephes::LN2_LO;
+    let p = cephes::POLY[1..].iter().fold(cephes::POLY[0], |p, &c| p * r + c);
     let p = p * r * r + r + 1.0;
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }

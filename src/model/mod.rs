@@ -8,6 +8,7 @@ mod attention;
 #[cfg(target_arch = "x86_64")]
 mod attention_avx2;
 pub mod bloom;
+mod cephes;
 pub mod config;
 pub mod cpu;
 #[cfg(target_arch = "x86_64")]

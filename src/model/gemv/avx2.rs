@@ -5,6 +5,9 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
+/// The sum of the 8 lanes (the attention kernels' own reduction, the same adds in the same order).
+use crate::model::attention_avx2::reduce_add as hsum;
+
 /// Loads 8 weights starting at `p` as f32.
 pub trait Load8 {
     /// # Safety
@@ -75,18 +78,6 @@ pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[i8], d: &[f16], out:
             *o = hsum(*ar);
         }
     }
-}
-
-/// The sum of the 8 lanes.
-///
-/// # Safety
-/// The CPU must support avx.
-#[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s)
 }
 
 /// Dot products of `R` activation rows (`x`, `R × k`) with `RW` weight rows of length `k`.
