@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 
 use super::cephes;
-use super::gemm::{MR, NR};
+use super::gemm::{Tile, MR, NR};
 
 /// One sequence's attention over a cache that ends with its own tokens.
 pub(crate) struct Shape {
@@ -175,17 +175,17 @@ pub(super) unsafe fn attend_packed(shape: &Shape, q: &[f32], slope: f32, out: *m
         for kp in 0..seen.div_ceil(NR) {
             // SAFETY: the packed panels hold d·MR and d·NR values; the scores buffer has MR rows of
             // kvp ≥ (kp + 1)·NR values.
-            super::gemm::tile(
-                sc.queries.as_ptr(),
-                sc.keys.as_ptr().add(kp * NR * d),
-                d,
-                sc.scores.as_mut_ptr().add(kp * NR),
-                kvp,
-                MR,
-                NR,
-                None,
-                false,
-            );
+            super::gemm::tile(&Tile {
+                a: sc.queries.as_ptr(),
+                b: sc.keys.as_ptr().add(kp * NR * d),
+                kc: d,
+                c: sc.scores.as_mut_ptr().add(kp * NR),
+                ldc: kvp,
+                rows: MR,
+                cols: NR,
+                bias: None,
+                accumulate: false,
+            });
         }
         for r in 0..MR {
             let visible = if r < rows { offset + i0 + r + 1 } else { 0 };
@@ -194,17 +194,17 @@ pub(super) unsafe fn attend_packed(shape: &Shape, q: &[f32], slope: f32, out: *m
         for c0 in (0..d).step_by(NR) {
             // SAFETY: probs holds seen·MR values, the value panel vstride·NR ≥ seen·NR; out rows
             // i0..i0+rows have d ≥ c0 + cols writable channels.
-            super::gemm::tile(
-                sc.probs.as_ptr(),
-                sc.values.as_ptr().add(c0 * sc.vstride),
-                seen,
-                out.add(i0 * ldo + c0),
-                ldo,
+            super::gemm::tile(&Tile {
+                a: sc.probs.as_ptr(),
+                b: sc.values.as_ptr().add(c0 * sc.vstride),
+                kc: seen,
+                c: out.add(i0 * ldo + c0),
+                ldc: ldo,
                 rows,
-                NR.min(d - c0),
-                None,
-                false,
-            );
+                cols: NR.min(d - c0),
+                bias: None,
+                accumulate: false,
+            });
         }
     }
 }

@@ -13,80 +13,54 @@
 
 use std::arch::x86_64::*;
 
-use super::{MR, NR};
+use super::{Tile, MR, NR};
 
-/// [`super::avx512::tile`]'s contract, on AVX2: `c[r·ldc + j] = (bias[j] | c[r·ldc + j] | 0) +
-/// Σₚ a[p·MR + r] · b[p·NR + j]` for `r < rows`, `j < cols`.
+/// The tile `t` (see [`Tile`]) on AVX2.
 ///
 /// # Safety
-/// The CPU must support avx2 and fma; `rows ≤ MR`, `cols ≤ NR`; `a` has `kc · MR` readable values and
-/// `b` `kc · NR`; `c + r·ldc` has `cols` writable values for each `r < rows` (readable too when
-/// `accumulate`); `bias`, when given, has at least `cols` values.
-#[allow(clippy::too_many_arguments)]
+/// The CPU must support avx2 and fma; `t` must be valid.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn tile(
-    a: *const f32,
-    b: *const f32,
-    kc: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    bias: Option<&[f32]>,
-    accumulate: bool,
-) {
+pub unsafe fn tile(t: &Tile) {
     const { assert!(NR == 32 && MR == 14) };
     for c0 in [0, 16] {
-        if c0 >= cols {
+        if c0 >= t.cols {
             break;
         }
-        let m = Micro {
-            a,
-            b: b.add(c0),
-            kc,
-            c: c.add(c0),
-            ldc,
-            cols: (cols - c0).min(16),
-            bias: bias.map(|bv| &bv[c0..]),
-            accumulate,
-        };
-        m.run::<5>(0, rows);
-        if rows > 5 {
-            m.run::<5>(5, rows);
+        // A strip of up to 16 outputs: the tile's columns from `c0`, a tile of its own whose packed
+        // weight columns are `NR` apart.
+        let strip = Strip(Tile {
+            b: t.b.add(c0),
+            c: t.c.add(c0),
+            cols: (t.cols - c0).min(16),
+            bias: t.bias.map(|bv| &bv[c0..]),
+            ..*t
+        });
+        strip.run::<5>(0);
+        if t.rows > 5 {
+            strip.run::<5>(5);
         }
-        if rows > 10 {
-            m.run::<4>(10, rows);
+        if t.rows > 10 {
+            strip.run::<4>(10);
         }
     }
 }
 
-/// One strip of up to 16 outputs of the tile.
-struct Micro<'a> {
-    a: *const f32,
-    /// The strip's first packed weight column.
-    b: *const f32,
-    kc: usize,
-    /// The strip's first output column.
-    c: *mut f32,
-    ldc: usize,
-    /// Outputs of the strip to store (≤ 16).
-    cols: usize,
-    bias: Option<&'a [f32]>,
-    accumulate: bool,
-}
+/// Up to 16 of a tile's outputs (`cols ≤ 16`), `b` and `c` at the strip's first column.
+struct Strip<'a>(Tile<'a>);
 
-impl Micro<'_> {
+impl Strip<'_> {
     /// Tokens `r0..r0 + R` of the strip; those at or past `rows` are computed but not stored.
     ///
     /// # Safety
     /// As [`tile`], for the strip; `r0 + R ≤ MR`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run<const R: usize>(&self, r0: usize, rows: usize) {
+    unsafe fn run<const R: usize>(&self, r0: usize) {
+        let t = &self.0;
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        let mut ap = self.a.add(r0);
-        let mut bp = self.b;
-        for _ in 0..self.kc {
+        let mut ap = t.a.add(r0);
+        let mut bp = t.b;
+        for _ in 0..t.kc {
             // SAFETY (all loads): p < kc, within the packed panels the caller guarantees.
             let b0 = _mm256_loadu_ps(bp);
             let b1 = _mm256_loadu_ps(bp.add(8));
@@ -99,14 +73,14 @@ impl Micro<'_> {
             bp = bp.add(NR);
         }
         let mut start = [0f32; 16];
-        if let Some(bv) = self.bias {
-            start[..self.cols].copy_from_slice(&bv[..self.cols]);
+        if let Some(bv) = t.bias {
+            start[..t.cols].copy_from_slice(&bv[..t.cols]);
         }
-        for (r, acc_r) in acc.iter().enumerate().take(rows.saturating_sub(r0)) {
-            let o = self.c.add((r0 + r) * self.ldc);
-            if self.cols == 16 {
+        for (r, acc_r) in acc.iter().enumerate().take(t.rows.saturating_sub(r0)) {
+            let o = t.c.add((r0 + r) * t.ldc);
+            if t.cols == 16 {
                 for (h, v) in acc_r.iter().enumerate() {
-                    let base = if self.accumulate {
+                    let base = if t.accumulate {
                         _mm256_loadu_ps(o.add(8 * h))
                     } else {
                         _mm256_loadu_ps(start.as_ptr().add(8 * h))
@@ -118,8 +92,8 @@ impl Micro<'_> {
                 let mut lanes = [0f32; 16];
                 _mm256_storeu_ps(lanes.as_mut_ptr(), acc_r[0]);
                 _mm256_storeu_ps(lanes.as_mut_ptr().add(8), acc_r[1]);
-                for (j, v) in lanes.iter().enumerate().take(self.cols) {
-                    let base = if self.accumulate { *o.add(j) } else { start[j] };
+                for (j, v) in lanes.iter().enumerate().take(t.cols) {
+                    let base = if t.accumulate { *o.add(j) } else { start[j] };
                     *o.add(j) = base + v;
                 }
             }
@@ -197,17 +171,17 @@ mod tests {
                 let mut c = c0.clone();
                 // SAFETY: avx2 checked; a, b hold kc panels; c has MR rows of ldc ≥ cols values.
                 unsafe {
-                    tile(
-                        a.as_ptr(),
-                        b.as_ptr(),
+                    tile(&Tile {
+                        a: a.as_ptr(),
+                        b: b.as_ptr(),
                         kc,
-                        c.as_mut_ptr(),
+                        c: c.as_mut_ptr(),
                         ldc,
                         rows,
                         cols,
-                        with_bias.then_some(&bias[..]),
+                        bias: with_bias.then_some(&bias[..]),
                         accumulate,
-                    )
+                    })
                 };
                 for r in 0..MR {
                     for j in 0..ldc {

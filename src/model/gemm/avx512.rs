@@ -3,29 +3,16 @@
 
 use std::arch::x86_64::*;
 
-use super::{MR, NR};
+use super::{Tile, MR, NR};
 
-/// `c[r·ldc + j] = (bias[j] | c[r·ldc + j] | 0) + Σₚ a[p·MR + r] · b[p·NR + j]` for `r < rows`,
-/// `j < cols`: `accumulate` adds to what `c` holds, otherwise `bias` (or zero) starts the sum.
+/// The tile `t` (see [`Tile`]) on AVX-512.
 ///
 /// # Safety
-/// The CPU must support avx512f; `rows ≤ MR`, `cols ≤ NR`; `a` has `kc · MR` readable values and `b`
-/// `kc · NR`; `c + r·ldc` has `cols` writable values for each `r < rows` (readable too when
-/// `accumulate`); `bias`, when given, has at least `cols` values.
-#[allow(clippy::too_many_arguments)]
+/// The CPU must support avx512f; `t` must be valid.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn tile(
-    a: *const f32,
-    b: *const f32,
-    kc: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    bias: Option<&[f32]>,
-    accumulate: bool,
-) {
+pub unsafe fn tile(t: &Tile) {
     const { assert!(NR == 32) };
+    let &Tile { a, b, kc, c, ldc, rows, cols, bias, accumulate } = t;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let mut ap = a;
     let mut bp = b;

@@ -29,31 +29,44 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
+/// One register tile's operands: `c[r·ldc + j] = (bias[j] | c[r·ldc + j] | 0) + Σₚ a[p·MR + r] ·
+/// b[p·NR + j]` for `r < rows`, `j < cols`; `accumulate` adds to what `c` holds, otherwise `bias`
+/// (or zero) starts the sum.
+///
+/// A tile is valid when `rows ≤ MR`, `cols ≤ NR`; `a` has `kc · MR` readable values and `b`
+/// `kc · NR`; `c + r·ldc` has `cols` writable values for each `r < rows` (readable too when
+/// `accumulate`); `bias`, when given, has at least `cols` values.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile<'a> {
+    /// `kc` packed token columns of `MR` values each.
+    pub(crate) a: *const f32,
+    /// `kc` packed weight columns of `NR` values each.
+    pub(crate) b: *const f32,
+    pub(crate) kc: usize,
+    /// Output row 0, column 0.
+    pub(crate) c: *mut f32,
+    /// Values between output rows.
+    pub(crate) ldc: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) bias: Option<&'a [f32]>,
+    pub(crate) accumulate: bool,
+}
+
 /// The register tile, for kernels that pack their own operands (prefill attention): AVX-512 where
-/// the CPU has it, else AVX2 (see [`avx512::tile`] for the contract, which both keep).
+/// the CPU has it, else AVX2.
 ///
 /// # Safety
-/// [`available`] must hold; the operands as [`avx512::tile`] says.
+/// [`available`] must hold, and `t` must be valid (see [`Tile`]).
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[inline]
-pub(crate) unsafe fn tile(
-    a: *const f32,
-    b: *const f32,
-    kc: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    bias: Option<&[f32]>,
-    accumulate: bool,
-) {
+pub(crate) unsafe fn tile(t: &Tile) {
     // SAFETY: the caller checked `available()` (AVX2 and FMA at least) and keeps the contract.
     unsafe {
         if super::cpu::features().avx512 {
-            avx512::tile(a, b, kc, c, ldc, rows, cols, bias, accumulate)
+            avx512::tile(t)
         } else {
-            avx2::tile(a, b, kc, c, ldc, rows, cols, bias, accumulate)
+            avx2::tile(t)
         }
     }
 }
@@ -215,17 +228,17 @@ fn run<W: GemmWeight>(order: Order, x: &[f32], w: &[W], k: usize, block: usize, 
             // columns j0..j0+cols of y (m × n); rows i0..i0+rows exist; the packed panels hold
             // kc·MR and kc·NR values; `bias`, when given, has `cols` values.
             unsafe {
-                tile(
-                    xt.as_ptr().add(tp * MR * kc),
-                    wp.as_ptr(),
+                tile(&Tile {
+                    a: xt.as_ptr().add(tp * MR * kc),
+                    b: wp.as_ptr(),
                     kc,
-                    (y_ptr as *mut f32).add(i0 * n + j0),
-                    n,
-                    MR.min(m - i0),
+                    c: (y_ptr as *mut f32).add(i0 * n + j0),
+                    ldc: n,
+                    rows: MR.min(m - i0),
                     cols,
                     bias,
-                    p0 > 0,
-                );
+                    accumulate: p0 > 0,
+                });
             }
         }
     };
