@@ -36,6 +36,7 @@ mod avx512;
 /// A tile is valid when `rows ≤ MR`, `cols ≤ NR`; `a` has `kc · MR` readable values and `b`
 /// `kc · NR`; `c + r·ldc` has `cols` writable values for each `r < rows` (readable too when
 /// `accumulate`); `bias`, when given, has at least `cols` values.
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(crate) struct Tile<'a> {
     /// `kc` packed token columns of `MR` values each.
