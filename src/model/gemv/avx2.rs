@@ -5,8 +5,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-/// The sum of the 8 lanes (the attention kernels' own reduction, the same adds in the same order).
-use crate::model::attention_avx2::reduce_add as hsum;
+use crate::model::attention_avx2::reduce_add;
 
 /// Loads 8 weights starting at `p` as f32.
 pub trait Load8 {
@@ -75,7 +74,7 @@ pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[i8], d: &[f16], out:
             }
         }
         for (o, ar) in o.iter_mut().zip(&acc) {
-            *o = hsum(*ar);
+            *o = reduce_add(*ar);
         }
     }
 }
@@ -120,7 +119,7 @@ pub unsafe fn dots<const R: usize, const RW: usize, W: Load8 + super::WeightElem
     let mut out = [[0f32; RW]; R];
     for r in 0..R {
         for c in 0..RW {
-            let mut s = hsum(acc[r][c]);
+            let mut s = reduce_add(acc[r][c]);
             for t in k8..k {
                 s += *x.get_unchecked(r * k + t) * w[c].get_unchecked(t).to_f32();
             }
