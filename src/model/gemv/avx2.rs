@@ -28,6 +28,36 @@ impl Load8 for f16 {
     }
 }
 
+/// Quantizes `dx.len()` blocks of 32 activations as the scalar quantizer does (`d = max|x| / 127`,
+/// `q = round(x / d)` to nearest even), storing `q + 128` as bytes: 8 lanes at a time, where the
+/// scalar loop called libm's `rintf` for every value (1.5% of a q8_0 decode step on Zen 3).
+///
+/// # Safety
+/// The CPU must support avx2; `x` and `q` hold `32·dx.len()` values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize(x: &[f32], q: &mut [u8], dx: &mut [f32]) {
+    let sign = _mm256_set1_ps(-0.0);
+    let flip = _mm256_set1_epi8(i8::MIN);
+    // `packs` interleaves its operands' 128-bit lanes; this puts the 4-value runs back in order.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (b, d) in dx.iter_mut().enumerate() {
+        let p = x.as_ptr().add(b * 32);
+        let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(p.add(8 * i)));
+        let a = v.map(|v| _mm256_andnot_ps(sign, v));
+        let m = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)));
+        *d = amax / 127.0;
+        let id = _mm256_set1_ps(if *d != 0.0 { 1.0 / *d } else { 0.0 });
+        // The default rounding mode (to nearest even); |q| ≤ 127, so the narrowing saturates nothing.
+        let qi = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, id)));
+        let q16 = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+        let q8 = _mm256_xor_si256(_mm256_permutevar8x32_epi32(q16, order), flip);
+        _mm256_storeu_si256(q.as_mut_ptr().add(b * 32) as *mut __m256i, q8);
+    }
+}
+
 /// Dot products of `R` quantized activation rows with `out.len()` consecutive q8_0 weight rows
 /// (`qs`: their values; `d`: their block scales) into `out[j][..R]`. Per block, the signed values go through
 /// `vpmaddubsw` as llama.cpp's AVX2 path does (|w| unsigned against x with w's sign, at most

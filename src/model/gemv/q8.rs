@@ -117,8 +117,8 @@ pub(super) struct Acts {
 }
 
 impl Acts {
-    /// With the AVX-512 quantizer where `simd` is the VNNI kernel (the same rounding as the scalar
-    /// one, 16 values at a time).
+    /// With the AVX-512 quantizer where `simd` is the VNNI kernel, the AVX2 one for the AVX2 kernel
+    /// (both the same rounding as the scalar one).
     pub fn quantize(simd: Q8Simd, x: &[f32], k: usize) -> Self {
         let m = x.len() / k;
         let nb = k / BLOCK;
@@ -133,6 +133,13 @@ impl Acts {
                 // SAFETY: the VNNI kernel's features (AVX-512 F/BW among them) were detected, or
                 // checked by the test that pinned it; x, q and dx hold nb blocks.
                 unsafe { super::avx512_vnni::quantize(x, q, dx) };
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if simd == Q8Simd::Avx2 {
+                // SAFETY: AVX2 was detected, or checked by the test that pinned it; x, q and dx
+                // hold nb blocks.
+                unsafe { super::avx2::quantize(x, q, dx) };
                 continue;
             }
             for ((x, q), dx) in x.chunks_exact(BLOCK).zip(q.chunks_exact_mut(BLOCK)).zip(dx) {
@@ -325,6 +332,28 @@ mod tests {
         // An all-zero block has scale 0 and values 0 (no division by zero).
         let z = Q8Weights::quantize(&[0.0; 32], 32);
         assert_eq!((z.d[0].to_f32(), z.qs[0]), (0.0, 0));
+    }
+
+    #[test]
+    fn every_family_quantizes_activations_as_the_scalar_quantizer() {
+        // Values whose scaled form lands on .5 ties (both parities), a zero block, a block with one
+        // nonzero value, and a width with a padded group.
+        let k = 5 * BLOCK;
+        let mut x = acts(3, k);
+        // Scale 1 (max 127): the halves between are ties, to even up and down, either sign.
+        for (i, v) in x[..BLOCK].iter_mut().enumerate() {
+            *v = if i == 0 { 127.0 } else { i as f32 - 16.5 };
+        }
+        x[BLOCK..2 * BLOCK].fill(0.0);
+        x[2 * BLOCK..3 * BLOCK].fill(0.0);
+        x[2 * BLOCK + 7] = -3.0;
+        let want = Acts::quantize(Q8Simd::Portable, &x, k);
+        for simd in families() {
+            let got = Acts::quantize(simd, &x, k);
+            assert_eq!(got.nbp, want.nbp, "{simd:?}");
+            assert_eq!(got.q, want.q, "{simd:?} values");
+            assert_eq!(got.dx, want.dx, "{simd:?} scales");
+        }
     }
 
     #[test]
