@@ -34,7 +34,7 @@ impl Load8 for f16 {
 ///
 /// # Safety
 /// The CPU must support avx2; `x` and `q` hold `32·dx.len()` values.
-#[target_feature(enable = "avx2,fma,f16c")]
+#[target_feature(enable = "avx2")]
 pub unsafe fn quantize(x: &[f32], q: &mut [u8], dx: &mut [f32]) {
     let sign = _mm256_set1_ps(-0.0);
     let flip = _mm256_set1_epi8(i8::MIN);

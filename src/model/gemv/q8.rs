@@ -336,11 +336,10 @@ mod tests {
 
     #[test]
     fn every_family_quantizes_activations_as_the_scalar_quantizer() {
-        // Values whose scaled form lands on .5 ties (both parities), a zero block, a block with one
-        // nonzero value, and a width with a padded group.
+        // A block of scale 1 (max 127) whose other values are halves: ties, to even up and down,
+        // either sign; an all-zero block; a block with one nonzero value; 5 blocks, a padded group.
         let k = 5 * BLOCK;
         let mut x = acts(3, k);
-        // Scale 1 (max 127): the halves between are ties, to even up and down, either sign.
         for (i, v) in x[..BLOCK].iter_mut().enumerate() {
             *v = if i == 0 { 127.0 } else { i as f32 - 16.5 };
         }
