@@ -57,6 +57,7 @@ pub(crate) fn generate_many(
     if prompts.iter().any(|p| p.is_empty()) {
         return Err(EngineError::Invalid("a prompt encodes to no tokens".into()));
     }
+    model.reserve_positions(reqs.iter().map(|r| r.sampling.max_new_tokens).max().unwrap_or(0));
     model.start_batch(shared_start(&prompts))?;
 
     let mut stats: Vec<Option<GenerationStats>> = vec![None; reqs.len()];

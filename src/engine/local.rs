@@ -330,6 +330,7 @@ impl Engine for LocalEngine {
             .map_err(|_| EngineError::Model("the model is unusable: an earlier generation panicked".into()))?;
 
         let started = Instant::now();
+        model.reserve_positions(req.sampling.max_new_tokens);
         let first_logits = model.prefill(&context)?;
         let prefill_ms = ms(started);
         sink(EngineEvent::Prefilled { prompt_tokens: context.len(), prefill_ms });

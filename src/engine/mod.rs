@@ -413,6 +413,12 @@ pub trait DecoderModel: Send {
     fn cached_prompt_tokens(&self) -> usize {
         0
     }
+    /// A hint: rows from now on take up to `positions` tokens of their own (the requests'
+    /// `max_new_tokens`), so a model can size their caches once instead of growing them. Models
+    /// without such caches ignore it.
+    fn reserve_positions(&mut self, positions: usize) {
+        let _ = positions;
+    }
     /// Turns the single cached sequence into `n` identical rows (after `prefill`).
     fn fork(&mut self, n: usize) -> Result<(), EngineError>;
     /// Feeds one token to each cached row; returns one logits vector per row.

@@ -585,6 +585,13 @@ impl Bloom {
         self.lm_head.forward(&last)?.to_dtype(DType::F32) // b, vocab
     }
 
+    /// Gives every layer's rows room for `positions` of their own (see [`KvCache::set_room`]).
+    pub fn set_row_room(&mut self, positions: usize) {
+        for b in self.h.iter_mut() {
+            b.self_attention.cache.set_room(positions);
+        }
+    }
+
     pub fn clear_kv_cache(&mut self) {
         for b in self.h.iter_mut() {
             b.self_attention.cache.clear();

@@ -23,10 +23,18 @@ pub struct KvCache {
     /// prefix) start with their prompt's own tokens, so lengths then differ and attention masks
     /// each row's unused tail.
     lens: Vec<usize>,
+    /// Positions of their own the rows are given room for when their part is allocated (the
+    /// engine's hint: its requests' `max_new_tokens`), kept across `clear` and `set_prefix`.
+    room: usize,
 }
 
 /// Capacity of the per-row part grows in steps of this many positions, so a step rarely reallocates.
 const GROW: usize = 64;
+
+/// The most room [`KvCache::set_room`] reserves: past it the rows grow as they go. (The room's
+/// pages are touched only as rows fill them, but a 4096-token request with 8 paths would still ask
+/// for gigabytes at once.)
+const MAX_ROOM: usize = 1024;
 
 /// Parts of a prompt kept apart at most; more (a branch of a branch of …) are joined, one copy.
 const MAX_PARTS: usize = 8;
@@ -42,7 +50,15 @@ impl KvCache {
     }
 
     pub fn clear(&mut self) {
-        *self = Self::default();
+        *self = Self { room: self.room, ..Self::default() };
+    }
+
+    /// Gives rows room for `positions` of their own (at most [`MAX_ROOM`]) whenever their part is
+    /// allocated: a generation of that many tokens then never reallocates. Without it the part
+    /// grew every [`GROW`] positions, each time zeroing and copying every row's keys and values
+    /// (300 MB at 8 rows of bloom-560m, a step of 2x the others' time).
+    pub fn set_room(&mut self, positions: usize) {
+        self.room = positions.min(MAX_ROOM);
     }
 
     pub fn prefix_len(&self) -> usize {
@@ -132,7 +148,7 @@ impl KvCache {
     /// Replaces everything with a shared prefix in `parts` (`1, h, Lᵢ, d` each, in position order:
     /// a prompt's cached KV). Past [`MAX_PARTS`] they are joined into one.
     pub fn set_prefix(&mut self, parts: Vec<(Tensor, Tensor)>) -> Result<()> {
-        *self = Self { prefix: parts, ..Self::default() };
+        *self = Self { prefix: parts, room: self.room, ..Self::default() };
         if self.prefix.len() > MAX_PARTS {
             let joined = self.prefix()?;
             self.prefix = joined.into_iter().collect();
@@ -159,7 +175,7 @@ impl KvCache {
             return Ok(());
         }
         let (_, h, _, d) = like.dims4()?;
-        let new_cap = need.max(1).next_multiple_of(GROW);
+        let new_cap = need.max(self.rows_len() + self.room).max(1).next_multiple_of(GROW);
         let nk = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
         let nv = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
         let used = self.rows_len();
@@ -231,7 +247,8 @@ impl KvCache {
         }
         let old = self.lens.len();
         let added: usize = prompts.iter().map(|p| p.2).sum();
-        let cap = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0).max((longest + 1).next_multiple_of(GROW));
+        let want = (longest + self.room.max(1)).next_multiple_of(GROW);
+        let cap = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0).max(want);
         let nk = Tensor::zeros((old + added, h, cap, d), first.dtype(), first.device())?;
         let nv = Tensor::zeros((old + added, h, cap, d), first.dtype(), first.device())?;
         // Rows of a contiguous `b, h, cap, d` tensor are contiguous: written in place.
@@ -270,8 +287,19 @@ impl KvCache {
                 return Ok(());
             }
             let idx = Tensor::new(rows, k.device())?;
-            self.k = Some(k.index_select(&idx, 0)?.contiguous()?);
-            self.v = Some(v.index_select(&idx, 0)?.contiguous()?);
+            // Only the positions in use are copied: the room past them (see `set_room`) is untouched
+            // memory, and copying it would fill it.
+            let used = self.rows_len();
+            let pick = |t: &Tensor| -> Result<Tensor> {
+                let (_, h, cap, d) = t.dims4()?;
+                let out = Tensor::zeros((rows.len(), h, cap, d), t.dtype(), t.device())?;
+                if used > 0 {
+                    out.slice_set(&t.narrow(2, 0, used)?.contiguous()?.index_select(&idx, 0)?, 2, 0)?;
+                }
+                Ok(out)
+            };
+            self.k = Some(pick(k)?);
+            self.v = Some(pick(v)?);
             self.lens = rows.iter().map(|&r| self.lens.get(r as usize).copied().unwrap_or(0)).collect();
         }
         Ok(())
@@ -306,6 +334,58 @@ mod tests {
         assert_eq!(row_values(&c, 0), all);
         let (pk, _) = c.prefix().unwrap().unwrap();
         assert_eq!(pk.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0., 1., 2., 3., 4.]);
+    }
+
+    /// The rows' part's storage, to tell a reallocation from growth in place.
+    fn storage_id(c: &KvCache) -> Option<candle_core::TensorId> {
+        c.rows_full().map(|(k, _)| k.id())
+    }
+
+    #[test]
+    fn rows_given_room_take_it_without_reallocating_and_keep_it_across_clear() {
+        let dev = Device::Cpu;
+        let one = |x: f32| Tensor::full(x, (1, 1, 1, 1), &dev).unwrap();
+        let room = 3 * GROW;
+        for add in [false, true] {
+            let mut c = KvCache::default();
+            c.set_room(room);
+            c.clear();
+            let prompt = Tensor::new(&[-2f32, -1.], &dev).unwrap().reshape((1, 1, 2, 1)).unwrap();
+            c.append(&prompt, &prompt).unwrap(); // the shared prefix
+            let p = Tensor::arange(0f32, 5., &dev).unwrap().reshape((1, 1, 5, 1)).unwrap();
+            // Rows of a prompt's own 5 tokens (a batch), or forked at the first step.
+            let own = if add {
+                c.add_rows_many(&[(&p, &p, 2)]).unwrap();
+                5
+            } else {
+                0
+            };
+            let two = Tensor::full(7f32, (2, 1, 1, 1), &dev).unwrap();
+            c.append(&two, &two).unwrap();
+            let id = storage_id(&c);
+            for _ in 1..room {
+                c.append(&two, &two).unwrap();
+            }
+            assert_eq!(storage_id(&c), id, "add_rows {add}: reallocated within its room");
+            assert_eq!(c.row_lens(), &[own + room, own + room]);
+            // Past the room the part grows as before, keeping what the rows hold.
+            for _ in 0..GROW {
+                c.append(&two, &two).unwrap();
+            }
+            assert_ne!(storage_id(&c), id);
+            let want: Vec<f32> = (0..own).map(|i| i as f32).chain(std::iter::repeat_n(7., room + GROW)).collect();
+            assert_eq!(row_values(&c, 1), want);
+        }
+        // Without room, the first step's rows hold one step of growth.
+        let mut c = KvCache::default();
+        c.append(&one(0.), &one(0.)).unwrap();
+        c.append(&one(1.), &one(1.)).unwrap();
+        assert_eq!(c.rows_full().unwrap().0.dim(2).unwrap(), GROW);
+        c.set_room(10 * MAX_ROOM);
+        c.clear();
+        c.append(&one(0.), &one(0.)).unwrap();
+        c.append(&one(1.), &one(1.)).unwrap();
+        assert_eq!(c.rows_full().unwrap().0.dim(2).unwrap(), MAX_ROOM, "room is capped");
     }
 
     #[test]
@@ -354,6 +434,34 @@ mod tests {
         assert_eq!(row_values(&c, 1), vec![1.0]);
         assert_eq!(c.len(), 4);
         assert!(c.append(&k, &k).is_err(), "3 rows into a 2-row cache");
+    }
+
+    #[test]
+    fn select_rows_keeps_each_rows_heads_and_channels_and_the_room() {
+        let dev = Device::Cpu;
+        // Two heads of two channels; prompts of 3 and 1 own positions, so lengths differ.
+        let t = |base: f32, s: usize| {
+            let v: Vec<f32> = (0..2 * s * 2).map(|i| base + i as f32).collect();
+            Tensor::new(v, &dev).unwrap().reshape((1, 2, s, 2)).unwrap()
+        };
+        let mut c = KvCache::default();
+        c.set_room(100);
+        c.append_prefix(&t(-50., 2), &t(-50., 2)).unwrap();
+        let (a, b) = (t(0., 3), t(100., 1));
+        c.add_rows_many(&[(&a, &a, 1), (&b, &b, 1)]).unwrap();
+        let cap = c.rows_full().unwrap().0.dim(2).unwrap();
+        let row = |c: &KvCache, r: usize, n: usize| -> Vec<f32> {
+            let (k, _) = c.rows_full().unwrap();
+            k.get(r).unwrap().narrow(1, 0, n).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        };
+        let flat = |x: &Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        c.select_rows(&[1, 0, 1]).unwrap();
+        assert_eq!(c.row_lens(), &[1, 3, 1]);
+        assert_eq!(row(&c, 0, 1), flat(&b));
+        assert_eq!(row(&c, 1, 3), flat(&a));
+        assert_eq!(row(&c, 2, 1), flat(&b));
+        assert_eq!(c.rows_full().unwrap().0.dim(2).unwrap(), cap, "the room is kept");
+        assert!(cap >= 3 + 100);
     }
 
     #[test]

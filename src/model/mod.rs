@@ -352,6 +352,10 @@ impl DecoderModel for BloomDecoder {
         crate::engine::add_rows_one_at_a_time(self, prompts)
     }
 
+    fn reserve_positions(&mut self, positions: usize) {
+        self.model.set_row_room(positions);
+    }
+
     fn fork(&mut self, n: usize) -> Result<(), EngineError> {
         Ok(self.model.select_cache_rows(&vec![0; n])?)
     }
