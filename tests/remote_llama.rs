@@ -430,9 +430,13 @@ fn the_workbench_generates_two_paths_on_the_server_and_saves_the_session() {
     }
     let Some(server) = server(test) else { return };
     let sessions = tempfile::tempdir().unwrap();
+    // Its own settings directory: the user's saved workbench settings (paths, sampling) must not
+    // change what this run generates.
+    let config = tempfile::tempdir().unwrap();
     let name = format!("cotscope-remote-{}", std::process::id());
     let cmd = format!(
-        "'{}' --endpoint '{}' --sessions-dir '{}'; echo COTSCOPE_EXIT=$?; sleep 60",
+        "XDG_CONFIG_HOME='{}' '{}' --endpoint '{}' --sessions-dir '{}'; echo COTSCOPE_EXIT=$?; sleep 60",
+        config.path().display(),
         env!("CARGO_BIN_EXE_cotscope"),
         server.endpoint,
         sessions.path().display()
