@@ -465,14 +465,18 @@ mod tests {
             return;
         }
         // (heads, d, prompt, capacity, lens): with and without a prompt, ragged d, unequal rows.
-        // Rows are summed in groups (4 at d ≤ 64, 2 at d ≤ 128): six rows leave a partial group.
-        let cases: [(usize, usize, usize, usize, &[usize]); 6] = [
+        // Rows are summed in groups (of 4 on AVX2; on AVX-512 4 at d ≤ 64, 2 at d ≤ 128): six rows
+        // leave a partial group. AVX2 sums the prompt's values in tiles of 8 KiB (32 positions at
+        // d = 64, 51 at d = 40, whose 5 registers leave a block of one).
+        let cases: [(usize, usize, usize, usize, &[usize]); 8] = [
             (2, 64, 37, 8, &[1, 5, 8]),
             (3, 40, 0, 6, &[6, 2]),
             (1, 20, 50, 0, &[0]),
             (4, 64, 100, 64, &[3]),
             (2, 64, 30, 5, &[1, 2, 3, 4, 5, 1]),
             (1, 96, 20, 3, &[3, 1, 2]),
+            (2, 40, 130, 4, &[1, 2, 3, 4, 1]),
+            (2, 64, 70, 4, &[2, 4, 1, 3, 2, 1, 4, 3]),
         ];
         for (h, d, l, cap, lens) in cases {
             let rows = lens.len();

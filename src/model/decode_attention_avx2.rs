@@ -11,9 +11,6 @@ use super::attention::head_parts;
 use super::attention_avx2::{lanes, softmax_in_place, sum8};
 use super::decode_attention::{prefetch_row, Step, AHEAD};
 
-/// Rows of the prompt's scores computed together: each key is read once per group.
-const QUERIES: usize = 4;
-
 /// Head `hh` of every row: scores over the prompt and the row's own keys, softmax, and the sum of
 /// values into `out + (r·heads + hh)·d`. `probs` is scratch of `rows × stride` values.
 ///
@@ -24,67 +21,38 @@ const QUERIES: usize = 4;
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn head(st: &Step, hh: usize, probs: &mut [f32], stride: usize, out: *mut f32) {
     macro_rules! go {
-        ($($nv:literal => $g:literal),*) => {
+        ($($nv:literal),*) => {
             match st.head_dim.div_ceil(8) {
-                $($nv => head_n::<$nv, $g>(st, hh, probs, stride, out),)*
+                $($nv => head_n::<$nv>(st, hh, probs, stride, out),)*
                 _ => unreachable!("head_dim ≤ 256 is checked by `attend`"),
             }
         };
     }
-    // Rows per group in the sum of values: as many as keep G·NV accumulators within 16 registers.
-    go!(1 => 4, 2 => 4, 3 => 2, 4 => 2, 5 => 2, 6 => 2, 7 => 1, 8 => 1, 9 => 1, 10 => 1, 11 => 1, 12 => 1,
-        13 => 1, 14 => 1, 15 => 1, 16 => 1, 17 => 1, 18 => 1, 19 => 1, 20 => 1, 21 => 1, 22 => 1, 23 => 1,
-        24 => 1, 25 => 1, 26 => 1, 27 => 1, 28 => 1, 29 => 1, 30 => 1, 31 => 1, 32 => 1)
+    go!(
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+        31, 32
+    )
 }
 
-/// [`head`] with `NV` eight-lane registers per row of `d` and rows summed in groups of `G`.
+/// [`head`] with `NV` eight-lane registers per row of `d`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn head_n<const NV: usize, const G: usize>(
-    st: &Step,
-    hh: usize,
-    probs: &mut [f32],
-    stride: usize,
-    out: *mut f32,
-) {
+unsafe fn head_n<const NV: usize>(st: &Step, hh: usize, probs: &mut [f32], stride: usize, out: *mut f32) {
     let (h, d, l) = (st.heads, st.head_dim, st.prompt_len);
     let rows = st.lens.len();
     let (scale, slope) = (1.0 / (d as f32).sqrt(), st.slopes[hh]);
     let masks: [__m256i; NV] = std::array::from_fn(|i| lanes(d - 8 * i));
     let q = |r: usize| st.q[(r * h + hh) * d..].as_ptr();
     let base = probs.as_mut_ptr();
-    // The prompt's scores, part by part, each key at its position in the whole prompt.
+    // The prompt's scores, part by part, each key at its position in the whole prompt, tile by
+    // tile so that the rows after the first read the tile's keys from L1 (and ask nothing ahead).
+    let tile = (TILE_BYTES / (4 * d)).max(1);
     for (j0, n, keys, _) in head_parts(st.prompt, h, d, hh) {
-        let mut r = 0;
-        while r < rows {
-            let g = QUERIES.min(rows - r);
-            let at = |i: usize| base.add((r + i) * stride + j0);
-            match g {
-                4 => scores::<4, NV>(
-                    [q(r), q(r + 1), q(r + 2), q(r + 3)],
-                    keys,
-                    d,
-                    n,
-                    [at(0), at(1), at(2), at(3)],
-                    &masks,
-                    scale,
-                    slope,
-                    j0,
-                ),
-                3 => scores::<3, NV>(
-                    [q(r), q(r + 1), q(r + 2)],
-                    keys,
-                    d,
-                    n,
-                    [at(0), at(1), at(2)],
-                    &masks,
-                    scale,
-                    slope,
-                    j0,
-                ),
-                2 => scores::<2, NV>([q(r), q(r + 1)], keys, d, n, [at(0), at(1)], &masks, scale, slope, j0),
-                _ => scores::<1, NV>([q(r)], keys, d, n, [at(0)], &masks, scale, slope, j0),
+        for t0 in (0..n).step_by(tile) {
+            let (t1, p0) = (n.min(t0 + tile), j0 + t0);
+            for r in 0..rows {
+                let keys = &keys[t0 * d..t1 * d];
+                scores::<NV>(q(r), keys, d, base.add(r * stride + p0), &masks, (scale, slope, p0), r == 0);
             }
-            r += g;
         }
     }
     // Each row's own keys after the prompt's, then its softmax.
@@ -92,117 +60,217 @@ unsafe fn head_n<const NV: usize, const G: usize>(
         let own_len = st.lens[r];
         if let Some((k, _)) = st.own {
             let at = (r * h + hh) * st.capacity * d;
-            scores::<1, NV>(
-                [q(r)],
-                &k[at..at + own_len * d],
-                d,
-                own_len,
-                [base.add(r * stride + l)],
-                &masks,
-                scale,
-                slope,
-                l,
-            );
+            let keys = &k[at..at + own_len * d];
+            scores::<NV>(q(r), keys, d, base.add(r * stride + l), &masks, (scale, slope, l), true);
         }
         softmax_in_place(&mut probs[r * stride..r * stride + l + own_len]);
     }
-    // Σⱼ pⱼ·vⱼ, the prompt's values part by part in position order, then the row's own.
-    for r0 in (0..rows).step_by(G) {
-        let g = G.min(rows - r0);
-        let mut acc = [[_mm256_setzero_ps(); NV]; G];
-        for (j0, n, _, pv) in head_parts(st.prompt, h, d, hh) {
-            let pv = pv.as_ptr();
-            for j in 0..n {
-                prefetch_row(pv.wrapping_add((j + AHEAD) * d), d);
-                for (k, acc_k) in acc.iter_mut().enumerate().take(g) {
-                    let p = probs[(r0 + k) * stride + j0 + j];
-                    if p != 0.0 {
-                        let vp = _mm256_set1_ps(p);
-                        for i in 0..NV {
-                            acc_k[i] =
-                                _mm256_fmadd_ps(vp, _mm256_maskload_ps(pv.add(j * d + 8 * i), masks[i]), acc_k[i]);
-                        }
-                    }
-                }
-            }
+    // Σⱼ pⱼ·vⱼ: the prompt's values, then each row's own, every lane summed in position order.
+    let o = |r: usize| out.add((r * h + hh) * d);
+    for r in 0..rows {
+        for (i, &m) in masks.iter().enumerate() {
+            _mm256_maskstore_ps(o(r).add(8 * i), m, _mm256_setzero_ps());
         }
-        for (k, acc_k) in acc.iter_mut().enumerate().take(g) {
-            let r = r0 + k;
-            if let Some((_, ov)) = st.own {
-                let ov = ov.as_ptr().add((r * h + hh) * st.capacity * d);
-                for t in 0..st.lens[r] {
-                    prefetch_row(ov.wrapping_add((t + AHEAD) * d), d);
-                    let p = probs[r * stride + l + t];
-                    if p != 0.0 {
-                        let vp = _mm256_set1_ps(p);
-                        for i in 0..NV {
-                            acc_k[i] =
-                                _mm256_fmadd_ps(vp, _mm256_maskload_ps(ov.add(t * d + 8 * i), masks[i]), acc_k[i]);
-                        }
+    }
+    prompt_values::<NV>(st, hh, probs, stride, &masks, out);
+    if let Some((_, ov)) = st.own {
+        for r in 0..rows {
+            let ov = ov.as_ptr().add((r * h + hh) * st.capacity * d);
+            let mut acc: [__m256; NV] = std::array::from_fn(|i| _mm256_maskload_ps(o(r).add(8 * i), masks[i]));
+            for t in 0..st.lens[r] {
+                prefetch_row(ov.wrapping_add((t + AHEAD) * d), d);
+                let p = probs[r * stride + l + t];
+                if p != 0.0 {
+                    let vp = _mm256_set1_ps(p);
+                    for i in 0..NV {
+                        acc[i] = _mm256_fmadd_ps(vp, _mm256_maskload_ps(ov.add(t * d + 8 * i), masks[i]), acc[i]);
                     }
                 }
             }
-            let o = out.add((r * h + hh) * d);
             for i in 0..NV {
-                _mm256_maskstore_ps(o.add(8 * i), masks[i], acc_k[i]);
+                _mm256_maskstore_ps(o(r).add(8 * i), masks[i], acc[i]);
             }
         }
     }
 }
 
-/// `scores[g][j] = scale · (q[g] · keys[j]) + slope · (pos0 + j)` for `n` keys (rows of `d`) and `G`
-/// queries, eight keys at a time: each key register serves the `G` queries, and a query's dot
-/// product is `NV` fused multiply-adds in lane order into one register, whatever `G`.
+/// Bytes of the prompt's value rows summed as one tile: they stay in L1 while every row reads them.
+const TILE_BYTES: usize = 8192;
+
+/// Adds every row's `Σⱼ pⱼ·vⱼ` over head `hh`'s prompt to the sums at `out + (r·heads + hh)·d`
+/// (where they wait between tiles), tile by tile: rows in groups of 4 and columns in blocks of 16,
+/// so each value load feeds 4 rows' multiply-adds from L1. (Row by row, with `d = 64` filling 8
+/// registers, the 8 rows of an eval batch read each head's prompt values 8 times from L2, and the
+/// attention took twice its bytes' time.) Each lane still sums its positions in order.
+///
+/// A tile where the group's weights are all zero (far keys under a steep ALiBi slope) is skipped;
+/// inside a tile every weight is added, zeros too: `s + 0·v = s` for the finite values a model
+/// holds (a lone `-0` sum aside), and a branch per weight cost more than the adds it saved.
 ///
 /// # Safety
-/// The CPU must support avx2 and fma; `keys` holds `n` rows of `d`, each `q[g]` `d` values, each
-/// `scores[g]` room for `n`; `masks[i]` are `lanes(d − 8i)`.
-#[allow(clippy::too_many_arguments)]
+/// As [`head`]; `out`'s head `hh` channels hold each row's sums so far; `masks[i]` are `lanes(d − 8i)`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn scores<const G: usize, const NV: usize>(
-    q: [*const f32; G],
+unsafe fn prompt_values<const NV: usize>(
+    st: &Step,
+    hh: usize,
+    probs: &[f32],
+    stride: usize,
+    masks: &[__m256i; NV],
+    out: *mut f32,
+) {
+    let (h, d) = (st.heads, st.head_dim);
+    let rows = st.lens.len();
+    let tile = (TILE_BYTES / (4 * d)).max(1);
+    assert!(probs.len() >= rows * stride && stride >= st.prompt_len);
+    for (j0, n, _, pv) in head_parts(st.prompt, h, d, hh) {
+        for t0 in (0..n).step_by(tile) {
+            let t1 = n.min(t0 + tile);
+            for r0 in (0..rows).step_by(4) {
+                let w = |k: usize| probs.as_ptr().add((r0 + k) * stride + j0);
+                let o = |k: usize| out.add(((r0 + k) * h + hh) * d);
+                let tile = Tile { v: pv.as_ptr(), d, j: t0..t1, ahead: if r0 == 0 { t1 - t0 } else { 0 } };
+                // Blocks of B registers: G·B of 8 or 9 sums in flight cover the multiply-add's latency.
+                match rows - r0 {
+                    1 => tile.sum::<1, 8, NV>([w(0)], [o(0)], masks),
+                    2 => tile.sum::<2, 4, NV>([w(0), w(1)], [o(0), o(1)], masks),
+                    3 => tile.sum::<3, 3, NV>([w(0), w(1), w(2)], [o(0), o(1), o(2)], masks),
+                    _ => tile.sum::<4, 2, NV>([w(0), w(1), w(2), w(3)], [o(0), o(1), o(2), o(3)], masks),
+                }
+            }
+        }
+    }
+}
+
+/// Value rows `j` of a prompt part (`v`, rows of `d`), summed for a group of rows.
+struct Tile {
+    v: *const f32,
+    d: usize,
+    j: std::ops::Range<usize>,
+    /// Positions ahead to hint into L2 (the next tile's), or 0 where another group did.
+    ahead: usize,
+}
+
+impl Tile {
+    /// `o[k] += Σⱼ w[k][j] · v[j]` for `G` rows, columns in blocks of `B` registers.
+    ///
+    /// # Safety
+    /// As [`prompt_values`]: `w[k]` has a weight for every `j`, `o[k]` holds `d` sums, `v` the rows.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sum<const G: usize, const B: usize, const NV: usize>(
+        &self,
+        w: [*const f32; G],
+        o: [*mut f32; G],
+        masks: &[__m256i; NV],
+    ) {
+        let (d, j0, j1) = (self.d, self.j.start, self.j.end);
+        if w.iter().all(|&w| std::slice::from_raw_parts(w.add(j0), j1 - j0).iter().all(|&p| p == 0.0)) {
+            return;
+        }
+        for b in (0..NV).step_by(B) {
+            // Registers b.. of each row; those past NV (the last block's) load nothing from the
+            // row's last register, never stored: no masked access past a row's end, as AMD leaves
+            // faults on masked-off lanes open.
+            let reg: [usize; B] = std::array::from_fn(|i| (b + i).min(NV - 1));
+            let m: [__m256i; B] =
+                std::array::from_fn(|i| if b + i < NV { masks[b + i] } else { _mm256_setzero_si256() });
+            let mut acc = [[_mm256_setzero_ps(); B]; G];
+            for (a, &o) in acc.iter_mut().zip(&o) {
+                *a = std::array::from_fn(|i| _mm256_maskload_ps(o.add(8 * reg[i]), m[i]));
+            }
+            for j in j0..j1 {
+                if self.ahead > 0 {
+                    // The next tile's lines for this block, from memory into L2 (a hint only).
+                    for i in (0..B).step_by(2) {
+                        _mm_prefetch::<_MM_HINT_T1>(
+                            self.v.wrapping_add((j + self.ahead) * d + 8 * (b + i)) as *const i8
+                        );
+                    }
+                }
+                let row = self.v.add(j * d);
+                let v: [__m256; B] = std::array::from_fn(|i| _mm256_maskload_ps(row.add(8 * reg[i]), m[i]));
+                for (a, &w) in acc.iter_mut().zip(&w) {
+                    let vp = _mm256_broadcast_ss(&*w.add(j));
+                    for i in 0..B {
+                        a[i] = _mm256_fmadd_ps(vp, v[i], a[i]);
+                    }
+                }
+            }
+            for (a, &o) in acc.iter().zip(&o) {
+                for i in 0..B.min(NV - b) {
+                    _mm256_maskstore_ps(o.add(8 * (b + i)), m[i], a[i]);
+                }
+            }
+        }
+    }
+}
+
+/// `scores[j] = scale · (q · keys[j]) + slope · (pos0 + j)` for the `n` keys (rows of `d`) in
+/// `keys`, eight keys at a time in eight registers: each load of the query serves the eight keys,
+/// and a key's dot product is `NV` fused multiply-adds in lane order into one register, added
+/// across lanes by [`sum8`]. With `ahead`, each key's row 32 on is hinted into L2.
+///
+/// # Safety
+/// The CPU must support avx2 and fma; `q` holds `d` values and `scores` room for `n`; `masks[i]`
+/// are `lanes(d − 8i)`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scores<const NV: usize>(
+    q: *const f32,
     keys: &[f32],
     d: usize,
-    n: usize,
-    scores: [*mut f32; G],
+    scores: *mut f32,
     masks: &[__m256i; NV],
-    scale: f32,
-    slope: f32,
-    pos0: usize,
+    bias: (f32, f32, usize),
+    ahead: bool,
 ) {
-    assert!(keys.len() >= n * d && d <= 8 * NV);
-    let mut part = [[_mm256_setzero_ps(); 8]; G];
+    assert!(d <= 8 * NV);
+    // Whole registers (d a multiple of 8) need no masks, which leaves their 8 registers free.
+    if d == 8 * NV {
+        scores_n::<NV, true>(q, keys, d, scores, masks, bias, ahead)
+    } else {
+        scores_n::<NV, false>(q, keys, d, scores, masks, bias, ahead)
+    }
+}
+
+/// [`scores`], its loads masked unless `FULL`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scores_n<const NV: usize, const FULL: bool>(
+    q: *const f32,
+    keys: &[f32],
+    d: usize,
+    scores: *mut f32,
+    masks: &[__m256i; NV],
+    (scale, slope, pos0): (f32, f32, usize),
+    ahead: bool,
+) {
+    let n = keys.len() / d;
     let (vs, vslope) = (_mm256_set1_ps(scale), _mm256_set1_ps(slope));
     let lane = _mm256_setr_ps(0., 1., 2., 3., 4., 5., 6., 7.);
+    let kp = keys.as_ptr();
+    // SAFETY (loads): lanes masked to d (or d = 8·NV); `q` and each key read (< n) have d values.
+    let ld = |p: *const f32, i: usize| if FULL { _mm256_loadu_ps(p) } else { _mm256_maskload_ps(p, masks[i]) };
     let mut j0 = 0;
     while j0 < n {
         let count = 8.min(n - j0);
-        for t in 0..8 {
-            prefetch_row(keys.as_ptr().wrapping_add((j0 + AHEAD + t) * d), d);
-            if t < count {
-                let kp = keys.as_ptr().add((j0 + t) * d);
-                let mut acc = [_mm256_setzero_ps(); G];
-                for (i, &mask) in masks.iter().enumerate() {
-                    // SAFETY: lanes masked to d; key j0 + t < n and each query have d values.
-                    let kv = _mm256_maskload_ps(kp.add(8 * i), mask);
-                    for g in 0..G {
-                        acc[g] = _mm256_fmadd_ps(_mm256_maskload_ps(q[g].add(8 * i), mask), kv, acc[g]);
-                    }
-                }
-                for g in 0..G {
-                    part[g][t] = acc[g];
+        if ahead {
+            for t in 0..8 {
+                prefetch_row(kp.wrapping_add((j0 + AHEAD + t) * d), d);
+            }
+        }
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for i in 0..NV {
+            let qv = ld(q.add(8 * i), i);
+            if count == 8 {
+                for (t, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(qv, ld(kp.add((j0 + t) * d + 8 * i), i), *a);
                 }
             } else {
-                for p in part.iter_mut() {
-                    p[t] = _mm256_setzero_ps();
+                for (t, a) in acc.iter_mut().enumerate().take(count) {
+                    *a = _mm256_fmadd_ps(qv, ld(kp.add((j0 + t) * d + 8 * i), i), *a);
                 }
             }
         }
         let alibi = _mm256_mul_ps(vslope, _mm256_add_ps(_mm256_set1_ps((pos0 + j0) as f32), lane));
-        let m = lanes(count);
-        for g in 0..G {
-            _mm256_maskstore_ps(scores[g].add(j0), m, _mm256_fmadd_ps(sum8(&part[g]), vs, alibi));
-        }
+        _mm256_maskstore_ps(scores.add(j0), lanes(count), _mm256_fmadd_ps(sum8(&acc), vs, alibi));
         j0 += 8;
     }
 }
