@@ -43,15 +43,22 @@ unsafe fn head_n<const NV: usize>(st: &Step, hh: usize, probs: &mut [f32], strid
     let masks: [__m256i; NV] = std::array::from_fn(|i| lanes(d - 8 * i));
     let q = |r: usize| st.q[(r * h + hh) * d..].as_ptr();
     let base = probs.as_mut_ptr();
-    // The prompt's scores, part by part, each key at its position in the whole prompt, tile by
-    // tile so that the rows after the first read the tile's keys from L1 (and ask nothing ahead).
+    // The prompt's scores, part by part, each key at its position in the whole prompt, two rows
+    // at a time and tile by tile, so that the rows after the first two read the tile's keys from L1
+    // (and ask nothing ahead).
     let tile = (TILE_BYTES / (4 * d)).max(1);
     for (j0, n, keys, _) in head_parts(st.prompt, h, d, hh) {
         for t0 in (0..n).step_by(tile) {
             let (t1, p0) = (n.min(t0 + tile), j0 + t0);
-            for r in 0..rows {
-                let keys = &keys[t0 * d..t1 * d];
-                scores::<NV>(q(r), keys, d, base.add(r * stride + p0), &masks, (scale, slope, p0), r == 0);
+            let keys = &keys[t0 * d..t1 * d];
+            let at = |r: usize| base.add(r * stride + p0);
+            for r in (0..rows).step_by(2) {
+                let bias = (scale, slope, p0);
+                if r + 1 < rows {
+                    scores::<2, NV>([q(r), q(r + 1)], keys, d, [at(r), at(r + 1)], &masks, bias, r == 0);
+                } else {
+                    scores::<1, NV>([q(r)], keys, d, [at(r)], &masks, bias, r == 0);
+                }
             }
         }
     }
@@ -61,7 +68,7 @@ unsafe fn head_n<const NV: usize>(st: &Step, hh: usize, probs: &mut [f32], strid
         if let Some((k, _)) = st.own {
             let at = (r * h + hh) * st.capacity * d;
             let keys = &k[at..at + own_len * d];
-            scores::<NV>(q(r), keys, d, base.add(r * stride + l), &masks, (scale, slope, l), true);
+            scores::<1, NV>([q(r)], keys, d, [base.add(r * stride + l)], &masks, (scale, slope, l), true);
         }
         softmax_in_place(&mut probs[r * stride..r * stride + l + own_len]);
     }
@@ -204,73 +211,93 @@ impl Tile {
     }
 }
 
-/// `scores[j] = scale · (q · keys[j]) + slope · (pos0 + j)` for the `n` keys (rows of `d`) in
-/// `keys`, eight keys at a time in eight registers: each load of the query serves the eight keys,
-/// and a key's dot product is `NV` fused multiply-adds in lane order into one register, added
-/// across lanes by [`sum8`]. With `ahead`, each key's row 32 on is hinted into L2.
+/// `scores[g][j] = scale · (q[g] · keys[j]) + slope · (pos0 + j)` for the `n` keys (rows of `d`)
+/// in `keys` and `Q` (1 or 2) queries: `8 / Q` keys at a time, the eight sums in eight registers,
+/// so each query load serves those keys and each key load the `Q` queries. A key's dot product is
+/// `NV` fused multiply-adds in lane order into one register, added across lanes by [`sum8`]
+/// (whose tree is the same for every register), so a query's scores do not depend on `Q`. With
+/// `ahead`, each key's row 32 on is hinted into L2.
 ///
 /// # Safety
-/// The CPU must support avx2 and fma; `q` holds `d` values and `scores` room for `n`; `masks[i]`
-/// are `lanes(d − 8i)`.
+/// The CPU must support avx2 and fma; each `q[g]` holds `d` values and each `scores[g]` room for
+/// `n`; `masks[i]` are `lanes(d − 8i)`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn scores<const NV: usize>(
-    q: *const f32,
+unsafe fn scores<const Q: usize, const NV: usize>(
+    q: [*const f32; Q],
     keys: &[f32],
     d: usize,
-    scores: *mut f32,
+    scores: [*mut f32; Q],
     masks: &[__m256i; NV],
     bias: (f32, f32, usize),
     ahead: bool,
 ) {
+    const { assert!(Q == 1 || Q == 2) };
     assert!(d <= 8 * NV);
     // Whole registers (d a multiple of 8) need no masks, which leaves their 8 registers free.
     if d == 8 * NV {
-        scores_n::<NV, true>(q, keys, d, scores, masks, bias, ahead)
+        scores_n::<Q, NV, true>(q, keys, d, scores, masks, bias, ahead)
     } else {
-        scores_n::<NV, false>(q, keys, d, scores, masks, bias, ahead)
+        scores_n::<Q, NV, false>(q, keys, d, scores, masks, bias, ahead)
     }
 }
 
 /// [`scores`], its loads masked unless `FULL`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn scores_n<const NV: usize, const FULL: bool>(
-    q: *const f32,
+unsafe fn scores_n<const Q: usize, const NV: usize, const FULL: bool>(
+    q: [*const f32; Q],
     keys: &[f32],
     d: usize,
-    scores: *mut f32,
+    scores: [*mut f32; Q],
     masks: &[__m256i; NV],
     (scale, slope, pos0): (f32, f32, usize),
     ahead: bool,
 ) {
+    // Keys a block: sum `g·kb + t` is query g's with key t.
+    let kb = 8 / Q;
     let n = keys.len() / d;
     let (vs, vslope) = (_mm256_set1_ps(scale), _mm256_set1_ps(slope));
-    let lane = _mm256_setr_ps(0., 1., 2., 3., 4., 5., 6., 7.);
+    let lane = if Q == 1 {
+        _mm256_setr_ps(0., 1., 2., 3., 4., 5., 6., 7.)
+    } else {
+        _mm256_setr_ps(0., 1., 2., 3., 0., 1., 2., 3.)
+    };
     let kp = keys.as_ptr();
-    // SAFETY (loads): lanes masked to d (or d = 8·NV); `q` and each key read (< n) have d values.
+    // SAFETY (loads): lanes masked to d (or d = 8·NV); each query and each key read (< n) have d values.
     let ld = |p: *const f32, i: usize| if FULL { _mm256_loadu_ps(p) } else { _mm256_maskload_ps(p, masks[i]) };
     let mut j0 = 0;
     while j0 < n {
-        let count = 8.min(n - j0);
+        let count = kb.min(n - j0);
         if ahead {
-            for t in 0..8 {
+            for t in 0..kb {
                 prefetch_row(kp.wrapping_add((j0 + AHEAD + t) * d), d);
             }
         }
         let mut acc = [_mm256_setzero_ps(); 8];
         for i in 0..NV {
-            let qv = ld(q.add(8 * i), i);
-            if count == 8 {
-                for (t, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_fmadd_ps(qv, ld(kp.add((j0 + t) * d + 8 * i), i), *a);
+            let qv: [__m256; Q] = std::array::from_fn(|g| ld(q[g].add(8 * i), i));
+            let mut dot = |t: usize| {
+                let kv = ld(kp.add((j0 + t) * d + 8 * i), i);
+                for (g, qv) in qv.iter().enumerate() {
+                    acc[g * kb + t] = _mm256_fmadd_ps(*qv, kv, acc[g * kb + t]);
                 }
+            };
+            if count == kb {
+                (0..kb).for_each(&mut dot);
             } else {
-                for (t, a) in acc.iter_mut().enumerate().take(count) {
-                    *a = _mm256_fmadd_ps(qv, ld(kp.add((j0 + t) * d + 8 * i), i), *a);
-                }
+                (0..count).for_each(&mut dot);
             }
         }
+        // Each key's bias from its position alone (exact in f32 below 2²⁴), as in the AVX-512 kernel.
         let alibi = _mm256_mul_ps(vslope, _mm256_add_ps(_mm256_set1_ps((pos0 + j0) as f32), lane));
-        _mm256_maskstore_ps(scores.add(j0), lanes(count), _mm256_fmadd_ps(sum8(&acc), vs, alibi));
-        j0 += 8;
+        let s = _mm256_fmadd_ps(sum8(&acc), vs, alibi);
+        let m = lanes(count);
+        if Q == 1 {
+            _mm256_maskstore_ps(scores[0].add(j0), m, s);
+        } else {
+            let m = _mm256_castsi256_si128(m);
+            _mm_maskstore_ps(scores[0].add(j0), m, _mm256_castps256_ps128(s));
+            _mm_maskstore_ps(scores[1].add(j0), m, _mm256_extractf128_ps::<1>(s));
+        }
+        j0 += kb;
     }
 }
