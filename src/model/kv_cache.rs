@@ -168,6 +168,12 @@ impl KvCache {
         Ok(())
     }
 
+    /// Positions per row to allocate for `need`, where the rows hold up to `held`: the room past
+    /// what they hold (at least the next step's position), in whole steps of [`GROW`].
+    fn capacity(&self, held: usize, need: usize) -> usize {
+        need.max(held + self.room.max(1)).next_multiple_of(GROW)
+    }
+
     /// Makes room for `need` positions per row, keeping what the rows hold.
     fn reserve(&mut self, b: usize, need: usize, like: &Tensor) -> Result<()> {
         let cap = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0);
@@ -175,7 +181,7 @@ impl KvCache {
             return Ok(());
         }
         let (_, h, _, d) = like.dims4()?;
-        let new_cap = need.max(self.rows_len() + self.room).max(1).next_multiple_of(GROW);
+        let new_cap = self.capacity(self.rows_len(), need);
         let nk = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
         let nv = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
         let used = self.rows_len();
@@ -247,7 +253,7 @@ impl KvCache {
         }
         let old = self.lens.len();
         let added: usize = prompts.iter().map(|p| p.2).sum();
-        let want = (longest + self.room.max(1)).next_multiple_of(GROW);
+        let want = self.capacity(longest, longest);
         let cap = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0).max(want);
         let nk = Tensor::zeros((old + added, h, cap, d), first.dtype(), first.device())?;
         let nv = Tensor::zeros((old + added, h, cap, d), first.dtype(), first.device())?;
