@@ -1,7 +1,8 @@
 //! A wave of eval questions prefilled together (`add_rows_many`: 8 prompts' own 67 tokens after a
 //! shared 584-token template, bloom-560m shape, random weights) against the same tokens as one
-//! prompt, for kernel work: `cargo run --release --example segments_speed [threads]`. The figures
-//! users see are in `cotscope bench --scenario eval`.
+//! prompt, then the wave's decode steps (the median of 64), for kernel work:
+//! `cargo run --release --example segments_speed [threads]`. The figures users see are in
+//! `cotscope bench --scenario eval`.
 
 use std::time::Instant;
 
@@ -25,9 +26,21 @@ fn main() -> anyhow::Result<()> {
     println!("one prompt: {:.3} s", t.elapsed().as_secs_f64());
     for rep in 0..3 {
         m.start_batch(&shared)?;
+        m.reserve_positions(64);
         let t = Instant::now();
         m.add_rows_many(&asks)?;
         println!("wave {rep}: {:.3} s", t.elapsed().as_secs_f64());
     }
+    // The last wave's 8 rows decoded together, as eval steps them.
+    let mut next: Vec<u32> = (0..8).map(|r| 3000 + r).collect();
+    let mut ms = Vec::new();
+    for s in 0..64u32 {
+        let t = Instant::now();
+        m.step(&next)?;
+        ms.push(1e3 * t.elapsed().as_secs_f64());
+        next = (0..8).map(|r| 3000 + (r * 31 + s * 17) % 4000).collect();
+    }
+    ms.sort_by(f64::total_cmp);
+    println!("8-row steps: median {:.1} ms, fastest {:.1} ms", ms[ms.len() / 2], ms[0]);
     Ok(())
 }
