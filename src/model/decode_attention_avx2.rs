@@ -105,10 +105,10 @@ unsafe fn head_n<const NV: usize>(st: &Step, hh: usize, probs: &mut [f32], strid
 const TILE_BYTES: usize = 8192;
 
 /// Adds every row's `Σⱼ pⱼ·vⱼ` over head `hh`'s prompt to the sums at `out + (r·heads + hh)·d`
-/// (where they wait between tiles), tile by tile: rows in groups of 4 and columns in blocks of 16,
-/// so each value load feeds 4 rows' multiply-adds from L1. (Row by row, with `d = 64` filling 8
-/// registers, the 8 rows of an eval batch read each head's prompt values 8 times from L2, and the
-/// attention took twice its bytes' time.) Each lane still sums its positions in order.
+/// (where they wait between tiles), tile by tile: rows in groups of up to 4 and columns in blocks
+/// of registers, so each value load feeds the group's multiply-adds from L1. (Row by row, with
+/// `d = 64` filling 8 registers, the 8 rows of an eval batch read each head's prompt values 8
+/// times from L2.) Each lane still sums its positions in order.
 ///
 /// A tile where the group's weights are all zero (far keys under a steep ALiBi slope) is skipped;
 /// inside a tile every weight is added, zeros too: `s + 0·v = s` for the finite values a model
