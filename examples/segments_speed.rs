@@ -31,16 +31,17 @@ fn main() -> anyhow::Result<()> {
         m.add_rows_many(&asks)?;
         println!("wave {rep}: {:.3} s", t.elapsed().as_secs_f64());
     }
-    // The last wave's 8 rows decoded together, as eval steps them.
-    let mut next: Vec<u32> = (0..8).map(|r| 3000 + r).collect();
+    // The last wave's rows decoded together, as eval steps them.
+    let rows = asks.len() as u32;
+    let mut next: Vec<u32> = (0..rows).map(|r| 3000 + r).collect();
     let mut ms = Vec::new();
     for s in 0..64u32 {
         let t = Instant::now();
         m.step(&next)?;
         ms.push(1e3 * t.elapsed().as_secs_f64());
-        next = (0..8).map(|r| 3000 + (r * 31 + s * 17) % 4000).collect();
+        next = (0..rows).map(|r| 3000 + (r * 31 + s * 17) % 4000).collect();
     }
     ms.sort_by(f64::total_cmp);
-    println!("8-row steps: median {:.1} ms, fastest {:.1} ms", ms[ms.len() / 2], ms[0]);
+    println!("{rows}-row steps: median {:.1} ms, fastest {:.1} ms", ms[ms.len() / 2], ms[0]);
     Ok(())
 }

@@ -46,7 +46,7 @@ unsafe fn head_n<const NV: usize>(st: &Step, hh: usize, probs: &mut [f32], strid
     // The prompt's scores, part by part, each key at its position in the whole prompt, two rows
     // at a time and tile by tile, so that the rows after the first two read the tile's keys from L1
     // (and ask nothing ahead).
-    let tile = (TILE_BYTES / (4 * d)).max(1);
+    let tile = tile_len(d);
     for (j0, n, keys, _) in head_parts(st.prompt, h, d, hh) {
         for t0 in (0..n).step_by(tile) {
             let (t1, p0) = (n.min(t0 + tile), j0 + t0);
@@ -101,8 +101,14 @@ unsafe fn head_n<const NV: usize>(st: &Step, hh: usize, probs: &mut [f32], strid
     }
 }
 
-/// Bytes of the prompt's value rows summed as one tile: they stay in L1 while every row reads them.
+/// Bytes of the prompt's key or value rows taken as one tile: they stay in L1 while every row
+/// reads them.
 const TILE_BYTES: usize = 8192;
+
+/// Positions of `d` values in a tile of [`TILE_BYTES`].
+fn tile_len(d: usize) -> usize {
+    (TILE_BYTES / (4 * d)).max(1)
+}
 
 /// Adds every row's `Σⱼ pⱼ·vⱼ` over head `hh`'s prompt to the sums at `out + (r·heads + hh)·d`
 /// (where they wait between tiles), tile by tile: rows in groups of up to 4 and columns in blocks
@@ -127,7 +133,7 @@ unsafe fn prompt_values<const NV: usize>(
 ) {
     let (h, d) = (st.heads, st.head_dim);
     let rows = st.lens.len();
-    let tile = (TILE_BYTES / (4 * d)).max(1);
+    let tile = tile_len(d);
     assert!(probs.len() >= rows * stride && stride >= st.prompt_len);
     for (j0, n, _, pv) in head_parts(st.prompt, h, d, hh) {
         for t0 in (0..n).step_by(tile) {
@@ -135,13 +141,13 @@ unsafe fn prompt_values<const NV: usize>(
             for r0 in (0..rows).step_by(4) {
                 let w = |k: usize| probs.as_ptr().add((r0 + k) * stride + j0);
                 let o = |k: usize| out.add(((r0 + k) * h + hh) * d);
-                let tile = Tile { v: pv.as_ptr(), d, j: t0..t1, ahead: if r0 == 0 { t1 - t0 } else { 0 } };
+                let part = Tile { v: pv.as_ptr(), d, j: t0..t1, ahead: if r0 == 0 { t1 - t0 } else { 0 } };
                 // Blocks of B registers: G·B of 8 or 9 sums in flight cover the multiply-add's latency.
                 match rows - r0 {
-                    1 => tile.sum::<1, 8, NV>([w(0)], [o(0)], masks),
-                    2 => tile.sum::<2, 4, NV>([w(0), w(1)], [o(0), o(1)], masks),
-                    3 => tile.sum::<3, 3, NV>([w(0), w(1), w(2)], [o(0), o(1), o(2)], masks),
-                    _ => tile.sum::<4, 2, NV>([w(0), w(1), w(2), w(3)], [o(0), o(1), o(2), o(3)], masks),
+                    1 => part.sum::<1, 8, NV>([w(0)], [o(0)], masks),
+                    2 => part.sum::<2, 4, NV>([w(0), w(1)], [o(0), o(1)], masks),
+                    3 => part.sum::<3, 3, NV>([w(0), w(1), w(2)], [o(0), o(1), o(2)], masks),
+                    _ => part.sum::<4, 2, NV>([w(0), w(1), w(2), w(3)], [o(0), o(1), o(2), o(3)], masks),
                 }
             }
         }
