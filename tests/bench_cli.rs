@@ -60,6 +60,16 @@ fn json_report_has_every_figure_in_every_format() {
         assert!(runs
             .iter()
             .all(|x| x["decode_tok_s"].as_f64().unwrap() > 0.0 && x["fraction_of_bound"].as_f64().unwrap() > 0.0));
+        // The fastest step is no slower than the median one, and no step is faster than the fastest:
+        // the mean (`step_ms`, the steps plus picking the next tokens) is at least the fastest.
+        for x in runs {
+            let (best, median, mean) = (
+                x["step_ms_best"].as_f64().unwrap(),
+                x["step_ms_median"].as_f64().unwrap(),
+                x["step_ms"].as_f64().unwrap(),
+            );
+            assert!(0.0 < best && best <= median && best <= mean, "{format}: {x}");
+        }
         // The load's peak is part of the whole run's, and holds at least the weights.
         let (load_peak, peak) = (r["load_peak_rss_bytes"].as_u64().unwrap(), r["peak_rss_bytes"].as_u64().unwrap());
         assert!(load_peak <= peak && load_peak >= r["weight_bytes"].as_u64().unwrap(), "{format}: {r}");

@@ -51,6 +51,10 @@ pub struct DecodeRun {
     /// Tokens of all paths together per second.
     pub decode_tok_s: f64,
     pub step_ms: f64,
+    /// The fastest and the median of the run's steps: on a shared host the memory's rate moves
+    /// from step to step, and `step_ms` (the mean) carries the slow moments.
+    pub step_ms_best: f64,
+    pub step_ms_median: f64,
     /// CPU seconds used per wall second while decoding: about the thread count when the cores were
     /// ours, less when other processes competed for them (then the figures understate the engine).
     pub decode_cpu_util: Option<f64>,
@@ -79,11 +83,15 @@ pub fn run_decode(
     let mut next = vec![first; paths];
     let cpu0 = cpu_seconds();
     let t1 = Instant::now();
+    let mut steps = Vec::with_capacity(new_tokens);
     for _ in 0..new_tokens {
+        let t = Instant::now();
         let rows = m.step(&next)?;
         next = rows.iter().map(|r| argmax(r).unwrap_or(0)).collect();
+        steps.push(1e3 * t.elapsed().as_secs_f64());
     }
     let decode_s = t1.elapsed().as_secs_f64().max(1e-9);
+    steps.sort_by(f64::total_cmp);
     let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| (b - a) / decode_s);
     Ok(DecodeRun {
         paths,
@@ -91,6 +99,8 @@ pub fn run_decode(
         prefill_cpu_util,
         decode_tok_s: (paths * new_tokens) as f64 / decode_s,
         step_ms: 1e3 * decode_s / new_tokens.max(1) as f64,
+        step_ms_best: steps.first().copied().unwrap_or(0.0),
+        step_ms_median: steps.get(steps.len() / 2).copied().unwrap_or(0.0),
         decode_cpu_util: cpu,
         fraction_of_bound: None,
         kv_bytes_per_step: None,

@@ -421,10 +421,12 @@ fn print_text(r: &Report) {
     println!("prefill          {} tokens in {:.2} s ({:.0} tok/s)", r.prompt_tokens, r.prefill_s, r.prefill_tok_s);
     for run in &r.runs {
         println!(
-            "decode x{:<2}       {:.2} tok/s all paths ({:.1} ms/step, {:.0}% of the bandwidth bound, {:.2} cores busy)",
+            "decode x{:<2}       {:.2} tok/s all paths ({:.1} ms/step, best {:.1}, median {:.1}; {:.0}% of the bandwidth bound, {:.2} cores busy)",
             run.paths,
             run.decode_tok_s,
             run.step_ms,
+            run.step_ms_best,
+            run.step_ms_median,
             100.0 * run.fraction_of_bound.unwrap_or(0.0),
             run.decode_cpu_util.unwrap_or(0.0)
         );

@@ -109,7 +109,9 @@ pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[i8], d: &[f16], out:
     }
 }
 
-/// Dot products of `R` activation rows (`x`, `R × k`) with `RW` weight rows of length `k`.
+/// Dot products of `R` activation rows (`x`, `R × k`) with `RW` weight rows of length `k`, hinting
+/// each weight row's lines `ahead` values on into L1: where this loop's caller reads that row's
+/// stream next (see `super::groups`).
 ///
 /// # Safety
 /// The CPU must support avx2, fma and f16c; `x.len() ≥ R·k` and every `w[c].len() ≥ k`.
@@ -118,17 +120,17 @@ pub unsafe fn dots<const R: usize, const RW: usize, W: Load8 + super::WeightElem
     x: &[f32],
     k: usize,
     w: [&[W]; RW],
+    ahead: usize,
 ) -> [[f32; RW]; R] {
     let mut acc = [[_mm256_setzero_ps(); RW]; R];
     let k8 = k & !7;
     let px = x.as_ptr();
     let pw: [*const W; RW] = std::array::from_fn(|c| w[c].as_ptr());
     let mut i = 0;
-    // The hardware prefetcher alone falls behind, so each weight row is prefetched at the same
-    // offset in the next group (`RW` rows on), where this loop reads next, one line per 64 bytes
-    // consumed. (A fixed byte distance lands, for short rows, on lines another row of the group is
-    // already loading; that left f16 decode at 64% of the bandwidth bound.)
-    let ahead = RW * k;
+    // The hardware prefetcher alone falls behind, so each weight row is prefetched where its
+    // stream is read next, one line per 64 bytes consumed. (A fixed byte distance lands, for short
+    // rows, on lines another row of the group is already loading; that left f16 decode at 64% of
+    // the bandwidth bound.)
     let line = 64 / std::mem::size_of::<W>();
     while i < k8 {
         if i % line == 0 {

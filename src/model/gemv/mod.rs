@@ -26,12 +26,18 @@ pub const MAX_ROWS: usize = 16;
 /// Element types a weight matrix may hold.
 pub trait WeightElem: Copy + Send + Sync + 'static {
     fn to_f32(self) -> f32;
-    /// Dot products of `R` activation rows with `RW` weight rows, using AVX2/FMA/F16C.
+    /// Dot products of `R` activation rows with `RW` weight rows, using AVX2/FMA/F16C, hinting
+    /// each weight row `ahead` values on.
     ///
     /// # Safety
     /// The CPU must support avx2, fma and f16c; weight rows must have length `k` (x rows: `R·k`).
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[Self]; RW]) -> [[f32; RW]; R];
+    unsafe fn dots_avx2<const R: usize, const RW: usize>(
+        x: &[f32],
+        k: usize,
+        w: [&[Self]; RW],
+        ahead: usize,
+    ) -> [[f32; RW]; R];
     /// Dot products of `R` activation rows with `out.len()` consecutive groups of `RW` weight rows
     /// at `w`, group `g`'s in `out[g][..R]`, using AVX-512 (32 registers: room for 8 rows × 3
     /// weight rows of accumulators).
@@ -53,9 +59,14 @@ impl WeightElem for f32 {
         self
     }
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[f32]; RW]) -> [[f32; RW]; R] {
+    unsafe fn dots_avx2<const R: usize, const RW: usize>(
+        x: &[f32],
+        k: usize,
+        w: [&[f32]; RW],
+        ahead: usize,
+    ) -> [[f32; RW]; R] {
         // SAFETY: the caller upholds `dots_avx2`'s contract, which is `avx2::dots`'s.
-        unsafe { avx2::dots::<R, RW, f32>(x, k, w) }
+        unsafe { avx2::dots::<R, RW, f32>(x, k, w, ahead) }
     }
     #[cfg(target_arch = "x86_64")]
     unsafe fn groups_avx512<const R: usize, const RW: usize>(
@@ -74,9 +85,14 @@ impl WeightElem for f16 {
         f16::to_f32(self)
     }
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dots_avx2<const R: usize, const RW: usize>(x: &[f32], k: usize, w: [&[f16]; RW]) -> [[f32; RW]; R] {
+    unsafe fn dots_avx2<const R: usize, const RW: usize>(
+        x: &[f32],
+        k: usize,
+        w: [&[f16]; RW],
+        ahead: usize,
+    ) -> [[f32; RW]; R] {
         // SAFETY: the caller upholds `dots_avx2`'s contract, which is `avx2::dots`'s.
-        unsafe { avx2::dots::<R, RW, f16>(x, k, w) }
+        unsafe { avx2::dots::<R, RW, f16>(x, k, w, ahead) }
     }
     #[cfg(target_arch = "x86_64")]
     unsafe fn groups_avx512<const R: usize, const RW: usize>(
@@ -331,8 +347,8 @@ fn groups512<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &
 /// One task without AVX-512: all `m` rows of `x` against weight rows `j0..j1`.
 ///
 /// Weight rows go in groups of `RW` so that `R·RW` independent accumulators hide the FMA latency:
-/// 4 weight rows for 1 or 2 activation rows, 2 for more, taken 4 activation rows at a time. A
-/// group's rows are read from memory once, in order, and stay in L1 for the next 4 activation rows:
+/// 4 weight rows for 1 or 2 activation rows, 2 for more, taken 4 activation rows at a time (which
+/// rows make a group: see [`groups`]). A group's rows are read from memory once, in order, and stay in L1 for the next 4 activation rows:
 /// with 16 registers, 8 rows against 1 weight row (as this ran before) did one fused multiply-add
 /// per activation load, and 8 f32 paths stepped at 3x one path's time on Zen 3 (groups of 3 need
 /// all 16 registers and stepped 6% slower than groups of 2).
@@ -347,7 +363,7 @@ fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: 
         while r < m {
             let take = (m - r).min(8);
             let xs = &x[r * k..(r + take) * k];
-            let d = dots_rows::<1, W>(simd, xs, take, k, [&w[j * k..(j + 1) * k]]);
+            let d = dots_rows::<1, W>(simd, xs, take, k, [&w[j * k..(j + 1) * k]], k);
             for (i, v) in d[..take].iter().enumerate() {
                 // SAFETY: r + i < m, j < j1 ≤ n; columns j0..j1 belong to this task.
                 unsafe { out.put(r + i, j, v[0]) };
@@ -357,8 +373,29 @@ fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: 
     }
 }
 
-/// Whole groups of `RW` weight rows from `j0` against all `m` activation rows, 4 at a time; returns
+/// Bytes of consecutive weight rows each stream of a group reads before the group moves on.
+///
+/// Why: with f16 rows of 1024 values (2 KiB), a group of 4 consecutive rows made 4 streams two to a
+/// 4 KiB page, and on Zen 3 such a kernel read memory at 72–75% of the rate of one plain stream;
+/// with each stream running through 16 KiB of consecutive rows (the group's rows `s` apart, taken
+/// in `s` phases), it read at the plain stream's rate.
+const STREAM_RUN_BYTES: usize = 16 << 10;
+
+/// Rows apart a group of `rw` rows of `k` values of `W` takes its rows (see [`STREAM_RUN_BYTES`]);
+/// a whole run of `rw·s` rows fits a task.
+fn stride<W>(k: usize, rw: usize) -> usize {
+    (STREAM_RUN_BYTES / (k * std::mem::size_of::<W>()).max(1)).clamp(1, ROWS_PER_TASK / rw)
+}
+
+/// Weight rows from `j0` in groups of `RW` against all `m` activation rows, 4 at a time; returns
 /// the first weight row not done.
+///
+/// Runs of `RW·s` rows go in `s` phases, phase `p` taking rows `j + p + s·c` (`c < RW`): stream `c`
+/// reads rows `j + s·c ..` one after another, so each of the group's streams runs through
+/// consecutive memory (see [`STREAM_RUN_BYTES`]). Each row's lines are hinted where the stream is
+/// read next: the following row at the same offset, or, after the last phase, the next run's.
+/// The rest of the task goes in groups of consecutive rows. A row's sums do not depend on its
+/// group, so the order changes no result.
 #[allow(clippy::too_many_arguments)]
 fn groups<const RW: usize, W: WeightElem>(
     simd: Simd,
@@ -370,23 +407,33 @@ fn groups<const RW: usize, W: WeightElem>(
     j1: usize,
     out: Out,
 ) -> usize {
-    let full = j0 + (j1 - j0) / RW * RW;
-    let mut j = j0;
-    while j < full {
-        let ws: [&[W]; RW] = std::array::from_fn(|c| &w[(j + c) * k..(j + c + 1) * k]);
+    let group = |rows: [usize; RW], ahead: usize| {
+        let ws: [&[W]; RW] = std::array::from_fn(|c| &w[rows[c] * k..(rows[c] + 1) * k]);
         for r0 in (0..m).step_by(4) {
             let take = (m - r0).min(4);
-            let d = dots_rows::<RW, W>(simd, &x[r0 * k..(r0 + take) * k], take, k, ws);
+            let d = dots_rows::<RW, W>(simd, &x[r0 * k..(r0 + take) * k], take, k, ws, ahead);
             for (r, v) in d[..take].iter().enumerate() {
-                for (c, &e) in v.iter().enumerate() {
-                    // SAFETY: r0 + r < m, j + c < j1 ≤ n; columns j0..j1 belong to this task.
-                    unsafe { out.put(r0 + r, j + c, e) };
+                for (&j, &e) in rows.iter().zip(v) {
+                    // SAFETY: r0 + r < m, j < j1 ≤ n; columns j0..j1 belong to this task.
+                    unsafe { out.put(r0 + r, j, e) };
                 }
             }
         }
+    };
+    let s = stride::<W>(k, RW);
+    let mut j = j0;
+    while s > 1 && j + RW * s <= j1 {
+        for p in 0..s {
+            let ahead = if p + 1 < s { k } else { (RW * s - s + 1) * k };
+            group(std::array::from_fn(|c| j + p + s * c), ahead);
+        }
+        j += RW * s;
+    }
+    while j + RW <= j1 {
+        group(std::array::from_fn(|c| j + c), RW * k);
         j += RW;
     }
-    full
+    j
 }
 
 /// `dots` for a run-time row count `m` ≤ 8 (unused entries of the result are zero).
@@ -396,17 +443,18 @@ fn dots_rows<const RW: usize, W: WeightElem>(
     m: usize,
     k: usize,
     w: [&[W]; RW],
+    ahead: usize,
 ) -> [[f32; RW]; 8] {
     let mut d = [[0f32; RW]; 8];
     match m {
-        8 => d = dots::<8, RW, W>(simd, x, k, w),
-        7 => d[..7].copy_from_slice(&dots::<7, RW, W>(simd, x, k, w)),
-        6 => d[..6].copy_from_slice(&dots::<6, RW, W>(simd, x, k, w)),
-        5 => d[..5].copy_from_slice(&dots::<5, RW, W>(simd, x, k, w)),
-        4 => d[..4].copy_from_slice(&dots::<4, RW, W>(simd, x, k, w)),
-        3 => d[..3].copy_from_slice(&dots::<3, RW, W>(simd, x, k, w)),
-        2 => d[..2].copy_from_slice(&dots::<2, RW, W>(simd, x, k, w)),
-        _ => d[..1].copy_from_slice(&dots::<1, RW, W>(simd, x, k, w)),
+        8 => d = dots::<8, RW, W>(simd, x, k, w, ahead),
+        7 => d[..7].copy_from_slice(&dots::<7, RW, W>(simd, x, k, w, ahead)),
+        6 => d[..6].copy_from_slice(&dots::<6, RW, W>(simd, x, k, w, ahead)),
+        5 => d[..5].copy_from_slice(&dots::<5, RW, W>(simd, x, k, w, ahead)),
+        4 => d[..4].copy_from_slice(&dots::<4, RW, W>(simd, x, k, w, ahead)),
+        3 => d[..3].copy_from_slice(&dots::<3, RW, W>(simd, x, k, w, ahead)),
+        2 => d[..2].copy_from_slice(&dots::<2, RW, W>(simd, x, k, w, ahead)),
+        _ => d[..1].copy_from_slice(&dots::<1, RW, W>(simd, x, k, w, ahead)),
     }
     d
 }
@@ -416,14 +464,15 @@ fn dots<const R: usize, const RW: usize, W: WeightElem>(
     x: &[f32],
     k: usize,
     w: [&[W]; RW],
+    ahead: usize,
 ) -> [[f32; RW]; R] {
     #[cfg(target_arch = "x86_64")]
     if simd != Simd::Portable {
         // SAFETY: AVX2/FMA/F16C were detected (AVX-512 implies them, see `cpu`), or a test pinned
         // this path after checking; lengths are as `dots_avx2` requires.
-        return unsafe { W::dots_avx2::<R, RW>(x, k, w) };
+        return unsafe { W::dots_avx2::<R, RW>(x, k, w, ahead) };
     }
-    let _ = simd;
+    let _ = (simd, ahead);
     let mut out = [[0f32; RW]; R];
     for (r, o) in out.iter_mut().enumerate() {
         let xr = &x[r * k..(r + 1) * k];
@@ -520,6 +569,8 @@ mod tests {
         // 1..8 rows against odd widths and row counts that leave a partial pair and a partial task.
         shapes.extend((1..=8).map(|m| (m, 131, 47 + 16 * m)));
         shapes.extend([(2, 3, 31), (7, 2, 33), (9, 67, 17), (4, 1, 64)]);
+        // Tasks that end in runs of strided groups, then consecutive groups, then single rows.
+        shapes.extend([(1, 100, 512), (2, 123, 1024), (5, 87, 2048)]);
         for simd in families() {
             for &(m, n, k) in &shapes {
                 let x = acts(m, k);
