@@ -348,14 +348,21 @@ fn groups512<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &
 ///
 /// Weight rows go in groups of `RW` so that `R·RW` independent accumulators hide the FMA latency:
 /// 4 weight rows for 1 or 2 activation rows, 2 for more, taken 4 activation rows at a time (which
-/// rows make a group: see [`groups`]). A group's rows are read from memory once, in order, and stay in L1 for the next 4 activation rows:
-/// with 16 registers, 8 rows against 1 weight row (as this ran before) did one fused multiply-add
-/// per activation load, and 8 f32 paths stepped at 3x one path's time on Zen 3 (groups of 3 need
-/// all 16 registers and stepped 6% slower than groups of 2).
+/// rows make a group: see [`groups`]). A group's rows are read from memory once, in order, and
+/// stay in L1 for the next 4 activation rows: with 16 registers, 8 rows against 1 weight row (as
+/// this ran before) did one fused multiply-add per activation load, and 8 f32 paths stepped at 3x
+/// one path's time on Zen 3.
+///
+/// For 5 to 8 rows of f32 weights, groups of 3 (12 accumulators, 3 weights and an activation: all
+/// 16 registers) read each activation line for 3 weight rows instead of 2. In `gemv_bench` on Zen 3
+/// that took 8 rows from 139 to 130 ms (paired median 1.08 over 14 alternating pairs; the decode
+/// step 1.05 over 5). At 4 rows it gained nothing, and f16 weights, whose widening needs a
+/// register, ran 30% slower.
 #[allow(clippy::too_many_arguments)]
 fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: usize, j1: usize, out: Out) {
     let done = match m {
         1 | 2 => groups::<4, W>(simd, x, m, k, w, j0, j1, out),
+        5.. if std::mem::size_of::<W>() == 4 => groups::<3, W>(simd, x, m, k, w, j0, j1, out),
         _ => groups::<2, W>(simd, x, m, k, w, j0, j1, out),
     };
     for j in done..j1 {
