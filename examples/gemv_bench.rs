@@ -17,7 +17,7 @@ type Product<'a> = dyn Fn(usize, &[f32], &mut [f32]) + 'a;
 
 /// The best and the median of `reps` timings of `step`, in seconds: the host's bandwidth moves
 /// between passes, and the best alone hides how far.
-fn best_of(reps: usize, mut step: impl FnMut()) -> (f64, f64) {
+fn timings(reps: usize, mut step: impl FnMut()) -> (f64, f64) {
     let mut t: Vec<f64> = (0..reps.max(1))
         .map(|_| {
             let t = Instant::now();
@@ -60,13 +60,13 @@ fn main() {
         "f32" => {
             let ws: Vec<Vec<f32>> = shapes.iter().map(|&(n, k)| (0..n * k).map(value).collect()).collect();
             let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t(x, &ws[i], shapes[i].1, y);
-            (ws.iter().map(|w| w.len() * 4).sum::<usize>(), best_of(reps, || run(&f)))
+            (ws.iter().map(|w| w.len() * 4).sum::<usize>(), timings(reps, || run(&f)))
         }
         "f16" => {
             let ws: Vec<Vec<f16>> =
                 shapes.iter().map(|&(n, k)| (0..n * k).map(|i| f16::from_f32(value(i))).collect()).collect();
             let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t(x, &ws[i], shapes[i].1, y);
-            (ws.iter().map(|w| w.len() * 2).sum::<usize>(), best_of(reps, || run(&f)))
+            (ws.iter().map(|w| w.len() * 2).sum::<usize>(), timings(reps, || run(&f)))
         }
         _ => {
             let ws: Vec<Q8Weights> = shapes
@@ -74,7 +74,7 @@ fn main() {
                 .map(|&(n, k)| Q8Weights::quantize(&(0..n * k).map(value).collect::<Vec<_>>(), k))
                 .collect();
             let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t_q8(x, &ws[i], y);
-            (ws.iter().map(Q8Weights::size_in_bytes).sum::<usize>(), best_of(reps, || run(&f)))
+            (ws.iter().map(Q8Weights::size_in_bytes).sum::<usize>(), timings(reps, || run(&f)))
         }
     };
     let bw = cotscope::bench::read_bandwidth_gb_s(256, threads);

@@ -401,8 +401,8 @@ fn stride<W>(k: usize, rw: usize) -> usize {
 /// reads rows `j + s·c ..` one after another, so each of the group's streams runs through
 /// consecutive memory (see [`STREAM_RUN_BYTES`]). Each row's lines are hinted where the stream is
 /// read next: the following row at the same offset, or, after the last phase, the next run's.
-/// The rest of the task goes in groups of consecutive rows. A row's sums do not depend on its
-/// group, so the order changes no result.
+/// The rest of the task goes in groups of consecutive rows, as all of it does where `s = 1`. A
+/// row's sums do not depend on its group, so the order changes no result.
 #[allow(clippy::too_many_arguments)]
 fn groups<const RW: usize, W: WeightElem>(
     simd: Simd,
@@ -429,7 +429,7 @@ fn groups<const RW: usize, W: WeightElem>(
     };
     let s = stride::<W>(k, RW);
     let mut j = j0;
-    while s > 1 && j + RW * s <= j1 {
+    while j + RW * s <= j1 {
         for p in 0..s {
             let ahead = if p + 1 < s { k } else { (RW * s - s + 1) * k };
             group(std::array::from_fn(|c| j + p + s * c), ahead);
