@@ -29,7 +29,7 @@ impl Load8 for f16 {
 }
 
 /// Quantizes `dx.len()` blocks of 32 activations as the scalar quantizer does (`d = max|x| / 127`,
-/// `q = round(x / d)` to nearest even), storing `q + 128` as bytes: 8 lanes at a time, where the
+/// `q = round(x / d)` to nearest even), storing `q` as signed bytes: 8 lanes at a time, where the
 /// scalar loop called libm's `rintf` for every value (1.5% of a q8_0 decode step on Zen 3).
 ///
 /// # Safety
@@ -37,7 +37,6 @@ impl Load8 for f16 {
 #[target_feature(enable = "avx2")]
 pub unsafe fn quantize(x: &[f32], q: &mut [u8], dx: &mut [f32]) {
     let sign = _mm256_set1_ps(-0.0);
-    let flip = _mm256_set1_epi8(i8::MIN);
     // `packs` interleaves its operands' 128-bit lanes; this puts the 4-value runs back in order.
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (b, d) in dx.iter_mut().enumerate() {
@@ -53,7 +52,7 @@ pub unsafe fn quantize(x: &[f32], q: &mut [u8], dx: &mut [f32]) {
         // The default rounding mode (to nearest even); |q| ≤ 127, so the narrowing saturates nothing.
         let qi = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, id)));
         let q16 = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
-        let q8 = _mm256_xor_si256(_mm256_permutevar8x32_epi32(q16, order), flip);
+        let q8 = _mm256_permutevar8x32_epi32(q16, order);
         _mm256_storeu_si256(q.as_mut_ptr().add(b * 32) as *mut __m256i, q8);
     }
 }
@@ -64,44 +63,60 @@ pub unsafe fn quantize(x: &[f32], q: &mut [u8], dx: &mut [f32]) {
 /// 2·127·127 per pair, so nothing saturates), then `vpmaddwd` to 8 exact i32 sums. Each row keeps
 /// one accumulator and the same operations whatever `R`.
 ///
+/// The block scales `dw·dx` are multiplied 8 blocks at a time and each block's is broadcast from
+/// memory (a load, no shuffle): a scalar product and a register broadcast per block and row, as
+/// llama.cpp does it, made this kernel, not the memory, the limit of a q8_0 decode step on Zen 3.
+///
 /// # Safety
 /// The CPU must support avx2, fma and f16c; `R ≤ 8`; `d.len()` is `out.len()` rows of `nb` blocks
-/// and `qs.len() ≥ 32·d.len()`; `x` holds `R` rows of `x.nbp ≥ nb` blocks.
+/// and `qs.len() ≥ 32·d.len()`; `x` holds `R` rows of `x.nbp` blocks (`x.nbp` a multiple of 8
+/// and ≥ `nb`).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[i8], d: &[f16], out: &mut [[f32; 8]]) {
     let nb = d.len() / out.len();
-    let flip = _mm256_set1_epi8(i8::MIN);
     let ones = _mm256_set1_epi16(1);
+    let (px, pdx) = (x.q.as_ptr(), x.dx.as_ptr());
+    let mut sc = [[0f32; 8]; R];
     for (j, o) in out.iter_mut().enumerate() {
-        let d = &d[j * nb..(j + 1) * nb];
+        let pd = d.as_ptr().add(j * nb);
         let mut acc = [_mm256_setzero_ps(); R];
         let pw = qs.as_ptr().add(j * nb * 32);
-        let mut dw = [0f32; 16];
-        for b in 0..nb {
-            if b % 16 == 0 {
-                // The next 16 weight scales to f32 (F16C; `f16::to_f32` may be a call).
-                let mut h = [0u16; 16];
-                for (i, v) in d[b..nb.min(b + 16)].iter().enumerate() {
-                    h[i] = v.to_bits();
+        let mut b0 = 0;
+        while b0 < nb {
+            let in_group = (nb - b0).min(8);
+            // The group's 8 weight scales to f32; a short last group is copied out first.
+            let h = if in_group == 8 {
+                _mm_loadu_si128(pd.add(b0) as *const __m128i)
+            } else {
+                let mut h = [0u16; 8];
+                for (i, v) in h.iter_mut().take(in_group).enumerate() {
+                    *v = (*pd.add(b0 + i)).to_bits();
                 }
-                _mm256_storeu_ps(dw.as_mut_ptr(), _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i)));
-                _mm256_storeu_ps(
-                    dw.as_mut_ptr().add(8),
-                    _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().add(8) as *const __m128i)),
-                );
+                _mm_loadu_si128(h.as_ptr() as *const __m128i)
+            };
+            let dw = _mm256_cvtph_ps(h);
+            for (r, s) in sc.iter_mut().enumerate() {
+                // In bounds: x.nbp ≥ b0 + 8, as it is a multiple of 8 and b0 < nb ≤ x.nbp.
+                _mm256_storeu_ps(s.as_mut_ptr(), _mm256_mul_ps(dw, _mm256_loadu_ps(pdx.add(r * x.nbp + b0))));
             }
-            // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
-            _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(b * 32 + 2048));
-            let ws = _mm256_loadu_si256(pw.add(b * 32) as *const __m256i);
-            let aw = _mm256_sign_epi8(ws, ws);
-            for (r, ar) in acc.iter_mut().enumerate() {
-                let xo = r * x.nbp + b;
-                // The activations are stored `q + 128`: back to signed.
-                let xq = _mm256_xor_si256(_mm256_loadu_si256(x.q.as_ptr().add(xo * 32) as *const __m256i), flip);
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, ws)), ones);
-                let sc = _mm256_set1_ps(dw[b % 16] * *x.dx.get_unchecked(xo));
-                *ar = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, *ar);
+            for i in 0..in_group {
+                let b = b0 + i;
+                if i % 2 == 0 {
+                    // One hint per 64 bytes. A hint only, possibly past the matrix: wrapping_add,
+                    // as `add` out of bounds is UB.
+                    _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(b * 32 + 2048));
+                }
+                let ws = _mm256_loadu_si256(pw.add(b * 32) as *const __m256i);
+                let aw = _mm256_sign_epi8(ws, ws);
+                for (r, ar) in acc.iter_mut().enumerate() {
+                    // This kernel's activations are stored signed (see `Acts`).
+                    let xq = _mm256_loadu_si256(px.add((r * x.nbp + b) * 32) as *const __m256i);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, ws)), ones);
+                    let s = _mm256_broadcast_ss(&*sc.as_ptr().cast::<f32>().add(r * 8 + i));
+                    *ar = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, *ar);
+                }
             }
+            b0 += 8;
         }
         for (o, ar) in o.iter_mut().zip(&acc) {
             *o = reduce_add(*ar);

@@ -109,8 +109,9 @@ fn quantize_block(x: &[f32], round: fn(f32) -> f32) -> (f32, [i8; BLOCK]) {
 pub(super) struct Acts {
     /// Blocks per row, padded.
     pub nbp: usize,
-    /// `m × nbp × 32` values as the unsigned bytes `q + 128`, what VNNI's `u8 × i8` product takes
-    /// (that kernel subtracts `128·Σw` again; the others take 128 off each value).
+    /// `m × nbp × 32` values as bytes: for the AVX2 kernel `q` itself (two's complement, what its
+    /// `vpsignb` takes), for the others the unsigned `q + 128`, what VNNI's `u8 × i8` product takes
+    /// (that kernel subtracts `128·Σw` again; the portable loop takes 128 off each value).
     pub q: Vec<u8>,
     /// `m × nbp` block scales (f32, where llama.cpp rounds them to f16).
     pub dx: Vec<f32>,
@@ -123,7 +124,9 @@ impl Acts {
         let m = x.len() / k;
         let nb = k / BLOCK;
         let nbp = nb.div_ceil(GROUP) * GROUP;
-        let mut a = Acts { nbp, q: vec![128; m * nbp * BLOCK], dx: vec![0.0; m * nbp] };
+        // The padding holds the value 0 in the kernel's representation.
+        let zero = if simd == Q8Simd::Avx2 { 0 } else { 128 };
+        let mut a = Acts { nbp, q: vec![zero; m * nbp * BLOCK], dx: vec![0.0; m * nbp] };
         for r in 0..m {
             let x = &x[r * k..(r + 1) * k];
             let q = &mut a.q[r * nbp * BLOCK..(r * nbp + nb) * BLOCK];
@@ -348,7 +351,11 @@ mod tests {
         x[2 * BLOCK + 7] = -3.0;
         let want = Acts::quantize(Q8Simd::Portable, &x, k);
         for simd in families() {
-            let got = Acts::quantize(simd, &x, k);
+            let mut got = Acts::quantize(simd, &x, k);
+            if simd == Q8Simd::Avx2 {
+                // Signed bytes there: the same values in `q + 128` form.
+                got.q.iter_mut().for_each(|v| *v ^= 0x80);
+            }
             assert_eq!(got.nbp, want.nbp, "{simd:?}");
             assert_eq!(got.q, want.q, "{simd:?} values");
             assert_eq!(got.dx, want.dx, "{simd:?} scales");
