@@ -56,7 +56,7 @@ fn main() {
             std::hint::black_box(&y);
         }
     };
-    let (bytes, secs) = match dt.as_str() {
+    let (bytes, (best, median)) = match dt.as_str() {
         "f32" => {
             let ws: Vec<Vec<f32>> = shapes.iter().map(|&(n, k)| (0..n * k).map(value).collect()).collect();
             let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t(x, &ws[i], shapes[i].1, y);
@@ -78,7 +78,6 @@ fn main() {
         }
     };
     let bw = cotscope::bench::read_bandwidth_gb_s(256, threads);
-    let (best, median) = secs;
     let gbs = bytes as f64 / best / 1e9;
     println!(
         "{dt} {part} rows {m} threads {threads}: {:.1} ms/step (median {:.1}), {gbs:.2} GB/s of weights, probe {bw:.2} GB/s: {:.0}% of the bound",
