@@ -83,6 +83,11 @@ fn json_report_has_every_figure_in_every_format() {
             r["read_bandwidth_samples_gb_s"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         assert_eq!(samples.len(), 2);
         assert_eq!(r["read_bandwidth_gb_s"].as_f64().unwrap(), samples[0].max(samples[1]));
+        // ... which is the faster reader's best: the plain loop's or the streaming one's.
+        let by = &r["read_bandwidth_by_reader_gb_s"];
+        let (plain, streaming) = (by["plain"].as_f64().unwrap(), by["streaming"].as_f64().unwrap());
+        assert!(plain > 0.0 && streaming > 0.0, "{format}: {by}");
+        assert_eq!(r["read_bandwidth_gb_s"].as_f64().unwrap(), plain.max(streaming), "{format}: {r}");
         // A step reads the 12-token prompt once and each row's own positions, 2 on average over 3
         // new tokens: 14 positions for one path, 18 for three.
         let kv: Vec<u64> = runs.iter().map(|x| x["kv_bytes_per_step"].as_u64().unwrap()).collect();
