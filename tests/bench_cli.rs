@@ -60,6 +60,14 @@ fn json_report_has_every_figure_in_every_format() {
         assert!(runs
             .iter()
             .all(|x| x["decode_tok_s"].as_f64().unwrap() > 0.0 && x["fraction_of_bound"].as_f64().unwrap() > 0.0));
+        // One compute thread: the process's CPU time per wall second (to the microsecond) is at
+        // most one, whatever the host's load; a clock tick of 10 ms over a millisecond's run read 2.9.
+        for x in runs {
+            for key in ["prefill_cpu_util", "decode_cpu_util"] {
+                let u = x[key].as_f64().unwrap();
+                assert!(0.0 < u && u <= 1.05, "{format}: {key} {u} with one thread: {x}");
+            }
+        }
         // The fastest step is no slower than the median one, nor than the mean (`step_ms`, which
         // also counts picking the next tokens).
         for x in runs {
@@ -78,6 +86,10 @@ fn json_report_has_every_figure_in_every_format() {
         assert!((r["load_peak_rss_over_weights"].as_f64().unwrap() - ratio).abs() <= 1e-9 * ratio, "{format}: {r}");
         // Keys and values are f32 in every format: 2 layers × (k, v) × 64 wide × 4 bytes per position.
         assert_eq!(r["kv_bytes_per_token"], 1024, "{format}");
+        // The test model's weights (kilobytes) stay in any last-level cache sysfs reports.
+        if std::path::Path::new("/sys/devices/system/cpu/cpu0/cache/index0/size").exists() {
+            assert_eq!(r["bound_applies"], false, "{format}: {r}");
+        }
         // The bound uses the higher of the two bandwidth readings.
         let samples: Vec<f64> =
             r["read_bandwidth_samples_gb_s"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();

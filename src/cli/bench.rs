@@ -130,8 +130,17 @@ struct Report {
     /// One path's decode rate if every step only streamed the weights and the keys and values it
     /// attends to (on average over the run) at the measured bandwidth.
     bound_tok_s: f64,
+    /// False where one step's weights fit in the last-level cache (the embedded model): they are
+    /// then read from the cache, not memory, and the bound and `fraction_of_bound` mean nothing.
+    bound_applies: bool,
     /// Bytes of keys and values per cached position, all layers.
     kv_bytes_per_token: usize,
+}
+
+/// Whether a step streaming `step_bytes` of weights is bound by memory: not where they fit in the
+/// last-level cache (`llc`, when known).
+fn bound_applies(step_bytes: usize, llc: Option<usize>) -> bool {
+    llc.is_none_or(|llc| step_bytes > llc)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -381,6 +390,7 @@ fn run_decode(args: Args, threads: usize) -> anyhow::Result<()> {
         read_bandwidth_samples_gb_s: [bw_before.best(), bw_after.best()],
         read_bandwidth_by_reader_gb_s: bw_before.max(bw_after),
         bound_tok_s: bound_steps,
+        bound_applies: bound_applies(m.decode_bytes_per_step, model::cpu::last_level_cache_bytes()),
         kv_bytes_per_token: m.kv_bytes_per_token,
     };
     if args.json {
@@ -424,14 +434,18 @@ fn print_text(r: &Report) {
     println!("load             {:.2} s", r.load_s);
     println!("prefill          {} tokens in {:.2} s ({:.0} tok/s)", r.prompt_tokens, r.prefill_s, r.prefill_tok_s);
     for run in &r.runs {
+        let bound = if r.bound_applies {
+            format!("{:.0}% of the bandwidth bound", 100.0 * run.fraction_of_bound.unwrap_or(0.0))
+        } else {
+            "weights in the cache: no bandwidth bound".to_string()
+        };
         println!(
-            "decode x{:<2}       {:.2} tok/s all paths ({:.1} ms/step, best {:.1}, median {:.1}; {:.0}% of the bandwidth bound, {:.2} cores busy)",
+            "decode x{:<2}       {:.2} tok/s all paths ({:.1} ms/step, best {:.1}, median {:.1}; {bound}, {:.2} cores busy)",
             run.paths,
             run.decode_tok_s,
             run.step_ms,
             run.step_ms_best,
             run.step_ms_median,
-            100.0 * run.fraction_of_bound.unwrap_or(0.0),
             run.decode_cpu_util.unwrap_or(0.0)
         );
     }
@@ -450,4 +464,19 @@ fn print_text(r: &Report) {
         r.read_bandwidth_by_reader_gb_s.streaming,
         r.bound_tok_s
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bound_applies;
+
+    #[test]
+    fn the_bound_applies_to_weights_larger_than_the_last_level_cache() {
+        let l3 = Some(32 << 20);
+        assert!(!bound_applies(17 << 20, l3), "the embedded model's 17 MiB stay in a 32 MiB L3");
+        assert!(!bound_applies(32 << 20, l3));
+        assert!(bound_applies((32 << 20) + 1, l3));
+        assert!(bound_applies(2_236_858_368, l3), "bloom-560m in f32");
+        assert!(bound_applies(17 << 20, None), "an unknown cache: the bound is kept");
+    }
 }

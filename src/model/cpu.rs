@@ -62,6 +62,19 @@ pub fn l2_bytes() -> usize {
     })
 }
 
+/// Bytes of the last-level cache cpu0 sees (the highest `index` sysfs lists for it, L3 on current
+/// x86 CPUs), probed once; `None` where sysfs does not say. Weights that fit in it are not streamed
+/// from memory at every step, so no bandwidth bound applies to them.
+pub fn last_level_cache_bytes() -> Option<usize> {
+    static LLC: OnceLock<Option<usize>> = OnceLock::new();
+    *LLC.get_or_init(|| {
+        (0..8)
+            .rev()
+            .find_map(|i| std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size")).ok())
+            .and_then(|s| parse_cache_size(&s))
+    })
+}
+
 /// sysfs's cache size: `2048K`, `1M` or plain bytes.
 fn parse_cache_size(s: &str) -> Option<usize> {
     let s = s.trim();
@@ -92,6 +105,10 @@ mod tests {
         assert_eq!(parse_cache_size("12 KB"), None);
         assert_eq!(parse_cache_size(""), None);
         assert!(l2_bytes() >= 1 << 10);
+        // The last level is at least as large as L2 wherever sysfs lists both.
+        if std::path::Path::new("/sys/devices/system/cpu/cpu0/cache/index2/size").exists() {
+            assert!(last_level_cache_bytes().is_some_and(|b| b >= l2_bytes()), "{:?}", last_level_cache_bytes());
+        }
     }
 
     #[test]
