@@ -130,15 +130,16 @@ struct Report {
     /// One path's decode rate if every step only streamed the weights and the keys and values it
     /// attends to (on average over the run) at the measured bandwidth.
     bound_tok_s: f64,
-    /// False where one step's weights fit in the last-level cache (the embedded model): they are
-    /// then read from the cache, not memory, and the bound and `fraction_of_bound` mean nothing.
+    /// False where what one path's step streams (weights, keys and values) fits in the last-level
+    /// cache (the embedded model): it is then read from the cache, not memory, and the bound and
+    /// `fraction_of_bound` mean nothing.
     bound_applies: bool,
     /// Bytes of keys and values per cached position, all layers.
     kv_bytes_per_token: usize,
 }
 
-/// Whether a step streaming `step_bytes` of weights is bound by memory: not where they fit in the
-/// last-level cache (`llc`, when known).
+/// Whether a step streaming `step_bytes` is bound by memory: not where they fit in the last-level
+/// cache (`llc`, when known).
 fn bound_applies(step_bytes: usize, llc: Option<usize>) -> bool {
     llc.is_none_or(|llc| step_bytes > llc)
 }
@@ -358,7 +359,8 @@ fn run_decode(args: Args, threads: usize) -> anyhow::Result<()> {
     let peak = bench::peak_rss_bytes().unwrap_or(0);
     drop(m.model);
     let bw_after = bench::read_bandwidth(args.bandwidth_mib, threads);
-    let bw = bw_before.best().max(bw_after.best());
+    let by_reader = bw_before.max(bw_after);
+    let bw = by_reader.best();
     // A step streams the weights and the keys and values it attends to: the prompt's (shared by
     // the rows) and each row's own, on average half the new tokens plus the one it is fed.
     let kv_per_step = |paths: usize| m.kv_bytes_per_token * (args.prompt_tokens + paths * (args.new_tokens + 1) / 2);
@@ -388,9 +390,9 @@ fn run_decode(args: Args, threads: usize) -> anyhow::Result<()> {
         load_peak_rss_over_weights: load_peak as f64 / m.weight_bytes.max(1) as f64,
         read_bandwidth_gb_s: bw,
         read_bandwidth_samples_gb_s: [bw_before.best(), bw_after.best()],
-        read_bandwidth_by_reader_gb_s: bw_before.max(bw_after),
+        read_bandwidth_by_reader_gb_s: by_reader,
         bound_tok_s: bound_steps,
-        bound_applies: bound_applies(m.decode_bytes_per_step, model::cpu::last_level_cache_bytes()),
+        bound_applies: bound_applies(m.decode_bytes_per_step + kv_per_step(1), model::cpu::last_level_cache_bytes()),
         kv_bytes_per_token: m.kv_bytes_per_token,
     };
     if args.json {
