@@ -125,8 +125,8 @@ pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[i8], d: &[f16], out:
 }
 
 /// Dot products of `R` activation rows (`x`, `R × k`) with `RW` weight rows of length `k`, hinting
-/// each weight row's lines `ahead` values on into L1: where this loop's caller reads that row's
-/// stream next (see `super::groups`).
+/// each weight row's lines into L1 as `hint` says: where this loop's caller reads that row's stream
+/// next (see `super::groups`), this pass's part of it.
 ///
 /// # Safety
 /// The CPU must support avx2, fma and f16c; `x.len() ≥ R·k` and every `w[c].len() ≥ k`.
@@ -135,7 +135,7 @@ pub unsafe fn dots<const R: usize, const RW: usize, W: Load8 + super::WeightElem
     x: &[f32],
     k: usize,
     w: [&[W]; RW],
-    ahead: usize,
+    hint: super::Hint,
 ) -> [[f32; RW]; R] {
     let mut acc = [[_mm256_setzero_ps(); RW]; R];
     let k8 = k & !7;
@@ -143,16 +143,22 @@ pub unsafe fn dots<const R: usize, const RW: usize, W: Load8 + super::WeightElem
     let pw: [*const W; RW] = std::array::from_fn(|c| w[c].as_ptr());
     let mut i = 0;
     // The hardware prefetcher alone falls behind, so each weight row is prefetched where its
-    // stream is read next, one line per 64 bytes consumed. (A fixed byte distance lands, for short
+    // stream is read next, one line per 64 bytes its passes consume. (A fixed byte distance lands, for short
     // rows, on lines another row of the group is already loading; that left f16 decode at 64% of
     // the bandwidth bound.)
     let line = 64 / std::mem::size_of::<W>();
+    // One hint per `parts` lines read, walking this part one line at a time; counters, not `%`,
+    // as `parts` is known only at run time (a division per 8 values).
+    let every = line * hint.parts;
+    let (mut next, mut at) = (0, hint.ahead + hint.part * (k / hint.parts) / line * line);
     while i < k8 {
-        if i % line == 0 {
+        if i == next {
             for p in pw.iter() {
                 // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + ahead) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(at) as *const i8);
             }
+            next += every;
+            at += line;
         }
         let wv: [__m256; RW] = std::array::from_fn(|c| W::load8(pw[c].add(i)));
         for (r, ar) in acc.iter_mut().enumerate() {
