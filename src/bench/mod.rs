@@ -236,10 +236,10 @@ fn sum_u64_prefetching(xs: &[u64]) -> u64 {
     sum_u64(xs)
 }
 
-/// `u64`s per 4 KiB row of [`sum_u64_avx2_streams`].
+/// `u64`s per 4 KiB row of [`sum_u64_avx2_streams`] (an f32 weight row of 1024 values).
 const ROW: usize = 512;
-/// Rows apart the four streams read (16 KiB runs).
-const RUN: usize = 4;
+/// Rows apart the four streams read: each runs through the decode kernels' stream run.
+const RUN: usize = crate::model::gemv::STREAM_RUN_BYTES / (ROW * 8);
 
 /// The sum of `xs` as rows of 4 KiB in runs of `4·RUN` rows: phase `p` of a run reads rows
 /// `p, p + RUN, p + 2·RUN, p + 3·RUN` side by side (four streams), hinting each row's lines one row

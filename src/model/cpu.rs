@@ -54,12 +54,7 @@ pub fn simd_name() -> &'static str {
 /// (Zen 4 has 1 MiB, Sapphire Rapids 2 MiB). Cache blocking sizes its working sets from it.
 pub fn l2_bytes() -> usize {
     static L2: OnceLock<usize> = OnceLock::new();
-    *L2.get_or_init(|| {
-        std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index2/size")
-            .ok()
-            .and_then(|s| parse_cache_size(&s))
-            .unwrap_or(1 << 20)
-    })
+    *L2.get_or_init(|| sysfs_cache_size_text(2).and_then(|s| parse_cache_size(&s)).unwrap_or(1 << 20))
 }
 
 /// Bytes of the last-level cache cpu0 sees (the highest `index` sysfs lists for it, L3 on current
@@ -67,12 +62,12 @@ pub fn l2_bytes() -> usize {
 /// from memory at every step, so no bandwidth bound applies to them.
 pub fn last_level_cache_bytes() -> Option<usize> {
     static LLC: OnceLock<Option<usize>> = OnceLock::new();
-    *LLC.get_or_init(|| {
-        (0..8)
-            .rev()
-            .find_map(|i| std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size")).ok())
-            .and_then(|s| parse_cache_size(&s))
-    })
+    *LLC.get_or_init(|| (0..8).rev().find_map(sysfs_cache_size_text).and_then(|s| parse_cache_size(&s)))
+}
+
+/// The size sysfs gives for cpu0's cache `index` (Linux), as written there.
+fn sysfs_cache_size_text(index: usize) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index{index}/size")).ok()
 }
 
 /// sysfs's cache size: `2048K`, `1M` or plain bytes.

@@ -386,7 +386,7 @@ fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: 
 /// 4 KiB page, and on Zen 3 such a kernel read memory at 72–75% of the rate of one plain stream;
 /// with each stream running through 16 KiB of consecutive rows (the group's rows `s` apart, taken
 /// in `s` phases), it read at the plain stream's rate.
-const STREAM_RUN_BYTES: usize = 16 << 10;
+pub(crate) const STREAM_RUN_BYTES: usize = 16 << 10;
 
 /// Rows apart a group of `rw` rows of `k` values of `W` takes its rows (see [`STREAM_RUN_BYTES`]);
 /// a whole run of `rw·s` rows fits a task.
@@ -421,7 +421,7 @@ fn groups<const RW: usize, W: WeightElem>(
         let ws: [&[W]; RW] = std::array::from_fn(|c| &w[rows[c] * k..(rows[c] + 1) * k]);
         for r0 in (0..m).step_by(4) {
             let take = (m - r0).min(4);
-            let hint = Hint { ahead, part: (r0 / 4).min(parts - 1), parts };
+            let hint = Hint { ahead, part: r0 / 4, parts };
             let d = dots_rows::<RW, W>(simd, &x[r0 * k..(r0 + take) * k], take, k, ws, hint);
             for (r, v) in d[..take].iter().enumerate() {
                 for (&j, &e) in rows.iter().zip(v) {
