@@ -29,6 +29,9 @@ fn timings(reps: usize, mut step: impl FnMut()) -> (f64, f64) {
     (t[0], t[t.len() / 2])
 }
 
+#[global_allocator]
+static A: cotscope::model::alloc::HugePageAlloc = cotscope::model::alloc::HugePageAlloc;
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let dt = a.get(1).map(String::as_str).unwrap_or("f16").to_string();

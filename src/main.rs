@@ -44,6 +44,10 @@ fn compute_threads(cli: &Cli) -> usize {
     }
 }
 
+/// Weights and other blocks the C allocator maps on their own go in transparent huge pages.
+#[global_allocator]
+static ALLOCATOR: cotscope::model::alloc::HugePageAlloc = cotscope::model::alloc::HugePageAlloc;
+
 fn main() {
     let cli = Cli::parse();
     // Sized here, on the main thread before any other thread exists: the pools read environment
