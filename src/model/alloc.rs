@@ -7,8 +7,8 @@
 //! page by page, zeroed by the kernel and charged to the memory cgroup again: about a tenth of the
 //! prefill's time went to page faults. Kept in the heap instead, freed buffers are reused as they are.
 //!
-//! The blocks glibc still maps on their own (from 32 MiB: the embedding and LM head, and at the
-//! larger BLOOMs every weight matrix) are asked to use transparent huge pages (see
+//! Blocks of 32 MiB and more (the embedding and LM head; at bloom-7b1 every f32 or f16 weight
+//! matrix), which glibc maps on their own, are asked to use transparent huge pages (see
 //! [`HugePageAlloc`]).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -44,12 +44,13 @@ pub fn keep_freed_buffers() {
 /// - the decode steps did not move beyond this host's noise.
 ///
 /// Kernels set to `never` ignore the advice; those set to `always` give huge pages anyway. Only the
-/// whole 2 MiB pages inside a block are advised, so no other block shares the advice.
+/// whole 2 MiB pages inside a block are advised. glibc serves such a block from its heap when a
+/// freed chunk there fits it; the advice then stays with those pages for whatever reuses them.
 pub struct HugePageAlloc;
 
 impl HugePageAlloc {
-    /// Advises the whole huge pages of `[p, p + size)` when the block is large enough to be mapped
-    /// on its own. The advice is best effort: an error (an old kernel, no THP) changes nothing.
+    /// Advises the whole huge pages of `[p, p + size)` when the block is at least [`MAPPED_FROM`]
+    /// bytes. The advice is best effort: an error (an old kernel, no THP) changes nothing.
     fn advise(p: *mut u8, size: usize) {
         #[cfg(target_os = "linux")]
         if !p.is_null() && size >= MAPPED_FROM {
