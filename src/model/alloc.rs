@@ -41,7 +41,8 @@ pub fn keep_freed_buffers() {
 /// - loaded in 1.07–1.38 s against 1.34–3.72 s (8 alternating pairs);
 /// - a whole run took 304 000 minor faults against 619 000, and page clearing fell from 6% of a
 ///   700-token prefill's samples to 0.2%;
-/// - the decode steps did not move beyond this host's noise.
+/// - the decode steps did not move clearly (one path shorter in 3 of 4 pairs, 8 paths longer in 6
+///   of 8 by a paired median of 1.06, though the 8-row LM head alone was faster in 5 of 5).
 ///
 /// Kernels set to `never` ignore the advice; those set to `always` give huge pages anyway. Only the
 /// whole 2 MiB pages inside a block are advised. glibc serves such a block from its heap when a
