@@ -6,7 +6,11 @@
 //! `cargo run --release --example gemv_bench -- [f32|f16|q8] [rows] [threads] [reps] [all|layers|head]`
 //!
 //! `layers` (the 96 layer matrices, 1–4 MB each in q8_0) against `head` (one 257 MB matrix) tells
-//! what starting and ending a matrix costs apart from streaming it.
+//! what starting and ending a matrix costs apart from streaming it. Each shape's own rate (its
+//! products' time over all passes) is printed too: on a Sapphire Rapids guest the q8_0 layer
+//! matrices read at 20–21 GB/s against the LM head's 26 (BENCHMARKS.md, Round 20).
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use cotscope::model::gemv::{self, Q8Weights};
@@ -51,12 +55,20 @@ fn main() {
         _ => {}
     }
     let value = |i: usize| ((i * 7 % 31) as f32 - 15.0) / 64.0;
+    // Seconds and products per shape, over every pass.
+    let per_shape = RefCell::new(BTreeMap::<(usize, usize), (f64, usize)>::new());
     let run = |w_k: &Product| {
         for (i, &(n, k)) in shapes.iter().enumerate() {
             let x = vec![0.5f32; m * k];
             let mut y = vec![0f32; m * n];
+            let t = Instant::now();
             w_k(i, &x, &mut y);
+            let dt = t.elapsed().as_secs_f64();
             std::hint::black_box(&y);
+            let mut p = per_shape.borrow_mut();
+            let e = p.entry((n, k)).or_insert((0.0, 0));
+            e.0 += dt;
+            e.1 += 1;
         }
     };
     let (bytes, (best, median)) = match dt.as_str() {
@@ -80,6 +92,16 @@ fn main() {
             (ws.iter().map(Q8Weights::size_in_bytes).sum::<usize>(), timings(reps, || run(&f)))
         }
     };
+    let bytes_per_weight = match dt.as_str() {
+        "f32" => 4.0,
+        "f16" => 2.0,
+        _ => 34.0 / 32.0, // a q8_0 block: 32 one-byte values and an f16 scale
+    };
+    for (&(n, k), &(secs, count)) in per_shape.borrow().iter() {
+        let each = secs / count as f64;
+        let gbs = (n * k) as f64 * bytes_per_weight / each / 1e9;
+        println!("{n} x {k}: {:.1} µs a product (mean of {count}), {gbs:.2} GB/s", each * 1e6);
+    }
     let bw = cotscope::bench::read_bandwidth_gb_s(256, threads);
     let gbs = bytes as f64 / best / 1e9;
     println!(
