@@ -55,33 +55,30 @@ fn main() {
         _ => {}
     }
     let value = |i: usize| ((i * 7 % 31) as f32 - 15.0) / 64.0;
-    // Seconds and products per shape, over every pass.
-    let per_shape = RefCell::new(BTreeMap::<(usize, usize), (f64, usize)>::new());
+    // Seconds in each matrix's products, over every pass.
+    let secs = RefCell::new(vec![0f64; shapes.len()]);
     let run = |w_k: &Product| {
         for (i, &(n, k)) in shapes.iter().enumerate() {
             let x = vec![0.5f32; m * k];
             let mut y = vec![0f32; m * n];
             let t = Instant::now();
             w_k(i, &x, &mut y);
-            let dt = t.elapsed().as_secs_f64();
+            secs.borrow_mut()[i] += t.elapsed().as_secs_f64();
             std::hint::black_box(&y);
-            let mut p = per_shape.borrow_mut();
-            let e = p.entry((n, k)).or_insert((0.0, 0));
-            e.0 += dt;
-            e.1 += 1;
         }
     };
-    let (bytes, (best, median)) = match dt.as_str() {
+    // Each matrix's bytes, and the passes' best and median.
+    let (sizes, (best, median)): (Vec<usize>, _) = match dt.as_str() {
         "f32" => {
             let ws: Vec<Vec<f32>> = shapes.iter().map(|&(n, k)| (0..n * k).map(value).collect()).collect();
             let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t(x, &ws[i], shapes[i].1, y);
-            (ws.iter().map(|w| w.len() * 4).sum::<usize>(), timings(reps, || run(&f)))
+            (ws.iter().map(|w| w.len() * 4).collect(), timings(reps, || run(&f)))
         }
         "f16" => {
             let ws: Vec<Vec<f16>> =
                 shapes.iter().map(|&(n, k)| (0..n * k).map(|i| f16::from_f32(value(i))).collect()).collect();
             let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t(x, &ws[i], shapes[i].1, y);
-            (ws.iter().map(|w| w.len() * 2).sum::<usize>(), timings(reps, || run(&f)))
+            (ws.iter().map(|w| w.len() * 2).collect(), timings(reps, || run(&f)))
         }
         _ => {
             let ws: Vec<Q8Weights> = shapes
@@ -89,18 +86,22 @@ fn main() {
                 .map(|&(n, k)| Q8Weights::quantize(&(0..n * k).map(value).collect::<Vec<_>>(), k))
                 .collect();
             let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t_q8(x, &ws[i], y);
-            (ws.iter().map(Q8Weights::size_in_bytes).sum::<usize>(), timings(reps, || run(&f)))
+            (ws.iter().map(Q8Weights::size_in_bytes).collect(), timings(reps, || run(&f)))
         }
     };
-    let bytes_per_weight = match dt.as_str() {
-        "f32" => 4.0,
-        "f16" => 2.0,
-        _ => 34.0 / 32.0, // a q8_0 block: 32 one-byte values and an f16 scale
-    };
-    for (&(n, k), &(secs, count)) in per_shape.borrow().iter() {
-        let each = secs / count as f64;
-        let gbs = (n * k) as f64 * bytes_per_weight / each / 1e9;
-        println!("{n} x {k}: {:.1} µs a product (mean of {count}), {gbs:.2} GB/s", each * 1e6);
+    let bytes: usize = sizes.iter().sum();
+    // Seconds, bytes and products per shape.
+    let mut per_shape = BTreeMap::<(usize, usize), (f64, usize, usize)>::new();
+    for ((shape, &s), &b) in shapes.iter().zip(secs.borrow().iter()).zip(&sizes) {
+        let e = per_shape.entry(*shape).or_default();
+        *e = (e.0 + s, e.1 + b * reps.max(1), e.2 + reps.max(1));
+    }
+    for ((n, k), (s, b, count)) in per_shape {
+        println!(
+            "{n} x {k}: {:.1} µs a product (mean of {count}), {:.2} GB/s",
+            s / count as f64 * 1e6,
+            b as f64 / s / 1e9
+        );
     }
     let bw = cotscope::bench::read_bandwidth_gb_s(256, threads);
     let gbs = bytes as f64 / best / 1e9;
