@@ -95,9 +95,31 @@ impl Linear {
         }
     }
 
+    /// `x · wᵀ + bias` as plain values (`rows × out`, row-major): a decode step's logits go
+    /// straight from the kernels' output to the sampler, not through a tensor and a copy of it.
+    pub fn forward_values(&self, x: &Tensor) -> Result<Vec<f32>> {
+        match self.few_rows_values(x, false, None)? {
+            Some((y, _)) => Ok(y),
+            None => self.forward(x)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1(),
+        }
+    }
+
     /// [`Linear::forward_then`] by the decode kernels with their epilogue: `None` where they do not
     /// apply (many rows, inputs other than f32, a weight format without such a kernel).
     fn few_rows_then(&self, x: &Tensor, gelu: bool, residual: Option<&Tensor>) -> Result<Option<Tensor>> {
+        match self.few_rows_values(x, gelu, residual)? {
+            Some((y, dims)) => Tensor::from_vec(y, dims, x.device()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Linear::few_rows_then`]'s values and their shape.
+    fn few_rows_values(
+        &self,
+        x: &Tensor,
+        gelu: bool,
+        residual: Option<&Tensor>,
+    ) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
         let k = x.dims().last().copied().unwrap_or(0);
         let rows = x.elem_count() / k.max(1);
         let mut out_dims = x.dims().to_vec();
@@ -151,7 +173,7 @@ impl Linear {
         if done.transpose()? != Some(true) {
             return Ok(None);
         }
-        Tensor::from_vec(y, out_dims, x.device()).map(Some)
+        Ok(Some((y, out_dims)))
     }
 }
 

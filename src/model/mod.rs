@@ -362,7 +362,7 @@ impl DecoderModel for BloomDecoder {
 
     fn step(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
         let ids = Tensor::new(tokens, &self.device)?.unsqueeze(1)?; // b, 1
-        Ok(self.model.forward(&ids)?.to_vec2()?)
+        Ok(self.model.forward_logits(&ids)?)
     }
 
     fn retain(&mut self, rows: &[usize]) -> Result<(), EngineError> {
