@@ -612,15 +612,13 @@ impl Bloom {
     pub fn forward_logits(&mut self, input_ids: &Tensor) -> Result<Vec<Vec<f32>>> {
         let last = self.run_to_head(input_ids, false)?; // b, hidden
         let rows = last.dim(0)?;
-        let mut flat = self.lm_head.forward_values(&last)?;
-        let vocab = flat.len() / rows.max(1);
-        if rows == 1 {
-            return Ok(vec![flat]);
+        let mut flat = self.lm_head.forward_values(&last)?; // b · vocab
+        if rows <= 1 {
+            return Ok(if rows == 0 { Vec::new() } else { vec![flat] });
         }
-        let mut out = Vec::with_capacity(rows);
-        while flat.len() > vocab {
-            out.push(flat.split_off(flat.len() - vocab));
-        }
+        // The first row keeps the buffer; the others are split off its end, the last first.
+        let vocab = flat.len() / rows;
+        let mut out: Vec<Vec<f32>> = (1..rows).rev().map(|r| flat.split_off(r * vocab)).collect();
         out.push(flat);
         out.reverse();
         Ok(out)
