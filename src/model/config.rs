@@ -75,6 +75,13 @@ impl Config {
         self.vocab_size * h + 2 * h + self.n_layer * per_layer + 2 * h + head
     }
 
+    /// A two-layer, four-head, 64-wide BLOOM over `vocab_size` tokens: random-weight models small
+    /// enough for unit tests.
+    #[cfg(test)]
+    pub(crate) fn tiny(vocab_size: usize) -> Config {
+        Config { vocab_size, hidden_size: 64, n_layer: 2, n_head: 4, ..Config::published("bloom-560m").unwrap() }
+    }
+
     /// The published configurations of bigscience/bloom-*, for benchmarks without a download.
     pub fn published(shape: &str) -> Option<Config> {
         let (hidden_size, n_layer, n_head) = match shape {
