@@ -12,3 +12,9 @@ pub mod hash;
 pub mod lab;
 pub mod model;
 pub mod tui;
+
+/// The unit tests run on the binary's allocator, so they exercise what the binary runs (the
+/// quantized weights' huge-page arena included).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: model::alloc::HugePageAlloc = model::alloc::HugePageAlloc;

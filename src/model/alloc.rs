@@ -9,9 +9,12 @@
 //!
 //! Blocks of 32 MiB and more (the embedding and LM head; at bloom-7b1 every f32 or f16 weight
 //! matrix), which glibc maps on their own, are asked to use transparent huge pages (see
-//! [`HugePageAlloc`]).
+//! [`HugePageAlloc`]); so are the smaller quantized matrices, which it serves from an arena of
+//! advised mappings (`super::huge_arena`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+
+use super::huge_arena::{self, ARENA};
 
 /// glibc's largest mmap threshold: blocks from here on are mapped on their own.
 const MAPPED_FROM: usize = 32 << 20;
@@ -32,7 +35,8 @@ pub fn keep_freed_buffers() {
 }
 
 /// The system allocator, with every block of [`MAPPED_FROM`] bytes or more advised to use
-/// transparent huge pages (`madvise(MADV_HUGEPAGE)`, before anything touches it). Use it as the
+/// transparent huge pages (`madvise(MADV_HUGEPAGE)`, before anything touches it), and the smaller
+/// weight buffers asked for through `huge_arena::filled_vec` served from that arena. Use it as the
 /// binary's `#[global_allocator]`.
 ///
 /// Why: each 4 KiB page of a weight is a page fault when the weight is loaded (about 2.6 µs each on
@@ -71,6 +75,12 @@ impl HugePageAlloc {
 // SAFETY: every call is System's, whose contract is kept; the advice only changes page backing.
 unsafe impl GlobalAlloc for HugePageAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if huge_arena::wanted(layout.size()) {
+            let p = ARENA.alloc(layout);
+            if !p.is_null() {
+                return p;
+            }
+        }
         // SAFETY: forwarded with the caller's guarantees.
         let p = unsafe { System.alloc(layout) };
         Self::advise(p, layout.size());
@@ -86,11 +96,27 @@ unsafe impl GlobalAlloc for HugePageAlloc {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if huge_arena::takes(layout.size()) && ARENA.owns(ptr) {
+            return ARENA.free(ptr, layout.size());
+        }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if huge_arena::takes(layout.size()) && ARENA.owns(ptr) {
+            // Out of the arena: whatever grows or shrinks a weight's buffer is no longer its final form.
+            // SAFETY: the caller guarantees `new_size` is non-zero and fits `layout.align()`.
+            let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+            // SAFETY: forwarded with the caller's guarantees.
+            let p = unsafe { System.alloc(new_layout) };
+            if !p.is_null() {
+                // SAFETY: both blocks hold at least the smaller size; they are distinct allocations.
+                unsafe { std::ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size)) };
+                ARENA.free(ptr, layout.size());
+            }
+            return p;
+        }
         // SAFETY: forwarded with the caller's guarantees.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if new_size > layout.size() {
@@ -100,27 +126,28 @@ unsafe impl GlobalAlloc for HugePageAlloc {
     }
 }
 
+/// The `VmFlags` of the mapping holding `addr`, from `/proc/self/smaps`.
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn vm_flags(addr: usize) -> Option<String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if inside {
+                return Some(flags.trim().to_string());
+            }
+        } else if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+            inside = (a..b).contains(&addr);
+        }
+    }
+    None
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-
-    /// The `VmFlags` of the mapping holding `addr`, from `/proc/self/smaps`.
-    fn vm_flags(addr: usize) -> Option<String> {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-        let mut inside = false;
-        for line in smaps.lines() {
-            let first = line.split_whitespace().next().unwrap_or("");
-            if let Some(flags) = line.strip_prefix("VmFlags:") {
-                if inside {
-                    return Some(flags.trim().to_string());
-                }
-            } else if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
-                let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
-                inside = (a..b).contains(&addr);
-            }
-        }
-        None
-    }
 
     #[test]
     fn a_block_glibc_maps_on_its_own_is_advised_to_use_huge_pages_and_a_small_one_is_not() {

@@ -22,6 +22,7 @@ pub mod gelu;
 pub mod gemm;
 pub mod gemv;
 pub mod hub;
+mod huge_arena;
 pub mod kv_cache;
 mod layer_norm;
 pub mod linear;

@@ -116,7 +116,7 @@ impl QMatrix {
         };
         let mut blocks = match kind {
             QuantKind::Q8_0 => Blocks::Q8_0(gemv::Q8Weights::zeros(rows, cols)),
-            QuantKind::Q4K => Blocks::Q4K(vec![BlockQ4K::zeros(); rows * cols / QK_K]),
+            QuantKind::Q4K => Blocks::Q4K(super::huge_arena::filled_vec(rows * cols / QK_K, BlockQ4K::zeros())),
         };
         let mut r0 = 0;
         while r0 < rows {

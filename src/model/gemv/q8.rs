@@ -17,6 +17,7 @@
 use half::f16;
 
 use super::{for_each_task, Epilogue, Out};
+use crate::model::huge_arena::filled_vec;
 
 /// Values per q8_0 block.
 pub const BLOCK: usize = 32;
@@ -45,7 +46,7 @@ impl Q8Weights {
     pub fn quantize(data: &[f32], cols: usize) -> Self {
         assert!(cols > 0 && cols.is_multiple_of(BLOCK) && data.len().is_multiple_of(cols), "q8_0: bad shape");
         let rows = data.len() / cols;
-        let mut w = Self { rows, cols, qs: vec![0; rows * cols], d: vec![f16::ZERO; rows * cols / BLOCK] };
+        let mut w = Self::zeros(rows, cols);
         w.quantize_rows(0, data);
         w
     }
@@ -54,7 +55,8 @@ impl Q8Weights {
     /// (so a caller can quantize a table from chunks it widens one at a time).
     pub fn zeros(rows: usize, cols: usize) -> Self {
         assert!(cols > 0 && cols.is_multiple_of(BLOCK), "q8_0: width {cols} is not a multiple of 32");
-        Self { rows, cols, qs: vec![0; rows * cols], d: vec![f16::ZERO; rows * cols / BLOCK] }
+        // A weight's final buffers: on huge pages (see `huge_arena`).
+        Self { rows, cols, qs: filled_vec(rows * cols, 0), d: filled_vec(rows * cols / BLOCK, f16::ZERO) }
     }
 
     /// Quantizes the rows of `data` (whole rows, row-major) into rows `row0..` of this matrix.
@@ -278,6 +280,21 @@ pub(super) struct Rows<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A layer-sized matrix's values and scales are made on the huge-page arena (the unit tests
+    /// run on the binary's allocator); the LM head's sizes go to the system allocator, which maps
+    /// them on their own.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn layer_sized_matrices_are_made_on_the_huge_page_arena() {
+        use crate::model::huge_arena::ARENA;
+        let w = Q8Weights::zeros(3072, 1024);
+        assert!(ARENA.owns(w.qs.as_ptr() as *const u8) && ARENA.owns(w.d.as_ptr() as *const u8));
+        let q = Q8Weights::quantize(&vec![0.5; 1024 * 64], 1024);
+        assert!(ARENA.owns(q.qs.as_ptr() as *const u8));
+        let head = Q8Weights::zeros(32 * 1024 + 1, 1024);
+        assert!(!ARENA.owns(head.qs.as_ptr() as *const u8));
+    }
 
     /// Every q8_0 kernel family this CPU can run.
     fn families() -> Vec<Q8Simd> {
