@@ -6,15 +6,17 @@
 //! 4 KiB pages, and a q8_0 decode step read bloom-560m's layer matrices (1–4 MB each) about a
 //! fifth slower than its LM head, which is on huge pages. With the layers in this arena, in 4
 //! alternating pairs on a 2-vCPU Sapphire Rapids KVM guest (BENCHMARKS.md, Round 22), a one-path
-//! q8_0 step took 29.1–34.3 ms against 34.5–36.8 ms, the layers' products 12–15% less time.
+//! q8_0 step took 29.1–34.3 ms against 34.5–36.8 ms, the layers' products 12.0–14.2 ms against
+//! 15.9–17.3.
 //! Advising the heap itself instead gave a prefill's activation buffers huge pages too and slowed
 //! the load and the prefill by 15–30% (Round 20), so only weights made here go on them.
 //!
 //! Only quantized blocks are made here, in place as they are quantized. f16 matrices copied in
 //! after the load stepped no faster in the same pairs, and the copy and the fresh huge pages made
 //! the load 2 s longer there: that guest's host takes back every free 2 MiB block (virtio free
-//! page reporting), so each huge page faulted in costs ~2.5 ms against ~0.15 ms for reused memory.
-//! Quantized loads pay the same per page, about 1 s more for bloom-560m's 321 MB of layers.
+//! page reporting), so each huge page faulted in costs 5–8 ms against 0.3–0.4 ms for one freed
+//! just before. Quantized loads pay the same per page: about 1 s more for bloom-560m's 321 MB of
+//! layers there.
 //!
 //! Blocks are bumped one after the other in a mapping; a mapping is unmapped when its last block is
 //! freed, and the block on top is taken back at once (so a model dropped and loaded again reuses
