@@ -70,6 +70,10 @@ pub(super) struct Arena {
     chunks: Mutex<Chunks>,
     /// Mappings held: 0 lets every free of a block not from here skip the lock.
     held: AtomicUsize,
+    /// The lowest start and highest end of the mappings made so far (never narrowed): the frees of
+    /// a prefill's heap buffers fall outside and skip the lock too.
+    lo: AtomicUsize,
+    hi: AtomicUsize,
 }
 
 /// The arena [`super::alloc::HugePageAlloc`] serves [`filled_vec`]'s buffers from.
@@ -102,7 +106,12 @@ pub(super) fn wanted(size: usize) -> bool {
 
 impl Arena {
     pub(super) const fn new() -> Self {
-        Self { chunks: Mutex::new(Chunks { slots: [EMPTY; SLOTS], current: None }), held: AtomicUsize::new(0) }
+        Self {
+            chunks: Mutex::new(Chunks { slots: [EMPTY; SLOTS], current: None }),
+            held: AtomicUsize::new(0),
+            lo: AtomicUsize::new(usize::MAX),
+            hi: AtomicUsize::new(0),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Chunks> {
@@ -111,10 +120,14 @@ impl Arena {
 
     /// Whether `p` lies in one of this arena's mappings.
     pub(super) fn owns(&self, p: *const u8) -> bool {
-        if self.held.load(Ordering::Acquire) == 0 {
+        let p = p as usize;
+        if self.held.load(Ordering::Acquire) == 0
+            || p < self.lo.load(Ordering::Acquire)
+            || p >= self.hi.load(Ordering::Acquire)
+        {
             return false;
         }
-        slot_of(&self.lock(), p as usize).is_some()
+        slot_of(&self.lock(), p).is_some()
     }
 
     /// A block for `layout`, or null where none can be had (no slot left, the mapping refused): the
@@ -135,6 +148,8 @@ impl Arena {
         let Some(base) = map_chunk() else { return std::ptr::null_mut() };
         chunks.slots[i] = Chunk { base, len: CHUNK, top: layout.size(), live: 1 };
         chunks.current = Some(i);
+        self.lo.fetch_min(base, Ordering::Release);
+        self.hi.fetch_max(base + CHUNK, Ordering::Release);
         self.held.fetch_add(1, Ordering::Release);
         base as *mut u8
     }
