@@ -17,10 +17,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use super::huge_arena::{self, ARENA};
 
 /// glibc's largest mmap threshold: blocks from here on are mapped on their own.
-const MAPPED_FROM: usize = 32 << 20;
+pub(super) const MAPPED_FROM: usize = 32 << 20;
 
 /// A transparent huge page on x86-64 and most aarch64 kernels.
-const HUGE_PAGE: usize = 2 << 20;
+pub(super) const HUGE_PAGE: usize = 2 << 20;
 
 /// Serves blocks up to glibc's largest mmap threshold (32 MiB) from the heap and keeps freed memory
 /// for reuse. Weights and other larger blocks are still mapped, so the peak memory is unchanged

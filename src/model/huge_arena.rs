@@ -28,15 +28,15 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::alloc::{HUGE_PAGE, MAPPED_FROM};
+
 /// Blocks from here up go to the arena when asked for: smaller ones (biases, norms) are read once
 /// a step in a few lines and gain nothing.
 pub(super) const MIN: usize = 64 << 10;
 /// Blocks from here up are mapped on their own by glibc and advised there ([`super::alloc`]).
-pub(super) const MAX: usize = 32 << 20;
+pub(super) const MAX: usize = MAPPED_FROM;
 /// One mapping of the arena: room for at least two of its largest blocks.
 const CHUNK: usize = 64 << 20;
-/// A transparent huge page on x86-64 and most aarch64 kernels.
-const HUGE_PAGE: usize = 2 << 20;
 /// Mappings held at once: 16 GiB of quantized matrices under 32 MiB each (larger ones are mapped
 /// on their own, see [`MAX`]).
 const SLOTS: usize = 256;
