@@ -9,12 +9,12 @@
 //!
 //! Blocks of 32 MiB and more (the embedding and LM head; at bloom-7b1 every f32 or f16 weight
 //! matrix), which glibc maps on their own, are asked to use transparent huge pages (see
-//! [`HugePageAlloc`]); so are the smaller quantized matrices, which it serves from an arena of
-//! advised mappings (`super::huge_arena`).
+//! [`HugePageAlloc`]); so are the smaller quantized and f16 matrices and a prompt's keys and values
+//! beside them, which it serves from arenas of advised mappings (`super::huge_arena`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-use super::huge_arena::{self, ARENA};
+use super::huge_arena;
 
 /// glibc's largest mmap threshold: blocks from here on are mapped on their own.
 pub(super) const MAPPED_FROM: usize = 32 << 20;
@@ -75,8 +75,8 @@ impl HugePageAlloc {
 // SAFETY: every call is System's, whose contract is kept; the advice only changes page backing.
 unsafe impl GlobalAlloc for HugePageAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if huge_arena::wanted(layout.size()) {
-            let p = ARENA.alloc(layout);
+        if let Some(arena) = huge_arena::wanted(layout.size()) {
+            let p = arena.alloc(layout);
             if !p.is_null() {
                 return p;
             }
@@ -96,15 +96,15 @@ unsafe impl GlobalAlloc for HugePageAlloc {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if huge_arena::takes(layout.size()) && ARENA.owns(ptr) {
-            return ARENA.free(ptr, layout.size());
+        if let Some(arena) = huge_arena::owner(ptr, layout.size()) {
+            return arena.free(ptr, layout.size());
         }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if huge_arena::takes(layout.size()) && ARENA.owns(ptr) {
+        if let Some(arena) = huge_arena::owner(ptr, layout.size()) {
             // Out of the arena: whatever grows or shrinks a weight's buffer is no longer its final form.
             // SAFETY: the caller guarantees `new_size` is non-zero and fits `layout.align()`.
             let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
@@ -113,7 +113,7 @@ unsafe impl GlobalAlloc for HugePageAlloc {
             if !p.is_null() {
                 // SAFETY: both blocks hold at least the smaller size; they are distinct allocations.
                 unsafe { std::ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size)) };
-                ARENA.free(ptr, layout.size());
+                arena.free(ptr, layout.size());
             }
             return p;
         }

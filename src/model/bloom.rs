@@ -56,14 +56,16 @@ impl Attention {
         let slopes = alibi::slopes(cfg.n_head);
         let slope_values = slopes.clone();
         let slopes = Tensor::from_vec(slopes, (cfg.n_head, 1, 1), vb.device())?;
+        let query_key_value = Linear::load_quantized(h, 3 * h, vb.pp("query_key_value"), quant)?;
+        let cache = KvCache::new(query_key_value.on_huge_pages());
         Ok(Self {
-            query_key_value: Linear::load_quantized(h, 3 * h, vb.pp("query_key_value"), quant)?,
+            query_key_value,
             dense: Linear::load_quantized(h, h, vb.pp("dense"), quant)?,
             n_head: cfg.n_head,
             head_dim: cfg.head_dim(),
             slopes,
             slope_values,
-            cache: KvCache::default(),
+            cache,
         })
     }
 
@@ -761,6 +763,34 @@ mod tests {
         }
         let wrong = Tensor::zeros((1, 1, 10), DType::F32, &dev).unwrap();
         assert!(split_qkv(&wrong, h, d).is_err(), "a width that is not 3·h·d");
+    }
+
+    /// A prefill keeps the prompt's keys and values on huge pages where the layers' weights are:
+    /// f16 (read onto the weights' arena) and quantized, not f32 matrices under 32 MiB.
+    #[test]
+    fn the_prompt_s_keys_and_values_go_on_huge_pages_where_the_weights_are() {
+        use crate::model::huge_arena::KV_ARENA;
+        // qkv 384 × 128: 96 KiB in f16, one the arena takes. 2048 positions of 2 heads × 64: 1 MiB.
+        let cfg = Config { hidden_size: 128, n_layer: 1, n_head: 2, ..Config::tiny(300) };
+        let prompt =
+            Tensor::from_vec((0..2048u32).map(|i| i % 300).collect::<Vec<_>>(), (1, 2048), &Device::Cpu).unwrap();
+        for (dtype, quant, huge) in
+            [(DType::F16, None, true), (DType::F32, Some(QuantKind::Q8_0), true), (DType::F32, None, false)]
+        {
+            let vb =
+                VarBuilder::from_backend(Box::new(super::super::random::RandomWeights::new(7)), dtype, Device::Cpu);
+            let mut model = Bloom::new_quantized(&cfg, vb, None, quant).unwrap();
+            model.forward_prefix(&prompt).unwrap();
+            let cache = &model.h[0].self_attention.cache;
+            let parts: Vec<&Tensor> = cache.prefix_parts().iter().flat_map(|(k, v)| [k, v]).collect();
+            assert_eq!(parts.len(), 2);
+            for t in parts {
+                let (s, l) = t.storage_and_layout();
+                let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(x)) = &*s else { panic!("f32 keys") };
+                let on = KV_ARENA.owns(x[l.start_offset()..].as_ptr() as *const u8);
+                assert_eq!(on, huge, "{dtype:?} {quant:?}");
+            }
+        }
     }
 
     /// A decode step's logits taken straight from the LM head's kernels are the bits `forward`

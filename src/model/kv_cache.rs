@@ -26,6 +26,9 @@ pub struct KvCache {
     /// Positions of their own the rows are given room for when their part is allocated (the
     /// engine's hint: its requests' `max_new_tokens`), kept across `clear` and `set_prefix`.
     room: usize,
+    /// Whether the prompt's keys and values go on huge pages (`huge_arena::kv_copy`): where the
+    /// layer's weights are on them. Kept across `clear` and `set_prefix`.
+    huge_pages: bool,
 }
 
 /// Capacity of the per-row part grows in steps of this many positions, so a step rarely reallocates.
@@ -49,8 +52,15 @@ impl KvCache {
         self.len() == 0
     }
 
+    /// An empty cache whose prompt's keys and values go on huge pages when `huge_pages`: read at
+    /// each step beside weights on huge pages, keys and values on 4 KiB pages took about a third
+    /// longer, and the weights' products slowed too (BENCHMARKS.md, Round 23).
+    pub fn new(huge_pages: bool) -> Self {
+        Self { huge_pages, ..Self::default() }
+    }
+
     pub fn clear(&mut self) {
-        *self = Self { room: self.room, ..Self::default() };
+        *self = Self { room: self.room, huge_pages: self.huge_pages, ..Self::default() };
     }
 
     /// Gives rows room for `positions` of their own (at most [`MAX_ROOM`]) whenever their part is
@@ -148,7 +158,7 @@ impl KvCache {
     /// Replaces everything with a shared prefix in `parts` (`1, h, Lᵢ, d` each, in position order:
     /// a prompt's cached KV). Past [`MAX_PARTS`] they are joined into one.
     pub fn set_prefix(&mut self, parts: Vec<(Tensor, Tensor)>) -> Result<()> {
-        *self = Self { prefix: parts, room: self.room, ..Self::default() };
+        *self = Self { prefix: parts, room: self.room, huge_pages: self.huge_pages, ..Self::default() };
         if self.prefix.len() > MAX_PARTS {
             let joined = self.prefix()?;
             self.prefix = joined.into_iter().collect();
@@ -163,9 +173,23 @@ impl KvCache {
             candle_core::bail!("kv cache: the prompt's prefix cannot grow once rows exist");
         }
         if k.dim(2)? > 0 {
-            self.prefix.push((k.contiguous()?, v.contiguous()?));
+            self.prefix.push((self.stored(k)?, self.stored(v)?));
         }
         Ok(())
+    }
+
+    /// `t` as the prefix keeps it: contiguous, and copied onto huge pages where asked for.
+    fn stored(&self, t: &Tensor) -> Result<Tensor> {
+        let t = t.contiguous()?;
+        if !self.huge_pages || t.dtype() != candle_core::DType::F32 {
+            return Ok(t);
+        }
+        let copy = {
+            let (storage, layout) = t.storage_and_layout();
+            let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) = &*storage else { return Ok(t.clone()) };
+            super::huge_arena::kv_copy(&v[layout.start_offset()..layout.start_offset() + t.elem_count()])
+        };
+        Tensor::from_vec(copy, t.dims(), t.device())
     }
 
     /// Positions per row to allocate for `need`, where the rows hold up to `held`: the room past
@@ -340,6 +364,52 @@ mod tests {
         assert_eq!(row_values(&c, 0), all);
         let (pk, _) = c.prefix().unwrap().unwrap();
         assert_eq!(pk.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0., 1., 2., 3., 4.]);
+    }
+
+    /// Whether every tensor of the prompt's parts lies in the keys and values' huge-page arena.
+    fn prefix_on_huge_pages(c: &KvCache) -> bool {
+        use crate::model::huge_arena::KV_ARENA;
+        c.prefix_parts().iter().flat_map(|(k, v)| [k, v]).all(|t| {
+            let (s, l) = t.storage_and_layout();
+            match &*s {
+                candle_core::Storage::Cpu(candle_core::CpuStorage::F32(x)) => {
+                    KV_ARENA.owns(x[l.start_offset()..].as_ptr() as *const u8)
+                }
+                _ => false,
+            }
+        })
+    }
+
+    #[test]
+    fn a_cache_asked_for_huge_pages_keeps_the_prompt_s_keys_and_values_there_unchanged() {
+        let dev = Device::Cpu;
+        // 1 MiB a tensor (4 heads, 1024 positions, 64 channels), laid out as the fused projection
+        // leaves it (`1, s, h, d` seen as `1, h, s, d`): not contiguous.
+        let kv = |base: f32| {
+            let t = Tensor::arange(base, base + (4 * 1024 * 64) as f32, &dev).unwrap();
+            t.reshape((1, 1024, 4, 64)).unwrap().transpose(1, 2).unwrap()
+        };
+        let (k, v) = (kv(0.), kv(1e6));
+        assert!(!k.is_contiguous());
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut huge = KvCache::new(true);
+        huge.append_prefix(&k, &v).unwrap();
+        assert!(prefix_on_huge_pages(&huge));
+        let (pk, pv) = huge.prefix().unwrap().unwrap();
+        assert_eq!((values(&pk), values(&pv)), (values(&k), values(&v)));
+        // The choice outlives clearing and a prefix from the prefix cache.
+        huge.clear();
+        huge.append_prefix(&k, &v).unwrap();
+        assert!(prefix_on_huge_pages(&huge));
+        let parts = huge.prefix_parts().to_vec();
+        huge.set_prefix(parts).unwrap();
+        huge.append_prefix(&v, &k).unwrap();
+        assert!(prefix_on_huge_pages(&huge) && huge.prefix_parts().len() == 2);
+        // A cache not asked for them keeps the same values in the heap.
+        let mut plain = KvCache::new(false);
+        plain.append_prefix(&k, &v).unwrap();
+        assert!(!prefix_on_huge_pages(&plain));
+        assert_eq!(values(&plain.prefix().unwrap().unwrap().0), values(&k));
     }
 
     /// The rows' part's storage, to tell a reallocation from growth in place.

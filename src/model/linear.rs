@@ -77,6 +77,25 @@ impl Linear {
         matches!(self.weight, Weight::Quant(_))
     }
 
+    /// Whether the weight matrix lies on transparent huge pages (as far as this process asked for
+    /// them): quantized blocks and f16 matrices are made in the weights' arena, and matrices of
+    /// 32 MiB or more are mapped on their own and advised (`super::alloc`).
+    pub(crate) fn on_huge_pages(&self) -> bool {
+        match &self.weight {
+            Weight::Quant(_) => true,
+            Weight::Dense(w) => {
+                let (storage, layout) = w.storage_and_layout();
+                let bytes = self.weight_bytes();
+                let start = match &*storage {
+                    Storage::Cpu(CpuStorage::F16(v)) => v[layout.start_offset()..].as_ptr() as *const u8,
+                    Storage::Cpu(CpuStorage::F32(v)) => v[layout.start_offset()..].as_ptr() as *const u8,
+                    _ => return false,
+                };
+                bytes >= super::alloc::MAPPED_FROM || super::huge_arena::holds_weight(start, bytes)
+            }
+        }
+    }
+
     /// `act(x · wᵀ + bias) + residual`, with GELU as `act` when `gelu` and `residual` of the
     /// output's shape. For a few rows (a decode step) the product's own tasks add the bias, apply
     /// GELU and add the residual ([`gemv::Epilogue`]); otherwise tensor ops do, in the same order,
@@ -260,6 +279,23 @@ pub(super) fn many_rows(w: &Tensor, bias: Option<&Tensor>, x: &Tensor, rows: usi
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn tells_which_weights_lie_on_huge_pages() {
+        use crate::model::huge_arena::filled_vec;
+        let dev = Device::Cpu;
+        let (n, k) = (256, 256);
+        let f16_on_arena = Tensor::from_vec(filled_vec(n * k, half::f16::ONE), (n, k), &dev).unwrap();
+        let f16_in_heap = Tensor::from_vec(vec![half::f16::ONE; n * k], (n, k), &dev).unwrap();
+        let f32_in_heap = Tensor::ones((n, k), DType::F32, &dev).unwrap();
+        let f32_mapped = Tensor::ones(((8 << 20) / k, k), DType::F32, &dev).unwrap();
+        assert!(Linear::new(f16_on_arena, None).on_huge_pages());
+        assert!(!Linear::new(f16_in_heap, None).on_huge_pages());
+        assert!(!Linear::new(f32_in_heap.clone(), None).on_huge_pages());
+        assert!(Linear::new(f32_mapped, None).on_huge_pages(), "32 MiB and up are mapped and advised");
+        let q = Linear::maybe_quantized(f32_in_heap, None, Some(QuantKind::Q8_0)).unwrap();
+        assert!(q.is_quantized() && q.on_huge_pages());
+    }
 
     #[test]
     fn matches_candle_linear() {

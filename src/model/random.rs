@@ -90,7 +90,9 @@ fn uniform_range(start: usize, n: usize, std: f32, seed: u64) -> Vec<f32> {
 /// [`uniform`]'s values rounded to f16, made chunk by chunk (no f32 copy of the whole tensor).
 fn uniform_f16(n: usize, std: f32, seed: u64) -> Vec<half::f16> {
     use half::slice::HalfFloatSliceExt;
-    let mut out = vec![half::f16::ZERO; n];
+    // The weight's final form (random f16 weights are made only for a model kept in f16): on the
+    // weights' arena, as the f16 a checkpoint is read into (`safetensors_read`).
+    let mut out = super::huge_arena::filled_vec(n, half::f16::ZERO);
     out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
         let mut f = vec![0f32; chunk.len()];
         fill_chunk(&mut f, i, std, seed);

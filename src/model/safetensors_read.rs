@@ -79,24 +79,27 @@ impl SafetensorsReader {
         let io = |err: std::io::Error| candle_core::Error::Msg(format!("{}: reading {name}: {err}", path.display()));
         let t = match (e.dtype, dtype) {
             (DType::F32, DType::F32) => {
-                Tensor::from_vec(read_exact::<f32>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?
+                Tensor::from_vec(read_exact(file, e.start, vec![0f32; n]).map_err(io)?, e.shape.clone(), dev)?
             }
             (DType::F16, DType::F16) => {
-                Tensor::from_vec(read_exact::<f16>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?
+                Tensor::from_vec(read_exact(file, e.start, weight_vec(n)).map_err(io)?, e.shape.clone(), dev)?
             }
             (DType::BF16, DType::BF16) => {
-                Tensor::from_vec(read_exact::<bf16>(file, e.start, n).map_err(io)?, e.shape.clone(), dev)?
+                Tensor::from_vec(read_exact(file, e.start, vec![bf16::ZERO; n]).map_err(io)?, e.shape.clone(), dev)?
             }
-            (src, DType::F32) => {
-                Tensor::from_vec(read_converted(file, e.start, n, src, |x: f32| x).map_err(io)?, e.shape.clone(), dev)?
-            }
+            (src, DType::F32) => Tensor::from_vec(
+                read_converted(file, e.start, n, src, |x: f32| x, Vec::with_capacity(n)).map_err(io)?,
+                e.shape.clone(),
+                dev,
+            )?,
             (src, DType::F16) => Tensor::from_vec(
-                read_converted(file, e.start, n, src, f16::from_f32).map_err(io)?,
+                read_converted(file, e.start, n, src, f16::from_f32, super::huge_arena::weight_capacity(n))
+                    .map_err(io)?,
                 e.shape.clone(),
                 dev,
             )?,
             (src, DType::BF16) => Tensor::from_vec(
-                read_converted(file, e.start, n, src, bf16::from_f32).map_err(io)?,
+                read_converted(file, e.start, n, src, bf16::from_f32, Vec::with_capacity(n)).map_err(io)?,
                 e.shape.clone(),
                 dev,
             )?,
@@ -166,8 +169,16 @@ impl Pod for f16 {}
 impl Pod for bf16 {}
 
 /// `n` elements of the file's own dtype, read straight into the vector that will own them.
-fn read_exact<T: Pod>(f: &File, start: u64, n: usize) -> std::io::Result<Vec<T>> {
-    let mut v = vec![T::default(); n];
+/// `n` f16 values on huge pages where the weights' arena takes them (`huge_arena`): f16 is read
+/// only for a model kept in f16, so the buffer is the weight's final form. (f32 is also read to be
+/// quantized, a temporary that must not pin the arena.)
+fn weight_vec(n: usize) -> Vec<f16> {
+    super::huge_arena::filled_vec(n, f16::ZERO)
+}
+
+/// `v` filled from `f` at `start` (as many elements as it holds).
+fn read_exact<T: Pod>(f: &File, start: u64, mut v: Vec<T>) -> std::io::Result<Vec<T>> {
+    let n = v.len();
     // SAFETY: T is f32, f16 or bf16: every bit pattern is a valid value, and the byte view covers
     // exactly the vector's initialised elements. safetensors stores little-endian, as is x86/arm64.
     let bytes = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, n * std::mem::size_of::<T>()) };
@@ -175,17 +186,20 @@ fn read_exact<T: Pod>(f: &File, start: u64, n: usize) -> std::io::Result<Vec<T>>
     Ok(v)
 }
 
-/// `n` elements stored as `src`, converted to `T` through f32 in chunks of 1 MiB.
+/// `n` elements stored as `src`, converted to `T` through f32 in chunks of 1 MiB, into `out`
+/// (cleared first; made with room for `n`, so its buffer is the one it came with).
 fn read_converted<T: Pod>(
     f: &File,
     start: u64,
     n: usize,
     src: DType,
     conv: impl Fn(f32) -> T,
+    mut out: Vec<T>,
 ) -> std::io::Result<Vec<T>> {
     const CHUNK: usize = 1 << 18;
     let es = src.size_in_bytes();
-    let mut out = Vec::with_capacity(n);
+    out.clear();
+    out.reserve_exact(n);
     let mut buf = vec![0u8; CHUNK * es];
     let mut done = 0;
     while done < n {
@@ -246,5 +260,46 @@ mod tests {
         assert!(is_readable(&p));
         std::fs::write(&p, b"\x10\0\0\0\0\0\0\0{}").unwrap();
         assert!(!is_readable(&p));
+    }
+
+    #[test]
+    fn f16_matrices_are_read_onto_the_weights_arena_and_f32_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.safetensors");
+        let dev = Device::Cpu;
+        // 128 KiB in f16: a size the arena takes.
+        let a = Tensor::arange(0f32, 256. * 256., &dev).unwrap().reshape((256, 256)).unwrap();
+        let mut m = HashMap::new();
+        m.insert("f32".to_string(), a.clone());
+        m.insert("f16".to_string(), a.to_dtype(DType::F16).unwrap());
+        candle_core::safetensors::save(&m, &p).unwrap();
+        let r = SafetensorsReader::open(std::slice::from_ref(&p)).unwrap();
+        let on_arena = |t: &Tensor| {
+            let (s, l) = t.storage_and_layout();
+            let p = match &*s {
+                candle_core::Storage::Cpu(candle_core::CpuStorage::F16(v)) => {
+                    v[l.start_offset()..].as_ptr() as *const u8
+                }
+                candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => {
+                    v[l.start_offset()..].as_ptr() as *const u8
+                }
+                _ => panic!("unexpected storage"),
+            };
+            super::super::huge_arena::holds_weight(p, t.elem_count() * t.dtype().size_in_bytes())
+        };
+        let get = |name: &str, dt| r.get(Shape::from((256, 256)), name, candle_nn::Init::Const(0.), dt, &dev).unwrap();
+        // As stored, and converted from f32: the model is kept in f16, so the buffer is final.
+        for name in ["f16", "f32"] {
+            let t = get(name, DType::F16);
+            assert!(on_arena(&t), "{name} read as f16");
+            assert_eq!(
+                t.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap(),
+                a.to_dtype(DType::F16).unwrap().to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap()
+            );
+        }
+        // f32 may be a temporary to quantize: never on the arena.
+        for name in ["f16", "f32"] {
+            assert!(!on_arena(&get(name, DType::F32)), "{name} read as f32");
+        }
     }
 }
