@@ -25,8 +25,8 @@
 //! block (virtio free page reporting), so each huge page faulted in costs 5–8 ms against 0.3–0.4 ms
 //! for one freed just before. bloom-560m loads about 1 s longer in q8_0 and 1.6–1.8 s longer in
 //! f16, and a process's first 700-token prefill in f16 takes 0.4–0.5 s longer (its keys and
-//! values' pages). Later ones reuse the kept mappings, even after a pause: 2.7–3.4 s against
-//! 3.0–3.6 s on 4 KiB pages, and 3.5–4.0 s with nothing kept (Round 23).
+//! values' pages). Later ones reuse the kept mappings; after 10 s idle they took 2.7–3.4 s
+//! against 3.0–3.6 s on 4 KiB pages and 3.5–4.0 s with nothing kept (Round 23).
 //!
 //! Blocks are bumped one after the other in a mapping; a mapping is unmapped when its last block is
 //! freed, and the block on top is taken back at once (so a model dropped and loaded again reuses
