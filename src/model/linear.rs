@@ -83,15 +83,15 @@ impl Linear {
     pub(crate) fn on_huge_pages(&self) -> bool {
         match &self.weight {
             Weight::Quant(_) => true,
+            Weight::Dense(_) if self.weight_bytes() >= super::alloc::MAPPED_FROM => true,
             Weight::Dense(w) => {
                 let (storage, layout) = w.storage_and_layout();
-                let bytes = self.weight_bytes();
                 let start = match &*storage {
                     Storage::Cpu(CpuStorage::F16(v)) => v[layout.start_offset()..].as_ptr() as *const u8,
                     Storage::Cpu(CpuStorage::F32(v)) => v[layout.start_offset()..].as_ptr() as *const u8,
                     _ => return false,
                 };
-                bytes >= super::alloc::MAPPED_FROM || super::huge_arena::holds_weight(start, bytes)
+                super::huge_arena::holds_weight(start, self.weight_bytes())
             }
         }
     }
@@ -293,6 +293,8 @@ mod tests {
         assert!(!Linear::new(f16_in_heap, None).on_huge_pages());
         assert!(!Linear::new(f32_in_heap.clone(), None).on_huge_pages());
         assert!(Linear::new(f32_mapped, None).on_huge_pages(), "32 MiB and up are mapped and advised");
+        let bf16_mapped = Tensor::ones(((16 << 20) / k, k), DType::BF16, &dev).unwrap();
+        assert!(Linear::new(bf16_mapped, None).on_huge_pages(), "whatever the dtype");
         let q = Linear::maybe_quantized(f32_in_heap, None, Some(QuantKind::Q8_0)).unwrap();
         assert!(q.is_quantized() && q.on_huge_pages());
     }
