@@ -91,8 +91,13 @@ struct Chunks {
     slots: [Chunk; SLOTS],
     /// The slot blocks are bumped in.
     current: Option<usize>,
-    /// Bytes of emptied mappings kept for reuse.
-    kept: usize,
+}
+
+impl Chunks {
+    /// Bytes of the emptied mappings kept for reuse (mapped, no live block).
+    fn kept(&self) -> usize {
+        self.slots.iter().filter(|c| c.len > 0 && c.live == 0).map(|c| c.len).sum()
+    }
 }
 
 /// Mappings and the blocks bumped in them. The allocator uses [`ARENA`] and [`KV_ARENA`]; the
@@ -176,7 +181,7 @@ impl Arena {
             min,
             chunk,
             retain,
-            chunks: Mutex::new(Chunks { slots: [EMPTY; SLOTS], current: None, kept: 0 }),
+            chunks: Mutex::new(Chunks { slots: [EMPTY; SLOTS], current: None }),
             held: AtomicUsize::new(0),
             lo: AtomicUsize::new(usize::MAX),
             hi: AtomicUsize::new(0),
@@ -220,8 +225,6 @@ impl Arena {
         }
         // An emptied mapping kept for reuse (its pages already faulted in), else a fresh one.
         if let Some(i) = chunks.slots.iter().position(|c| c.len > 0 && c.live == 0) {
-            let len = chunks.slots[i].len;
-            chunks.kept -= len;
             chunks.slots[i] = Chunk { top: layout.size(), live: 1, ..chunks.slots[i] };
             chunks.current = Some(i);
             return chunks.slots[i].base as *mut u8;
@@ -241,26 +244,25 @@ impl Arena {
     pub(super) fn free(&self, p: *mut u8, size: usize) {
         let mut chunks = self.lock();
         let Some(i) = slot_of(&chunks, p as usize) else { return };
-        let kept = chunks.kept;
-        let c = &mut chunks.slots[i];
-        c.live -= 1;
+        chunks.slots[i].live -= 1;
+        let c = chunks.slots[i];
         let at = p as usize - c.base;
-        if c.live == 0 && kept + c.len <= self.retain {
-            c.top = 0;
-            chunks.kept += chunks.slots[i].len;
+        // `kept` counts this mapping too once its last block is gone.
+        if c.live == 0 && chunks.kept() <= self.retain {
+            chunks.slots[i].top = 0;
             // Kept mappings are taken again whole by `alloc`, never bumped into as they are.
             if chunks.current == Some(i) {
                 chunks.current = None;
             }
         } else if c.live == 0 {
             unmap_chunk(c.base, c.len);
-            *c = EMPTY;
+            chunks.slots[i] = EMPTY;
             if chunks.current == Some(i) {
                 chunks.current = None;
             }
             self.held.fetch_sub(1, Ordering::Release);
         } else if at + size == c.top {
-            c.top = at;
+            chunks.slots[i].top = at;
         }
     }
 
