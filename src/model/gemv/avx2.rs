@@ -58,7 +58,7 @@ pub unsafe fn quantize(x: &[f32], q: &mut [u8], dx: &mut [f32]) {
 }
 
 /// Dot products of `R` quantized activation rows with `out.len()` consecutive q8_0 weight rows
-/// (`qs`: their values; `d`: their block scales) into `out[j][..R]`. Per block, the signed values go through
+/// (`qs`: their values as `q + 128`; `d`: their block scales) into `out[j][..R]`. Per block, the signed values go through
 /// `vpmaddubsw` as llama.cpp's AVX2 path does (|w| unsigned against x with w's sign, at most
 /// 2·127·127 per pair, so nothing saturates), then `vpmaddwd` to 8 exact i32 sums. Each row keeps
 /// one accumulator and the same operations whatever `R`.
@@ -72,9 +72,10 @@ pub unsafe fn quantize(x: &[f32], q: &mut [u8], dx: &mut [f32]) {
 /// and `qs.len() ≥ 32·d.len()`; `x` holds `R` rows of `x.nbp` blocks (`x.nbp` a multiple of 8
 /// and ≥ `nb`).
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[i8], d: &[f16], out: &mut [[f32; 8]]) {
+pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[u8], d: &[f16], out: &mut [[f32; 8]]) {
     let nb = d.len() / out.len();
     let ones = _mm256_set1_epi16(1);
+    let bias = _mm256_set1_epi8(i8::MIN);
     let (px, pdx) = (x.q.as_ptr(), x.dx.as_ptr());
     let mut sc = [[0f32; 8]; R];
     for (j, o) in out.iter_mut().enumerate() {
@@ -104,12 +105,13 @@ pub unsafe fn q8<const R: usize>(x: &super::q8::Rows, qs: &[i8], d: &[f16], out:
                 if i % 2 == 0 {
                     // One hint per 64 bytes. A hint only, possibly past the matrix: wrapping_add,
                     // as `add` out of bounds is UB.
-                    _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(b * 32 + 2048));
+                    _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(b * 32 + 2048) as *const i8);
                 }
-                let ws = _mm256_loadu_si256(pw.add(b * 32) as *const __m256i);
+                // Stored as `q + 128`: flipping the sign bit gives `q` back.
+                let ws = _mm256_xor_si256(_mm256_loadu_si256(pw.add(b * 32) as *const __m256i), bias);
                 let aw = _mm256_sign_epi8(ws, ws);
                 for (r, ar) in acc.iter_mut().enumerate() {
-                    // This kernel's activations are stored signed (see `Acts`).
+                    // Activations are stored signed (see `Acts`).
                     let xq = _mm256_loadu_si256(px.add((r * x.nbp + b) * 32) as *const __m256i);
                     let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, ws)), ones);
                     let s = _mm256_broadcast_ss(&*sc.as_ptr().cast::<f32>().add(r * 8 + i));

@@ -22,6 +22,9 @@ use crate::model::huge_arena::filled_vec;
 /// Values per q8_0 block.
 pub const BLOCK: usize = 32;
 
+/// i32 lanes of a VNNI product over one block (4 values each).
+const LANES: usize = BLOCK / 4;
+
 /// Blocks per group of scales the AVX-512 kernel converts at once (16 f16 → 16 f32 lanes). Activation
 /// rows are padded to whole groups so that kernel never reads past them.
 const GROUP: usize = 16;
@@ -30,12 +33,18 @@ const GROUP: usize = 16;
 /// out for integer dot products: per 32-value block an f16 scale `d` and 32 values `q` in
 /// -127..=127 with `w ≈ d·q`. Every row's values are contiguous and the scales sit in a second
 /// array: the same 34 bytes a block as ggml's layout, but two blocks fill one 64-byte load.
+///
+/// The values are stored as the unsigned bytes `q + 128`, the operand VNNI's `u8 × i8` product
+/// takes unsigned: then the `128·Σ` it adds back depends on the activations alone and is made
+/// once a call (see [`Acts`]), where with signed weights each 64-byte load of them took a second
+/// `vpdpbusd` and a subtraction to remove `128·Σw`. The kernel alone read its weights 5–6% faster
+/// (BENCHMARKS.md, Round 24). The integers, and so every result, are the same.
 #[derive(Clone)]
 pub struct Q8Weights {
     rows: usize,
     cols: usize,
-    /// `rows × cols` values.
-    qs: Vec<i8>,
+    /// `rows × cols` values, as `q + 128`.
+    qs: Vec<u8>,
     /// `rows × cols / 32` scales.
     d: Vec<f16>,
 }
@@ -56,7 +65,7 @@ impl Q8Weights {
     pub fn zeros(rows: usize, cols: usize) -> Self {
         assert!(cols > 0 && cols.is_multiple_of(BLOCK), "q8_0: width {cols} is not a multiple of 32");
         // A weight's final buffers: on huge pages (see `huge_arena`).
-        Self { rows, cols, qs: filled_vec(rows * cols, 0), d: filled_vec(rows * cols / BLOCK, f16::ZERO) }
+        Self { rows, cols, qs: filled_vec(rows * cols, BIAS), d: filled_vec(rows * cols / BLOCK, f16::ZERO) }
     }
 
     /// Quantizes the rows of `data` (whole rows, row-major) into rows `row0..` of this matrix.
@@ -70,7 +79,9 @@ impl Q8Weights {
         qs.par_chunks_mut(BLOCK).zip(ds.par_iter_mut()).zip(data.par_chunks(BLOCK)).for_each(|((q, d), x)| {
             let (scale, values) = quantize_block(x, f32::round);
             *d = f16::from_f32(scale);
-            q.copy_from_slice(&values);
+            for (q, v) in q.iter_mut().zip(values) {
+                *q = biased(v);
+            }
         });
     }
 
@@ -91,10 +102,23 @@ impl Q8Weights {
         for ((dst, q), d) in dst.chunks_exact_mut(BLOCK).zip(qs.chunks_exact(BLOCK)).zip(ds) {
             let d = d.to_f32();
             for (o, &q) in dst.iter_mut().zip(q) {
-                *o = d * q as f32;
+                *o = d * unbiased(q) as f32;
             }
         }
     }
+}
+
+/// What a stored weight byte `q + 128` holds for the value 0.
+const BIAS: u8 = 128;
+
+/// The stored byte of the value `q` (two's complement with the sign bit flipped: `q + 128`).
+fn biased(q: i8) -> u8 {
+    (q as u8) ^ BIAS
+}
+
+/// The value `q` of a stored byte `q + 128`.
+fn unbiased(b: u8) -> i8 {
+    (b ^ BIAS) as i8
 }
 
 /// ggml's q8_0 rounding of one block (`round`: ties away from zero for weights, as ggml's
@@ -111,12 +135,14 @@ fn quantize_block(x: &[f32], round: fn(f32) -> f32) -> (f32, [i8; BLOCK]) {
 pub(super) struct Acts {
     /// Blocks per row, padded.
     pub nbp: usize,
-    /// `m × nbp × 32` values as bytes: for the AVX2 kernel `q` itself (two's complement, what its
-    /// `vpsignb` takes), for the others the unsigned `q + 128`, what VNNI's `u8 × i8` product takes
-    /// (that kernel subtracts `128·Σw` again; the portable loop takes 128 off each value).
+    /// `m × nbp × 32` values `q` as bytes (two's complement).
     pub q: Vec<u8>,
     /// `m × nbp` block scales (f32, where llama.cpp rounds them to f16).
     pub dx: Vec<f32>,
+    /// For the VNNI kernel (empty for the others), `m × nbp × 8`: per block, `-128·Σ` of each run
+    /// of 4 values, the lanes a `vpdpbusd` of the block fills. Starting from these, its sums of
+    /// `(w + 128)·x` come out as the exact `Σ w·x`.
+    pub corr: Vec<i32>,
 }
 
 impl Acts {
@@ -126,18 +152,19 @@ impl Acts {
         let m = x.len() / k;
         let nb = k / BLOCK;
         let nbp = nb.div_ceil(GROUP) * GROUP;
-        // The padding holds the value 0 in the kernel's representation.
-        let zero = if simd == Q8Simd::Avx2 { 0 } else { 128 };
-        let mut a = Acts { nbp, q: vec![zero; m * nbp * BLOCK], dx: vec![0.0; m * nbp] };
+        // The padding holds the value 0, whose correction is 0.
+        let lanes = if simd == Q8Simd::Vnni { m * nbp * LANES } else { 0 };
+        let mut a = Acts { nbp, q: vec![0; m * nbp * BLOCK], dx: vec![0.0; m * nbp], corr: vec![0; lanes] };
         for r in 0..m {
             let x = &x[r * k..(r + 1) * k];
             let q = &mut a.q[r * nbp * BLOCK..(r * nbp + nb) * BLOCK];
             let dx = &mut a.dx[r * nbp..r * nbp + nb];
             #[cfg(target_arch = "x86_64")]
             if simd == Q8Simd::Vnni {
-                // SAFETY: the VNNI kernel's features (AVX-512 F/BW among them) were detected, or
-                // checked by the test that pinned it; x, q and dx hold nb blocks.
-                unsafe { super::avx512_vnni::quantize(x, q, dx) };
+                let corr = &mut a.corr[r * nbp * LANES..(r * nbp + nb) * LANES];
+                // SAFETY: the VNNI kernel's features were detected, or checked by the test that
+                // pinned it; x, q, dx and corr hold nb blocks.
+                unsafe { super::avx512_vnni::quantize(x, q, dx, corr) };
                 continue;
             }
             #[cfg(target_arch = "x86_64")]
@@ -151,7 +178,7 @@ impl Acts {
                 let (d, v) = quantize_block(x, f32::round_ties_even);
                 *dx = d;
                 for (q, v) in q.iter_mut().zip(v) {
-                    *q = (v as i16 + 128) as u8;
+                    *q = v as u8;
                 }
             }
         }
@@ -223,11 +250,13 @@ pub(super) fn matmul_t_q8_on(simd: Q8Simd, x: &[f32], w: &Q8Weights, y: &mut [f3
 
 /// Rows `r0..r0 + m` (m ≤ 8) of `a` against the weight rows in `qs`/`d` (`out.len()` of them) into
 /// `out[j][..m]`.
-fn dots(simd: Q8Simd, a: &Acts, r0: usize, m: usize, qs: &[i8], d: &[f16], out: &mut [[f32; 8]]) {
+fn dots(simd: Q8Simd, a: &Acts, r0: usize, m: usize, qs: &[u8], d: &[f16], out: &mut [[f32; 8]]) {
     #[cfg(target_arch = "x86_64")]
     {
         let nbp = a.nbp;
-        let rows = Rows { q: &a.q[r0 * nbp * BLOCK..(r0 + m) * nbp * BLOCK], dx: &a.dx[r0 * nbp..(r0 + m) * nbp], nbp };
+        let corr = if a.corr.is_empty() { &[][..] } else { &a.corr[r0 * nbp * LANES..(r0 + m) * nbp * LANES] };
+        let rows =
+            Rows { q: &a.q[r0 * nbp * BLOCK..(r0 + m) * nbp * BLOCK], dx: &a.dx[r0 * nbp..(r0 + m) * nbp], corr, nbp };
         macro_rules! rows {
             ($m:ident) => {
                 match m {
@@ -261,7 +290,7 @@ fn dots(simd: Q8Simd, a: &Acts, r0: usize, m: usize, qs: &[i8], d: &[f16], out: 
             let row = qs[j * nb * BLOCK..(j + 1) * nb * BLOCK].chunks_exact(BLOCK).zip(&d[j * nb..(j + 1) * nb]);
             for (b, (wq, dw)) in row.enumerate() {
                 let xq = &a.q[(r * nbp + b) * BLOCK..(r * nbp + b + 1) * BLOCK];
-                let s: i32 = wq.iter().zip(xq).map(|(&w, &x)| w as i32 * (x as i32 - 128)).sum();
+                let s: i32 = wq.iter().zip(xq).map(|(&w, &x)| unbiased(w) as i32 * x as i8 as i32).sum();
                 acc += dw.to_f32() * a.dx[r * nbp + b] * s as f32;
             }
             *o = acc;
@@ -274,6 +303,8 @@ fn dots(simd: Q8Simd, a: &Acts, r0: usize, m: usize, qs: &[i8], d: &[f16], out: 
 pub(super) struct Rows<'a> {
     pub q: &'a [u8],
     pub dx: &'a [f32],
+    /// The VNNI kernel's corrections (see [`Acts::corr`]); empty for the others.
+    pub corr: &'a [i32],
     pub nbp: usize,
 }
 
@@ -289,11 +320,11 @@ mod tests {
     fn layer_sized_matrices_are_made_on_the_huge_page_arena() {
         use crate::model::huge_arena::ARENA;
         let w = Q8Weights::zeros(3072, 1024);
-        assert!(ARENA.owns(w.qs.as_ptr() as *const u8) && ARENA.owns(w.d.as_ptr() as *const u8));
+        assert!(ARENA.owns(w.qs.as_ptr()) && ARENA.owns(w.d.as_ptr() as *const u8));
         let q = Q8Weights::quantize(&vec![0.5; 1024 * 64], 1024);
-        assert!(ARENA.owns(q.qs.as_ptr() as *const u8));
+        assert!(ARENA.owns(q.qs.as_ptr()));
         let head = Q8Weights::zeros(32 * 1024 + 1, 1024);
-        assert!(!ARENA.owns(head.qs.as_ptr() as *const u8));
+        assert!(!ARENA.owns(head.qs.as_ptr()));
     }
 
     /// Every q8_0 kernel family this CPU can run.
@@ -326,7 +357,7 @@ mod tests {
             for j in 0..n {
                 for b in 0..k / BLOCK {
                     let (dx, qx) = quantize_block(&x[r * k + b * BLOCK..r * k + (b + 1) * BLOCK], f32::round_ties_even);
-                    let s: i64 = (0..BLOCK).map(|i| w.qs[j * k + b * BLOCK + i] as i64 * qx[i] as i64).sum();
+                    let s: i64 = (0..BLOCK).map(|i| unbiased(w.qs[j * k + b * BLOCK + i]) as i64 * qx[i] as i64).sum();
                     y[r * n + j] += w.d[j * k / BLOCK + b].to_f64() * dx as f64 * s as f64;
                 }
             }
@@ -339,19 +370,19 @@ mod tests {
         let x: Vec<f32> = (0..64).map(|i| i as f32 - 20.0).collect();
         let w = Q8Weights::quantize(&x, 64);
         // Block 0 holds -20..=11: d = 20/127, so -20 → -127 and 11 → round(69.85) = 70.
-        assert_eq!(w.qs[0], -127);
-        assert_eq!(w.qs[31], 70);
+        assert_eq!((w.qs[0], w.qs[31]), (1, 198), "stored as q + 128");
+        assert_eq!((unbiased(w.qs[0]), unbiased(w.qs[31])), (-127, 70));
         assert_eq!(w.d[0], f16::from_f32(20.0 / 127.0));
         let mut back = vec![0f32; 64];
         w.dequantize_row(0, &mut back);
         for (i, v) in back.iter().enumerate() {
-            let want = w.d[i / 32].to_f32() * w.qs[i] as f32;
+            let want = w.d[i / 32].to_f32() * unbiased(w.qs[i]) as f32;
             assert_eq!(*v, want);
             assert!((v - x[i]).abs() <= 0.6 * w.d[i / 32].to_f32() + 0.02, "{i}: {v} vs {}", x[i]);
         }
         // An all-zero block has scale 0 and values 0 (no division by zero).
         let z = Q8Weights::quantize(&[0.0; 32], 32);
-        assert_eq!((z.d[0].to_f32(), z.qs[0]), (0.0, 0));
+        assert_eq!((z.d[0].to_f32(), unbiased(z.qs[0])), (0.0, 0));
     }
 
     #[test]
@@ -368,14 +399,18 @@ mod tests {
         x[2 * BLOCK + 7] = -3.0;
         let want = Acts::quantize(Q8Simd::Portable, &x, k);
         for simd in families() {
-            let mut got = Acts::quantize(simd, &x, k);
-            if simd == Q8Simd::Avx2 {
-                // Signed bytes there: the same values in `q + 128` form.
-                got.q.iter_mut().for_each(|v| *v ^= 0x80);
-            }
+            let got = Acts::quantize(simd, &x, k);
             assert_eq!(got.nbp, want.nbp, "{simd:?}");
             assert_eq!(got.q, want.q, "{simd:?} values");
             assert_eq!(got.dx, want.dx, "{simd:?} scales");
+            if simd == Q8Simd::Vnni {
+                // -128 times each run of 4 values, the padding's included.
+                let corr: Vec<i32> =
+                    want.q.chunks_exact(4).map(|v| -128 * v.iter().map(|&b| b as i8 as i32).sum::<i32>()).collect();
+                assert_eq!(got.corr, corr, "{simd:?} corrections");
+            } else {
+                assert!(got.corr.is_empty(), "{simd:?}");
+            }
         }
     }
 
