@@ -106,6 +106,18 @@ fn json_report_has_every_figure_in_every_format() {
         let (plain, streaming) = (by["plain"].as_f64().unwrap(), by["streaming"].as_f64().unwrap());
         assert!(plain > 0.0 && streaming > 0.0, "{format}: {by}");
         assert_eq!(r["read_bandwidth_gb_s"].as_f64().unwrap(), plain.max(streaming), "{format}: {r}");
+        // The median pass reported is that faster reader's, no faster than its best; so each run's
+        // fraction of it is the fraction of the bound scaled by best over median.
+        let median = r["read_bandwidth_median_gb_s"].as_f64().unwrap();
+        let reader_median = by[if streaming >= plain { "streaming_median" } else { "plain_median" }].as_f64().unwrap();
+        assert_eq!(median, reader_median, "{format}: {r}");
+        assert!(0.0 < median && median <= plain.max(streaming), "{format}: {r}");
+        for x in runs {
+            let (f, fm) =
+                (x["fraction_of_bound"].as_f64().unwrap(), x["fraction_of_median_bandwidth"].as_f64().unwrap());
+            let want = f * plain.max(streaming) / median;
+            assert!(fm >= f && (fm - want).abs() <= 1e-9 * want, "{format}: {x}");
+        }
         // A step reads the 12-token prompt once and each row's own positions, 2 on average over 3
         // new tokens: 14 positions for one path, 18 for three.
         let kv: Vec<u64> = runs.iter().map(|x| x["kv_bytes_per_step"].as_u64().unwrap()).collect();
