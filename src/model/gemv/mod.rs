@@ -181,9 +181,8 @@ fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut 
     });
 }
 
-/// Runs `f(j0, j1)` over `0..n` in tasks of [`ROWS_PER_TASK`] rows on candle's barrier pool: each
-/// thread takes the tasks of its own contiguous share front to back, then the others' from their
-/// back ends.
+/// Runs `f(j0, j1)` over `0..n` in tasks on candle's barrier pool: each thread takes the tasks of
+/// its own contiguous share front to back, then the others' from their back ends.
 ///
 /// Why not one shared counter: the threads then took alternate tasks, so each thread's reads
 /// skipped the other's task every 64 rows and its prefetches ran into rows it would not read; in
@@ -191,13 +190,20 @@ fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut 
 /// handed out a sixteenth of the work per grab (a 64 MB slice of an f32 LM head), and a thread
 /// the OS preempted in one (the cores are shared) held up the whole call; taking from the others'
 /// back ends, the wait is one task's worth.
+///
+/// A share's tasks are [`ROWS_PER_TASK`] rows but for its last rows, which go in tasks of at most
+/// [`TAIL_ROWS_PER_TASK`]: a call ends when the thread that started its last task latest finishes
+/// it, and meanwhile the other has nothing to take. In a bloom-560m decode step the two threads
+/// finished their calls 0.5–0.6 ms (q8_0), 0.9–1.0 ms (f16) and 1.8–2.1 ms (f32) apart in all with
+/// 64-row tasks throughout, 0.29–0.31, 0.29–0.56 and 0.99–1.19 ms with the tails split
+/// (BENCHMARKS.md, Round 24). Only the tails are small, so the bulk keeps its long runs.
 fn for_each_task(n: usize, f: impl Fn(usize, usize) + Sync) {
-    let tasks = n.div_ceil(ROWS_PER_TASK);
     let pool = candle_core::utils::barrier_pool();
-    let shares = Shares::new(tasks, pool.n_workers() + 1);
+    let tasks = Tasks::new(n, pool.n_workers() + 1);
+    let shares = Shares::new(&tasks.shares);
     let run = |t: usize| {
-        let j0 = t * ROWS_PER_TASK;
-        f(j0, n.min(j0 + ROWS_PER_TASK));
+        let (j0, j1) = tasks.rows(t);
+        f(j0, j1);
     };
     // One item per share; a thread that gets more than one (another started late) runs them all.
     pool.execute_chunked(shares.len(), |items| {
@@ -215,8 +221,53 @@ fn for_each_task(n: usize, f: impl Fn(usize, usize) + Sync) {
     });
 }
 
-/// Tasks `0..n` in contiguous shares, each a pair of cursors (next at the front, end at the back)
-/// in one atomic word, so a task is taken from either end exactly once.
+/// Rows of a share's last tasks (see [`for_each_task`]).
+const TAIL_ROWS_PER_TASK: usize = 16;
+
+/// The tasks of a call over `n` rows in `parts` contiguous shares of [`ROWS_PER_TASK`]-row units:
+/// task `t` is rows `starts[t]..starts[t + 1]`, and share `i` holds tasks `shares[i].0..shares[i].1`.
+struct Tasks {
+    starts: Vec<usize>,
+    shares: Vec<(usize, usize)>,
+}
+
+impl Tasks {
+    fn new(n: usize, parts: usize) -> Self {
+        let parts = parts.max(1);
+        let mut starts = vec![0];
+        let mut shares = Vec::with_capacity(parts);
+        // Shares of whole ROWS_PER_TASK-row units (the last one short), as the tasks were before
+        // tails were split: a small matrix is not cut into slivers.
+        let units = n.div_ceil(ROWS_PER_TASK);
+        for i in 0..parts {
+            let row = |u: usize| n.min(u * ROWS_PER_TASK);
+            let (a, b) = (row(units * i / parts), row(units * (i + 1) / parts));
+            let first = starts.len() - 1;
+            // Whole tasks up to the last ROWS_PER_TASK rows (or fewer), then small ones.
+            let big = (b - a).saturating_sub(ROWS_PER_TASK) / ROWS_PER_TASK;
+            let mut at = a;
+            for _ in 0..big {
+                at += ROWS_PER_TASK;
+                starts.push(at);
+            }
+            // The rest in nearly equal parts of at most TAIL_ROWS_PER_TASK: none of a row or two
+            // where the rest allows more (the AVX-512 kernels take a task in groups of up to 3 rows).
+            let (rest, parts) = (b - at, (b - at).div_ceil(TAIL_ROWS_PER_TASK));
+            for p in 1..=parts {
+                starts.push(at + rest * p / parts);
+            }
+            shares.push((first, starts.len() - 1));
+        }
+        Self { starts, shares }
+    }
+
+    fn rows(&self, t: usize) -> (usize, usize) {
+        (self.starts[t], self.starts[t + 1])
+    }
+}
+
+/// Tasks in contiguous shares, each a pair of cursors (next at the front, end at the back) in one
+/// atomic word, so a task is taken from either end exactly once.
 struct Shares(Vec<Cursor>);
 
 /// One share's cursors, alone in their cache lines (128 bytes: a pair of lines, as the
@@ -226,9 +277,9 @@ struct Shares(Vec<Cursor>);
 struct Cursor(AtomicU64);
 
 impl Shares {
-    fn new(n: usize, parts: usize) -> Self {
-        let parts = parts.max(1);
-        Self((0..parts).map(|i| Cursor(AtomicU64::new(Self::pack(n * i / parts, n * (i + 1) / parts)))).collect())
+    /// One share for each range of task indices.
+    fn new(ranges: &[(usize, usize)]) -> Self {
+        Self(ranges.iter().map(|&(a, b)| Cursor(AtomicU64::new(Self::pack(a, b)))).collect())
     }
 
     fn len(&self) -> usize {
@@ -540,13 +591,13 @@ mod tests {
 
     #[test]
     fn shares_hand_out_each_task_once_from_either_end() {
-        let s = Shares::new(5, 2); // tasks 0..2 and 2..5
+        let s = Shares::new(&[(0, 2), (2, 5)]);
         assert_eq!((s.front(0), s.front(0), s.front(0)), (Some(0), Some(1), None));
         assert_eq!((s.back(1), s.front(1), s.back(1), s.front(1)), (Some(4), Some(2), Some(3), None));
-        assert_eq!(Shares::new(0, 3).front(2), None);
+        assert_eq!(Shares::new(&[(0, 0); 3]).front(2), None);
         // Threads taking their own shares from the front and the others' from the back, at once.
         let (n, parts) = (10_000, 3);
-        let s = Shares::new(n, parts);
+        let s = Shares::new(&[(0, n / 3), (n / 3, 2 * n / 3), (2 * n / 3, n)]);
         let taken: Vec<usize> = std::thread::scope(|sc| {
             let hs: Vec<_> = (0..parts)
                 .map(|i| {
@@ -565,6 +616,34 @@ mod tests {
         let mut sorted = taken.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn tasks_cover_each_row_once_and_end_each_share_small() {
+        for (n, parts) in [(0, 2), (1, 2), (5, 3), (64, 2), (130, 2), (1024, 2), (4096, 2), (250_880, 2), (1000, 3)] {
+            let t = Tasks::new(n, parts);
+            assert_eq!(t.shares.len(), parts);
+            // Consecutive, non-empty tasks from 0 to n; shares consecutive and covering them all.
+            assert_eq!((t.starts[0], *t.starts.last().unwrap()), (0, n), "{n} rows");
+            assert!(t.starts.windows(2).all(|w| w[0] < w[1]), "{n} rows: {:?}", t.starts);
+            assert_eq!((t.shares[0].0, t.shares[parts - 1].1), (0, t.starts.len() - 1));
+            assert!(t.shares.windows(2).all(|w| w[0].1 == w[1].0));
+            let units = n.div_ceil(ROWS_PER_TASK);
+            for (i, &(a, b)) in t.shares.iter().enumerate() {
+                // Each share holds its even part of the 64-row units.
+                let unit = |u: usize| n.min(u * ROWS_PER_TASK);
+                let want = (unit(units * i / parts), unit(units * (i + 1) / parts));
+                assert_eq!((t.starts[a], t.starts[b]), want, "{n} rows, share {i}");
+                let sizes: Vec<usize> = (a..b).map(|x| t.rows(x).1 - t.rows(x).0).collect();
+                assert!(sizes.iter().all(|&s| s <= ROWS_PER_TASK), "{n}: {sizes:?}");
+                // The last ROWS_PER_TASK rows of a share (or all of a smaller one) go in small tasks.
+                let tail: Vec<usize> = sizes.iter().rev().copied().take_while(|&s| s <= TAIL_ROWS_PER_TASK).collect();
+                let rows: usize = sizes.iter().sum();
+                assert!(tail.iter().sum::<usize>() >= ROWS_PER_TASK.min(rows), "{n}: {sizes:?}");
+                // ... of at least half that, where the share has that many rows.
+                assert!(tail.iter().all(|&s| s >= (TAIL_ROWS_PER_TASK / 2).min(rows)), "{n}: {sizes:?}");
+            }
+        }
     }
 
     fn naive(x: &[f32], w: &[f32], k: usize) -> Vec<f32> {
