@@ -193,6 +193,7 @@ impl Attention {
         let rows = self.cache.row_lens().len();
         let capacity = ok.dim(2)?;
         let mut out = vec![0f32; rows * hidden];
+        let then = self.dense.share_spans();
         let done = with_f32_slices(&tensors, |t| {
             let step = super::decode_attention::Step {
                 heads: self.n_head,
@@ -204,6 +205,7 @@ impl Attention {
                 capacity,
                 lens: self.cache.row_lens(),
                 slopes: &self.slope_values,
+                then: &then,
             };
             super::decode_attention::attend(&step, &mut out)
         })?;

@@ -8,6 +8,7 @@
 //! in L2 while every row of the batch reads them.
 
 use std::arch::x86_64::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::attention::{head_parts, lanes, parts_len, softmax_in_place, KvParts};
 
@@ -27,6 +28,28 @@ pub(crate) struct Step<'a> {
     /// Positions each row holds in `own` (its query is the last of them).
     pub lens: &'a [usize],
     pub slopes: &'a [f32],
+    /// Where each thread's share of the next product's weights lies (see `Linear::share_spans`;
+    /// may be empty): a thread out of heads hints its share into L2 while the others finish theirs.
+    pub then: &'a [(usize, usize)],
+}
+
+/// The most of its share of the next weights a thread hints while waiting: about what it reads in
+/// the wait (one head's passes, ~25 µs), well inside its 2 MiB L2.
+const HINT_BYTES: usize = 256 << 10;
+
+/// Hints the lines of `span` (address, bytes; at most [`HINT_BYTES`]) into L2, 16 at a time, for as
+/// long as `waiting` says.
+fn hint_while(span: (usize, usize), waiting: impl Fn() -> bool) {
+    let (start, len) = (span.0, span.1.min(HINT_BYTES));
+    let mut at = 0;
+    while at < len && waiting() {
+        let end = len.min(at + 16 * 64);
+        while at < end {
+            // SAFETY: a prefetch reads nothing and cannot fault, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(start.wrapping_add(at) as *const i8) };
+            at += 64;
+        }
+    }
 }
 
 /// `out (rows, heads·d)`: every row's attention, on AVX-512 where the CPU has it, else on AVX2
@@ -54,28 +77,41 @@ fn attend_on(st: &Step, out: &mut [f32], wide: bool) -> bool {
     }
     let out_ptr = out.as_mut_ptr() as usize;
     let stride = st.prompt_len + st.capacity;
-    candle_core::utils::barrier_pool().execute_chunked(h, |heads| {
+    // Heads one at a time from a shared cursor, as the pool's own chunking handed them out; a
+    // thread out of heads hints its share of the next weights until every head is done.
+    let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let pool = candle_core::utils::barrier_pool();
+    pool.execute_chunked(pool.n_workers() + 1, |_| {
         // Row r's probabilities over its keys (prompt then own) at r·stride.
         let mut probs = vec![0f32; rows * stride];
-        for hh in heads {
-            if !wide {
-                // SAFETY: avx2 and fma were checked above (`gemm::available()`); `probs` holds
-                // `rows` rows of `stride`; this task alone writes head hh's channels of `out`.
-                unsafe { super::decode_attention_avx2::head(st, hh, &mut probs, stride, out_ptr as *mut f32) };
-                continue;
-            }
-            // SAFETY: avx512 was checked above; `probs` holds `rows` rows of `stride ≥ prompt_len`.
-            unsafe { prompt_scores(st, hh, &mut probs, stride) };
-            for (r, pr) in probs.chunks_exact_mut(stride).enumerate() {
-                // SAFETY: avx512 was checked above.
-                unsafe { probabilities(st, hh, r, pr) };
-            }
-            // SAFETY: avx512 was checked above; this task alone writes head hh's d channels of each
-            // row of `out` (rows × heads·d).
-            unsafe { sum_values(st, hh, &probs, stride, out_ptr as *mut f32) };
+        while let Some(hh) = Some(next.fetch_add(1, Ordering::Relaxed)).filter(|&hh| hh < h) {
+            head(st, hh, &mut probs, stride, out_ptr, wide);
+            done.fetch_add(1, Ordering::Release);
+        }
+        if let Some(&span) = st.then.get(super::gemv::pool_place()) {
+            hint_while(span, || done.load(Ordering::Acquire) < h);
         }
     });
     true
+}
+
+/// Head `hh` of every row into `out` (at `out_ptr`, rows × heads·d), on AVX-512 where `wide`.
+fn head(st: &Step, hh: usize, probs: &mut [f32], stride: usize, out_ptr: usize, wide: bool) {
+    if !wide {
+        // SAFETY: the caller checked avx2 and fma (`gemm::available()`); `probs` holds `rows` rows
+        // of `stride`; this task alone writes head hh's channels of `out`.
+        unsafe { super::decode_attention_avx2::head(st, hh, probs, stride, out_ptr as *mut f32) };
+        return;
+    }
+    // SAFETY: the caller checked avx512; `probs` holds `rows` rows of `stride ≥ prompt_len`.
+    unsafe { prompt_scores(st, hh, probs, stride) };
+    for (r, pr) in probs.chunks_exact_mut(stride).enumerate() {
+        // SAFETY: as above.
+        unsafe { probabilities(st, hh, r, pr) };
+    }
+    // SAFETY: as above; this task alone writes head hh's d channels of each row of `out` (rows ×
+    // heads·d).
+    unsafe { sum_values(st, hh, probs, stride, out_ptr as *mut f32) };
 }
 
 /// Every row's scores over head `hh`'s prompt keys, into `probs[r·stride..][..prompt_len]`: rows
@@ -445,6 +481,7 @@ mod tests {
                 capacity: cap,
                 lens,
                 slopes: &slopes,
+                then: &[],
             };
             let mut out = vec![0f32; lens.len() * h * d];
             assert!(attend_on(&st, &mut out, wide));
@@ -455,6 +492,47 @@ mod tests {
             let (qs, os) = (r * h * d..(r + 1) * h * d, r * h * cap * d..(r + 1) * h * cap * d);
             let one = step(&q[qs.clone()], (&ok[os.clone()], &ov[os]), &lens[r..r + 1]);
             assert_eq!(one, all[qs], "row {r}, wide {wide}");
+        }
+    }
+
+    /// Threads out of heads hint their share of the next weights, which changes no output: with
+    /// spans over a real buffer, over none, and past any mapping, the bits are the same.
+    #[test]
+    fn hinting_the_next_weights_changes_no_output() {
+        if !crate::model::gemm::available() {
+            eprintln!("no AVX2 here: the general path runs");
+            return;
+        }
+        let (h, d, l, cap, lens) = (4, 64, 300, 8, [3usize, 5]);
+        let rows = lens.len();
+        let (q, pk, pv) = (data(rows * h * d, 1), data(h * l * d, 2), data(h * l * d, 3));
+        let (ok, ov) = (data(rows * h * cap * d, 4), data(rows * h * cap * d, 5));
+        let slopes = crate::model::alibi::slopes(h);
+        let next = vec![1u8; 1 << 20];
+        let half = next.len() / 2;
+        let real = [(next.as_ptr() as usize, half), (next.as_ptr() as usize + half, half)];
+        let wild = [(usize::MAX - 4096, 1 << 20), (0, 1 << 20)];
+        for wide in [false, crate::model::cpu::features().avx512] {
+            let run = |then: &[(usize, usize)]| {
+                let st = Step {
+                    heads: h,
+                    head_dim: d,
+                    q: &q,
+                    prompt: &[(&pk[..], &pv[..])],
+                    prompt_len: l,
+                    own: Some((&ok, &ov)),
+                    capacity: cap,
+                    lens: &lens,
+                    slopes: &slopes,
+                    then,
+                };
+                let mut out = vec![0f32; rows * h * d];
+                assert!(attend_on(&st, &mut out, wide));
+                out
+            };
+            let plain = run(&[]);
+            assert_eq!(run(&real), plain, "wide {wide}");
+            assert_eq!(run(&wild), plain, "wide {wide}");
         }
     }
 
@@ -495,6 +573,7 @@ mod tests {
                 capacity: cap,
                 lens,
                 slopes: &slopes,
+                then: &[],
             };
             let want = naive(&st);
             for wide in families() {
@@ -533,6 +612,7 @@ mod tests {
                 capacity: cap,
                 lens: &lens,
                 slopes: &slopes,
+                then: &[],
             };
             let mut out = vec![f32::NAN; rows * h * d];
             assert!(attend_on(&st, &mut out, wide));

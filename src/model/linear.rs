@@ -96,6 +96,28 @@ impl Linear {
         }
     }
 
+    /// Where each thread's share of the weight's rows lies in a few-row product (address, bytes;
+    /// see `gemv::share_rows`), for a thread with nothing else to do to hint its share into its
+    /// cache ahead of the product. Empty where the weight has no plain run of values per row.
+    pub(crate) fn share_spans(&self) -> Vec<(usize, usize)> {
+        let parts = gemv::pool_threads();
+        let share = |i: usize| gemv::share_rows(self.out_dim, i, parts);
+        match &self.weight {
+            Weight::Quant(q) => (0..parts).map_while(|i| q.values_span(share(i))).collect(),
+            Weight::Dense(w) if w.is_contiguous() => {
+                let (storage, layout) = w.storage_and_layout();
+                let (start, size) = match &*storage {
+                    Storage::Cpu(CpuStorage::F32(v)) => (v[layout.start_offset()..].as_ptr() as usize, 4),
+                    Storage::Cpu(CpuStorage::F16(v)) => (v[layout.start_offset()..].as_ptr() as usize, 2),
+                    _ => return Vec::new(),
+                };
+                let row_bytes = w.dims().get(1).copied().unwrap_or(0) * size;
+                (0..parts).map(share).map(|r| (start + r.start * row_bytes, r.len() * row_bytes)).collect()
+            }
+            Weight::Dense(_) => Vec::new(),
+        }
+    }
+
     /// `act(x · wᵀ + bias) + residual`, with GELU as `act` when `gelu` and `residual` of the
     /// output's shape. For a few rows (a decode step) the product's own tasks add the bias, apply
     /// GELU and add the residual ([`gemv::Epilogue`]); otherwise tensor ops do, in the same order,
@@ -297,6 +319,38 @@ mod tests {
         assert!(Linear::new(bf16_mapped, None).on_huge_pages(), "whatever the dtype");
         let q = Linear::maybe_quantized(f32_in_heap, None, Some(QuantKind::Q8_0)).unwrap();
         assert!(q.is_quantized() && q.on_huge_pages());
+    }
+
+    /// Each thread's share of the rows, end to end, is the whole matrix: dense (f32, f16) and
+    /// q8_0, whose values alone are hinted.
+    #[test]
+    fn share_spans_cover_the_weight_s_rows_in_order() {
+        let parts = gemv::pool_threads();
+        let (out, inp) = (300, 64);
+        let w = Tensor::from_vec(
+            (0..out * inp).map(|i| (i % 13) as f32 - 6.0).collect::<Vec<_>>(),
+            (out, inp),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let cases = [
+            (Linear::new(w.clone(), None), 4),
+            (Linear::new(w.to_dtype(DType::F16).unwrap(), None), 2),
+            (Linear::maybe_quantized(w.clone(), None, Some(QuantKind::Q8_0)).unwrap(), 1),
+        ];
+        for (lin, elem) in cases {
+            let spans = lin.share_spans();
+            assert_eq!(spans.len(), parts);
+            assert_eq!(spans.iter().map(|s| s.1).sum::<usize>(), out * inp * elem, "{elem}-byte values");
+            for (i, pair) in spans.windows(2).enumerate() {
+                assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "share {i} runs into share {}", i + 1);
+            }
+            for (i, s) in spans.iter().enumerate() {
+                assert_eq!(s.1, gemv::share_rows(out, i, parts).len() * inp * elem);
+            }
+        }
+        // A weight that is not one run of rows gives none.
+        assert!(Linear::new(w.t().unwrap(), None).share_spans().is_empty());
     }
 
     #[test]

@@ -142,6 +142,15 @@ impl QMatrix {
         }
     }
 
+    /// Where rows `rows` of the main values lie (address, bytes), for hints; `None` for formats
+    /// without a plain run of them per row.
+    pub(crate) fn values_span(&self, rows: std::ops::Range<usize>) -> Option<(usize, usize)> {
+        match &self.blocks {
+            Blocks::Q8_0(w) => Some(w.values_span(rows)),
+            Blocks::Q4K(_) => None,
+        }
+    }
+
     pub fn dims(&self) -> (usize, usize) {
         (self.rows, self.cols)
     }

@@ -205,20 +205,50 @@ fn for_each_task(n: usize, f: impl Fn(usize, usize) + Sync) {
         let (j0, j1) = tasks.rows(t);
         f(j0, j1);
     };
-    // One item per share; a thread that gets more than one (another started late) runs them all.
-    pool.execute_chunked(shares.len(), |items| {
-        for i in items {
-            while let Some(t) = shares.front(i) {
+    // One item per thread, but each thread starts on the share of its place in the pool, so the
+    // thread that hints a matrix's rows into its L2 ahead of the call (`decode_attention`) is the one
+    // that reads them. A thread called twice (the other started late) takes nothing the second time.
+    pool.execute_chunked(shares.len(), |_| {
+        let i = pool_place() % shares.len();
+        while let Some(t) = shares.front(i) {
+            run(t);
+        }
+        for o in 1..shares.len() {
+            let j = (i + o) % shares.len();
+            while let Some(t) = shares.back(j) {
                 run(t);
-            }
-            for o in 1..shares.len() {
-                let j = (i + o) % shares.len();
-                while let Some(t) = shares.back(j) {
-                    run(t);
-                }
             }
         }
     });
+}
+
+/// This thread's place among those running candle's barrier pool's jobs: `i + 1` for the pool's
+/// worker `i`, 0 for any other (the thread that calls the jobs). Read from the workers' names
+/// (`candle-bp-i`, candle 0.11): were they to change, every thread would be 0, and each would
+/// still get a share of the tasks, only not the one its hints were for.
+pub(crate) fn pool_place() -> usize {
+    thread_local! {
+        static PLACE: usize = std::thread::current()
+            .name()
+            .and_then(|n| n.strip_prefix("candle-bp-"))
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or(0, |i| i + 1);
+    }
+    PLACE.with(|p| *p)
+}
+
+/// The threads a gemv call runs on: the caller and the barrier pool's workers.
+pub(crate) fn pool_threads() -> usize {
+    candle_core::utils::barrier_pool().n_workers() + 1
+}
+
+/// Rows of share `i` of `parts` of a call over `n` rows (see [`Tasks`]), the thread at place `i`
+/// starts on.
+pub(crate) fn share_rows(n: usize, i: usize, parts: usize) -> std::ops::Range<usize> {
+    let parts = parts.max(1);
+    let units = n.div_ceil(ROWS_PER_TASK);
+    let row = |u: usize| n.min(u * ROWS_PER_TASK);
+    row(units * i / parts)..row(units * (i + 1) / parts)
 }
 
 /// Rows of a share's last tasks (see [`for_each_task`]).
@@ -238,10 +268,8 @@ impl Tasks {
         let mut shares = Vec::with_capacity(parts);
         // Shares of whole ROWS_PER_TASK-row units (the last one short), as the tasks were before
         // tails were split: a small matrix is not cut into slivers.
-        let units = n.div_ceil(ROWS_PER_TASK);
         for i in 0..parts {
-            let row = |u: usize| n.min(u * ROWS_PER_TASK);
-            let (a, b) = (row(units * i / parts), row(units * (i + 1) / parts));
+            let std::ops::Range { start: a, end: b } = share_rows(n, i, parts);
             let first = starts.len() - 1;
             // Whole tasks up to the last ROWS_PER_TASK rows (or fewer), then small ones.
             let big = (b - a).saturating_sub(ROWS_PER_TASK) / ROWS_PER_TASK;
@@ -616,6 +644,20 @@ mod tests {
         let mut sorted = taken.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_thread_s_place_comes_from_the_pool_s_worker_names() {
+        let place =
+            |name: &str| std::thread::Builder::new().name(name.to_string()).spawn(pool_place).unwrap().join().unwrap();
+        assert_eq!((place("candle-bp-0"), place("candle-bp-3")), (1, 4));
+        assert_eq!((place("main"), place("candle-bp-x"), place("tokio-runtime-worker")), (0, 0, 0));
+        // In a job, each of the pool's threads has its own place, the caller's 0 among them.
+        let seen = std::sync::Mutex::new(Vec::new());
+        candle_core::utils::barrier_pool().execute(|_| seen.lock().unwrap().push(pool_place()));
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..pool_threads()).collect::<Vec<_>>());
     }
 
     #[test]

@@ -94,6 +94,12 @@ impl Q8Weights {
         self.qs.len() + 2 * self.d.len()
     }
 
+    /// Where rows `rows` of the values lie (address, bytes): for hints, which read nothing.
+    pub(crate) fn values_span(&self, rows: std::ops::Range<usize>) -> (usize, usize) {
+        let rows = rows.start.min(self.rows)..rows.end.min(self.rows);
+        (self.qs[rows.start * self.cols..].as_ptr() as usize, rows.len() * self.cols)
+    }
+
     /// Row `row` widened to f32 (`d·q`, exact) into `dst` (`cols` values).
     pub fn dequantize_row(&self, row: usize, dst: &mut [f32]) {
         let cols = self.cols;
