@@ -84,7 +84,11 @@ fn attend_on(st: &Step, out: &mut [f32], wide: bool) -> bool {
     pool.execute_chunked(pool.n_workers() + 1, |_| {
         // Row r's probabilities over its keys (prompt then own) at r·stride.
         let mut probs = vec![0f32; rows * stride];
-        while let Some(hh) = Some(next.fetch_add(1, Ordering::Relaxed)).filter(|&hh| hh < h) {
+        loop {
+            let hh = next.fetch_add(1, Ordering::Relaxed);
+            if hh >= h {
+                break;
+            }
             head(st, hh, &mut probs, stride, out_ptr, wide);
             done.fetch_add(1, Ordering::Release);
         }
