@@ -84,15 +84,8 @@ impl Linear {
         match &self.weight {
             Weight::Quant(_) => true,
             Weight::Dense(_) if self.weight_bytes() >= super::alloc::MAPPED_FROM => true,
-            Weight::Dense(w) => {
-                let (storage, layout) = w.storage_and_layout();
-                let start = match &*storage {
-                    Storage::Cpu(CpuStorage::F16(v)) => v[layout.start_offset()..].as_ptr() as *const u8,
-                    Storage::Cpu(CpuStorage::F32(v)) => v[layout.start_offset()..].as_ptr() as *const u8,
-                    _ => return false,
-                };
-                super::huge_arena::holds_weight(start, self.weight_bytes())
-            }
+            Weight::Dense(w) => dense_start(w)
+                .is_some_and(|(start, _)| super::huge_arena::holds_weight(start as *const u8, self.weight_bytes())),
         }
     }
 
@@ -104,17 +97,13 @@ impl Linear {
         let share = |i: usize| gemv::share_rows(self.out_dim, i, parts);
         match &self.weight {
             Weight::Quant(q) => (0..parts).map_while(|i| q.values_span(share(i))).collect(),
-            Weight::Dense(w) if w.is_contiguous() => {
-                let (storage, layout) = w.storage_and_layout();
-                let (start, size) = match &*storage {
-                    Storage::Cpu(CpuStorage::F32(v)) => (v[layout.start_offset()..].as_ptr() as usize, 4),
-                    Storage::Cpu(CpuStorage::F16(v)) => (v[layout.start_offset()..].as_ptr() as usize, 2),
-                    _ => return Vec::new(),
-                };
-                let row_bytes = w.dims().get(1).copied().unwrap_or(0) * size;
-                (0..parts).map(share).map(|r| (start + r.start * row_bytes, r.len() * row_bytes)).collect()
-            }
-            Weight::Dense(_) => Vec::new(),
+            Weight::Dense(w) => match dense_start(w) {
+                Some((start, size)) if w.is_contiguous() => {
+                    let row_bytes = w.dims().get(1).copied().unwrap_or(0) * size;
+                    (0..parts).map(share).map(|r| (start + r.start * row_bytes, r.len() * row_bytes)).collect()
+                }
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -295,6 +284,17 @@ pub(super) fn many_rows(w: &Tensor, bias: Option<&Tensor>, x: &Tensor, rows: usi
         return Ok(None);
     }
     Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
+}
+
+/// Where a dense f32 or f16 weight's first value lies, and its values' size in bytes; `None` for
+/// other dtypes.
+fn dense_start(w: &Tensor) -> Option<(usize, usize)> {
+    let (storage, layout) = w.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => Some((v[layout.start_offset()..].as_ptr() as usize, 4)),
+        Storage::Cpu(CpuStorage::F16(v)) => Some((v[layout.start_offset()..].as_ptr() as usize, 2)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
