@@ -81,7 +81,7 @@ fn attend_on(st: &Step, out: &mut [f32], wide: bool) -> bool {
     // thread out of heads hints its share of the next weights until every head is done.
     let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let pool = candle_core::utils::barrier_pool();
-    pool.execute_chunked(pool.n_workers() + 1, |_| {
+    pool.execute_chunked(super::gemv::pool_threads(), |_| {
         // Row r's probabilities over its keys (prompt then own) at r·stride.
         let mut probs = vec![0f32; rows * stride];
         loop {

@@ -199,7 +199,7 @@ fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut 
 /// (BENCHMARKS.md, Round 24). Only the tails are small, so the bulk keeps its long runs.
 fn for_each_task(n: usize, f: impl Fn(usize, usize) + Sync) {
     let pool = candle_core::utils::barrier_pool();
-    let tasks = Tasks::new(n, pool.n_workers() + 1);
+    let tasks = Tasks::new(n, pool_threads());
     let shares = Shares::new(&tasks.shares);
     let run = |t: usize| {
         let (j0, j1) = tasks.rows(t);
@@ -237,7 +237,8 @@ pub(crate) fn pool_place() -> usize {
     PLACE.with(|p| *p)
 }
 
-/// The threads a gemv call runs on: the caller and the barrier pool's workers.
+/// The threads a gemv call runs on: the caller and the barrier pool's workers. The shares of
+/// [`Tasks`] and of `Linear::share_spans` are counted from it, so that hints land on their readers.
 pub(crate) fn pool_threads() -> usize {
     candle_core::utils::barrier_pool().n_workers() + 1
 }
