@@ -8,6 +8,8 @@
 //! profiles the time of a stream prefetched into L1 sat on the prefetch instructions themselves,
 //! waiting for one of L1's few miss buffers, and with L2 hints the decode attention took about a
 //! fifth less time against the gemv, the q8_0 gemv ~5–9% less (`gemv_bench`), f32 and f16 alike.
+//! (Measured on a Sapphire Rapids–class Xeon. One row of f16 weights, walked in strided runs, is
+//! the exception: see `dots`.)
 
 use std::arch::x86_64::*;
 
@@ -34,7 +36,7 @@ impl Load16 for f16 {
     }
 }
 
-/// Above this many activation rows (and for f16 weights at any count), each weight line is also
+/// Above this many activation rows (and for f16 weights at 2 or more), each weight line is also
 /// asked into L1 [`NEAR`] lines before its load, its data by then in L2 from the far hint. Every
 /// added row cost a step about as much as its FMAs alone would take (16 FMAs per weight line at 8
 /// rows): the loop no longer hid the wait for a line coming up from L2. In `gemv_bench` on
@@ -46,38 +48,46 @@ const NEAR_FROM_ROWS: usize = 4;
 /// Lines ahead of the load for the near (L1) hint: 4 gained less, 16 and 32 lost.
 const NEAR: usize = 8;
 
-/// Dot products of `R` activation rows (`x`, `R × k`) with the `RW` consecutive weight rows at
-/// `w` (`RW·k` values). Each (activation row, weight row) pair has one accumulator and the same
-/// order of operations whatever `R` and `RW`, so a row's result does not depend on how many rows
-/// share the call, nor on the group size.
+/// Dot products of `R` activation rows (`x`, `R × k`) with the `RW` weight rows of `k` values at
+/// `pw`. Each (activation row, weight row) pair has one accumulator and the same order of
+/// operations whatever `R` and `RW`, so a row's result does not depend on how many rows share the
+/// call, nor on the group size or which rows make a group.
 ///
-/// The prefetch for each weight row runs `RW` rows ahead: the same offset in the next group, which
-/// is where this loop reads next. (A fixed byte distance lands, for short rows, on the line another
-/// row is already loading, and leaves the next group's later rows to the hardware.)
+/// The prefetch for each weight row runs `ahead` values on: where the walk ([`groups`]) reads
+/// that row's stream next. (A fixed byte distance lands, for short rows, on the line another row
+/// is already loading, and leaves the next group's later rows to the hardware.)
 ///
 /// # Safety
-/// The CPU must support avx512f (and avx2, fma, f16c); `x.len() ≥ R·k` and `w.len() ≥ RW·k`.
+/// The CPU must support avx512f (and avx2, fma, f16c); `x.len() ≥ R·k` and each `pw[c]` points at
+/// `k` readable values.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
     x: &[f32],
     k: usize,
-    w: &[W],
+    pw: [*const W; RW],
+    ahead: usize,
 ) -> [[f32; RW]; R] {
     let mut acc = [[_mm512_setzero_ps(); RW]; R];
     // Values per 64-byte line (16 f32, 32 f16): the loop takes one line of each row per turn.
     let line = 64 / std::mem::size_of::<W>();
     let k16 = k & !15;
     let px = x.as_ptr();
-    let pw: [*const W; RW] = std::array::from_fn(|c| w.as_ptr().add(c * k));
-    let ahead = RW * k;
+    // One row of f16 weights (walked in strided runs, see `super::ONE_F16_ROW_RUN_BYTES`) hints each
+    // line into L1 at the far distance and has no near hint, as the AVX2 kernels do: on a Zen 5 EPYC
+    // that read at 60–64 GB/s in the host's fast phases, against 57–59 with the L2 and near hints.
+    let one_f16_row = R == 1 && std::mem::size_of::<W>() < 4;
     let mut i = 0;
     while i < k16 {
         if i % line == 0 {
             for p in pw {
                 // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
-                _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(i + ahead) as *const i8);
-                if R > NEAR_FROM_ROWS || std::mem::size_of::<W>() < 4 {
+                if one_f16_row {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + ahead) as *const i8);
+                } else {
+                    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(i + ahead) as *const i8);
+                }
+                if R > NEAR_FROM_ROWS || (std::mem::size_of::<W>() < 4 && !one_f16_row) {
                     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + NEAR * line) as *const i8);
                 }
             }
@@ -96,7 +106,7 @@ unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
         for c in 0..RW {
             let mut s = _mm512_reduce_add_ps(acc[r][c]);
             for t in k16..k {
-                s += *x.get_unchecked(r * k + t) * w.get_unchecked(c * k + t).to_f32();
+                s += *x.get_unchecked(r * k + t) * (*pw[c].add(t)).to_f32();
             }
             out[r][c] = s;
         }
@@ -104,20 +114,31 @@ unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
     out
 }
 
-/// [`dots`] for `out.len()` consecutive groups of `RW` weight rows at `w`, group `g`'s results in
-/// `out[g][..R]`: one call a task, so the next group's loads and prefetches follow at once (a call
-/// per group cost a prologue, spills and a return 125 000 times in an LM head).
+/// [`dots`] for `out.len()` groups of `RW` weight rows at `w`, group `g`'s results in `out[g][..R]`:
+/// one call a task, so the next group's loads and prefetches follow at once (a call per group cost
+/// a prologue, spills and a return 125 000 times in an LM head).
+///
+/// The rows go in runs of `RW·s`, each in `s` phases: phase `p` of a run takes rows `p + s·c`
+/// (`c < RW`) of the run as its group (`out[run·s + p]`), so stream `c` reads `s` consecutive rows
+/// before the run moves on, and each row is hinted where its stream reads next: the following row,
+/// or after the last phase the next run's. With `s = 1` a group is `RW` consecutive rows. (Why a
+/// stride: see `super::ONE_F16_ROW_RUN_BYTES`.)
 ///
 /// # Safety
-/// As [`dots`], with `w.len() ≥ out.len()·RW·k`, and `R ≤ 8`.
+/// As [`dots`], with `s ≥ 1`, `out.len()` a multiple of `s`, `w.len() ≥ out.len()·RW·k`, and `R ≤ 8`.
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 pub unsafe fn groups<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
     x: &[f32],
     k: usize,
     w: &[W],
+    s: usize,
     out: &mut [[[f32; RW]; 8]],
 ) {
     for (g, o) in out.iter_mut().enumerate() {
-        o[..R].copy_from_slice(&dots::<R, RW, W>(x, k, w.get_unchecked(g * RW * k..)));
+        let (run, p) = (g / s, g % s);
+        let first = run * RW * s + p;
+        let pw: [*const W; RW] = std::array::from_fn(|c| w.as_ptr().add((first + s * c) * k));
+        let ahead = if p + 1 < s { k } else { (RW * s - s + 1) * k };
+        o[..R].copy_from_slice(&dots::<R, RW, W>(x, k, pw, ahead));
     }
 }

@@ -38,18 +38,19 @@ pub trait WeightElem: Copy + Send + Sync + 'static {
         w: [&[Self]; RW],
         hint: Hint,
     ) -> [[f32; RW]; R];
-    /// Dot products of `R` activation rows with `out.len()` consecutive groups of `RW` weight rows
-    /// at `w`, group `g`'s in `out[g][..R]`, using AVX-512 (32 registers: room for 8 rows × 3
-    /// weight rows of accumulators).
+    /// Dot products of `R` activation rows with `out.len()` groups of `RW` weight rows at `w`,
+    /// taken in runs of `RW·s` rows, `s` apart (see `avx512::groups`), group `g`'s in
+    /// `out[g][..R]`, using AVX-512 (32 registers: room for 8 rows × 3 weight rows of accumulators).
     ///
     /// # Safety
-    /// The CPU must support avx512f, avx2, fma and f16c; `R ≤ 8`, `x.len() ≥ R·k`,
-    /// `w.len() ≥ out.len()·RW·k`.
+    /// The CPU must support avx512f, avx2, fma and f16c; `R ≤ 8`, `x.len() ≥ R·k`, `s ≥ 1`,
+    /// `out.len()` a multiple of `s`, `w.len() ≥ out.len()·RW·k`.
     #[cfg(target_arch = "x86_64")]
     unsafe fn groups_avx512<const R: usize, const RW: usize>(
         x: &[f32],
         k: usize,
         w: &[Self],
+        s: usize,
         out: &mut [[[f32; RW]; 8]],
     );
 }
@@ -73,10 +74,11 @@ impl WeightElem for f32 {
         x: &[f32],
         k: usize,
         w: &[f32],
+        s: usize,
         out: &mut [[[f32; RW]; 8]],
     ) {
         // SAFETY: the caller upholds `groups_avx512`'s contract, which is `avx512::groups`'s.
-        unsafe { avx512::groups::<R, RW, f32>(x, k, w, out) }
+        unsafe { avx512::groups::<R, RW, f32>(x, k, w, s, out) }
     }
 }
 
@@ -99,10 +101,11 @@ impl WeightElem for f16 {
         x: &[f32],
         k: usize,
         w: &[f16],
+        s: usize,
         out: &mut [[[f32; RW]; 8]],
     ) {
         // SAFETY: the caller upholds `groups_avx512`'s contract, which is `avx512::groups`'s.
-        unsafe { avx512::groups::<R, RW, f16>(x, k, w, out) }
+        unsafe { avx512::groups::<R, RW, f16>(x, k, w, s, out) }
     }
 }
 
@@ -375,30 +378,41 @@ fn block512_groups<const RW: usize, W: WeightElem>(
     if j1 - j0 < RW {
         return block(Simd::Avx2, x, m, k, w, j0, j1, out);
     }
-    // Whole groups from j0, then a short last group overlapping the one before it, whose rows are
-    // computed (identically) again.
-    let full = (j1 - j0) / RW;
+    // One row of f16 weights: runs of groups taken `s` rows apart (see [`ONE_F16_ROW_RUN_BYTES`]).
+    // Which rows make a group changes no result (see `avx512::dots`).
+    let s = if m == 1 && std::mem::size_of::<W>() == 2 { stride::<W>(k, RW, ONE_F16_ROW_RUN_BYTES) } else { 1 };
+    let strided = (j1 - j0) / (RW * s) * s;
+    let rest = j0 + strided * RW;
+    // Whole runs from j0, whole groups of consecutive rows from `rest`, then a short last group
+    // overlapping the one before it, whose rows are computed (identically) again.
+    let full = (j1 - rest) / RW;
     let mut res = [[[0f32; RW]; 8]; ROWS_PER_TASK];
     let mut r = 0;
     while r < m {
         let take = (m - r).min(8);
         let xs = &x[r * k..(r + take) * k];
-        let put = |p: usize, res: &[[[f32; RW]; 8]]| {
+        // Group `g` of a walk from row `p` with stride `s` holds rows `p + (g / s)·RW·s + g % s + s·c`.
+        let put = |p: usize, s: usize, res: &[[[f32; RW]; 8]]| {
             for (g, v) in res.iter().enumerate() {
+                let first = p + g / s * RW * s + g % s;
                 for (i, v) in v[..take].iter().enumerate() {
                     for (c, &e) in v.iter().enumerate() {
-                        // SAFETY: r + i < m and p + g·RW + c < j1 ≤ n; columns j0..j1 belong to this task.
-                        unsafe { out.put(r + i, p + g * RW + c, e) };
+                        // SAFETY: r + i < m and first + s·c < j1 ≤ n; columns j0..j1 belong to this task.
+                        unsafe { out.put(r + i, first + s * c, e) };
                     }
                 }
             }
         };
-        groups512::<RW, W>(xs, take, k, &w[j0 * k..(j0 + full * RW) * k], &mut res[..full]);
-        put(j0, &res[..full]);
-        if j0 + full * RW < j1 {
+        if strided > 0 {
+            groups512::<RW, W>(xs, take, k, &w[j0 * k..rest * k], s, &mut res[..strided]);
+            put(j0, s, &res[..strided]);
+        }
+        groups512::<RW, W>(xs, take, k, &w[rest * k..(rest + full * RW) * k], 1, &mut res[..full]);
+        put(rest, 1, &res[..full]);
+        if rest + full * RW < j1 {
             let p = j1 - RW;
-            groups512::<RW, W>(xs, take, k, &w[p * k..j1 * k], &mut res[..1]);
-            put(p, &res[..1]);
+            groups512::<RW, W>(xs, take, k, &w[p * k..j1 * k], 1, &mut res[..1]);
+            put(p, 1, &res[..1]);
         }
         r += take;
     }
@@ -406,20 +420,28 @@ fn block512_groups<const RW: usize, W: WeightElem>(
 
 /// `W::groups_avx512` for a run-time row count `m` ≤ 8.
 #[cfg(target_arch = "x86_64")]
-fn groups512<const RW: usize, W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], out: &mut [[[f32; RW]; 8]]) {
+fn groups512<const RW: usize, W: WeightElem>(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[W],
+    s: usize,
+    out: &mut [[[f32; RW]; 8]],
+) {
     assert!(m <= 8 && x.len() >= m * k && w.len() >= out.len() * RW * k);
+    assert!(s >= 1 && out.len().is_multiple_of(s));
     // SAFETY: only `Simd::Avx512` (detected, or pinned by a test that checked it) reaches here;
     // lengths checked above.
     unsafe {
         match m {
-            8 => W::groups_avx512::<8, RW>(x, k, w, out),
-            7 => W::groups_avx512::<7, RW>(x, k, w, out),
-            6 => W::groups_avx512::<6, RW>(x, k, w, out),
-            5 => W::groups_avx512::<5, RW>(x, k, w, out),
-            4 => W::groups_avx512::<4, RW>(x, k, w, out),
-            3 => W::groups_avx512::<3, RW>(x, k, w, out),
-            2 => W::groups_avx512::<2, RW>(x, k, w, out),
-            _ => W::groups_avx512::<1, RW>(x, k, w, out),
+            8 => W::groups_avx512::<8, RW>(x, k, w, s, out),
+            7 => W::groups_avx512::<7, RW>(x, k, w, s, out),
+            6 => W::groups_avx512::<6, RW>(x, k, w, s, out),
+            5 => W::groups_avx512::<5, RW>(x, k, w, s, out),
+            4 => W::groups_avx512::<4, RW>(x, k, w, s, out),
+            3 => W::groups_avx512::<3, RW>(x, k, w, s, out),
+            2 => W::groups_avx512::<2, RW>(x, k, w, s, out),
+            _ => W::groups_avx512::<1, RW>(x, k, w, s, out),
         }
     }
 }
@@ -468,10 +490,19 @@ fn block<W: WeightElem>(simd: Simd, x: &[f32], m: usize, k: usize, w: &[W], j0: 
 /// in `s` phases), it read at the plain stream's rate.
 pub(crate) const STREAM_RUN_BYTES: usize = 16 << 10;
 
-/// Rows apart a group of `rw` rows of `k` values of `W` takes its rows (see [`STREAM_RUN_BYTES`]);
-/// a whole run of `rw·s` rows fits a task.
-fn stride<W>(k: usize, rw: usize) -> usize {
-    (STREAM_RUN_BYTES / (k * std::mem::size_of::<W>()).max(1)).clamp(1, ROWS_PER_TASK / rw)
+/// [`STREAM_RUN_BYTES`] for one activation row of f16 weights on AVX-512 CPUs, whose groups of 2
+/// weight rows are otherwise adjacent rows (`block512`).
+///
+/// Why: on a Zen 5 EPYC (family 26), with 2 KiB rows, one f16 row read memory at 0.68–0.74 of
+/// the bandwidth probe while f32 and q8_0 read at ~0.9; in runs of 32 KiB (16 rows a stream), with
+/// the hints of `avx512::dots` for one f16 row, it read at ~0.8 (`gemv_bench f16 1`, alternating
+/// runs; BENCHMARKS.md, Round 26). 16 KiB runs gained less.
+pub(crate) const ONE_F16_ROW_RUN_BYTES: usize = 32 << 10;
+
+/// Rows apart a group of `rw` rows of `k` values of `W` takes its rows for runs of `run` bytes (see
+/// [`STREAM_RUN_BYTES`]); a whole run of `rw·s` rows fits a task.
+fn stride<W>(k: usize, rw: usize, run: usize) -> usize {
+    (run / (k * std::mem::size_of::<W>()).max(1)).clamp(1, ROWS_PER_TASK / rw)
 }
 
 /// Weight rows from `j0` in groups of `RW` against all `m` activation rows, 4 at a time; returns
@@ -511,7 +542,7 @@ fn groups<const RW: usize, W: WeightElem>(
             }
         }
     };
-    let s = stride::<W>(k, RW);
+    let s = stride::<W>(k, RW, STREAM_RUN_BYTES);
     let mut j = j0;
     while j + RW * s <= j1 {
         for p in 0..s {
@@ -729,6 +760,8 @@ mod tests {
         shapes.extend([(2, 3, 31), (7, 2, 33), (9, 67, 17), (4, 1, 64)]);
         // Tasks that end in runs of strided groups, then consecutive groups, then single rows.
         shapes.extend([(1, 100, 512), (2, 123, 1024), (5, 87, 2048)]);
+        // One row in 64-row tasks: f16 at AVX-512 walks strided runs (`ONE_F16_ROW_RUN_BYTES`).
+        shapes.extend([(1, 300, 64), (1, 260, 1024), (1, 200, 1000)]);
         for simd in families() {
             for &(m, n, k) in &shapes {
                 let x = acts(m, k);
@@ -754,7 +787,7 @@ mod tests {
     fn batch_rows_equal_single_rows() {
         for simd in families() {
             let tol = if simd == Simd::Avx512 { 0.0 } else { 1e-5 };
-            for &(n, k) in &[(131, 96), (64, 1024), (3, 32)] {
+            for &(n, k) in &[(131, 96), (64, 1024), (3, 32), (300, 64), (260, 1024)] {
                 let x = acts(8, k);
                 let wf: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 17) as f32 - 8.0) / 16.0).collect();
                 let wh: Vec<f16> = wf.iter().map(|&v| f16::from_f32(v)).collect();
