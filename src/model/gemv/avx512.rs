@@ -75,7 +75,8 @@ unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
     let px = x.as_ptr();
     // One row of f16 weights (walked in strided runs, see `super::ONE_F16_ROW_RUN_BYTES`) hints each
     // line into L1 at the far distance and has no near hint, as the AVX2 kernels do: on a Zen 5 EPYC
-    // that read at 60–64 GB/s in the host's fast phases, against 57–59 with the L2 and near hints.
+    // that read at 60–62 GB/s in the host's fast phases and 46–47 in its slow ones, against 54–55
+    // and 44 with the L2 and near hints (BENCHMARKS.md, Round 26).
     let one_f16_row = R == 1 && std::mem::size_of::<W>() < 4;
     let mut i = 0;
     while i < k16 {
