@@ -2,10 +2,12 @@
 //! embedded model converted to GGUF (`../shared/models/tiny-bloom-gsm8k-gguf`). llama.cpp reproduces
 //! the reference greedy continuations exactly with it, so greedy text must equal the local engine's.
 //!
-//! Needs `COTSCOPE_LLAMA_PYTHON` (a Python with `llama_cpp.server`; `.ci/setup.d/llama_server.sh`
-//! exports it) and the GGUF (`COTSCOPE_TEST_GGUF`, default: the shared copy). Each test starts its own
-//! server on a free loopback port and kills it when it ends, also on failure. Without the server the
-//! tests skip with a message, except under `CI=true`, where they fail.
+//! Needs `COTSCOPE_LLAMA_PYTHON` (a Python with `llama_cpp.server`) and the GGUF (`COTSCOPE_TEST_GGUF`,
+//! default: the shared copy). `.ci/setup.d/llama_server.sh` exports both, making the GGUF from the
+//! embedded model with `.ci/hf2gguf.py` (byte for byte the shared copy), so a clone needs no
+//! `../shared` beside it. Each test starts its own server on a free loopback port and kills it when
+//! it ends, also on failure. Without the server the tests skip with a message, except under
+//! `CI=true`, where they fail.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
