@@ -2,8 +2,8 @@
 the way llama.cpp's convert_hf_to_gguf.py does for BLOOM (QKV regrouped from per-head [q,k,v] to [all q; all k; all v]).
 usage: python hf2gguf.py MODEL_DIR OUT.gguf
 
-The converter that made ../shared/models/tiny-bloom-gsm8k-gguf, kept here so CI can make the same GGUF from
-the embedded model (assets/models/tiny-bloom-gsm8k) where ../shared is not beside the checkout. It reads the
+The converter that made ../shared/models/tiny-bloom-gsm8k-gguf, kept here so CI makes the same GGUF from the
+embedded model (assets/models/tiny-bloom-gsm8k) wherever the checkout lies, ../shared beside it or not. It reads the
 safetensors file with numpy alone (the format: an 8-byte little-endian header length, a JSON header of
 dtype/shape/offsets, then the raw tensors), so the llama.cpp environment needs only gguf and numpy."""
 import json, sys
