@@ -3,7 +3,10 @@
 //! bandwidth probe of `cotscope bench`. Attention, norms and the rest of a step are left out, so a
 //! shortfall here is the kernels' own.
 //!
-//! `cargo run --release --example gemv_bench -- [f32|f16|q8] [rows] [threads] [reps] [all|layers|head]`
+//! `cargo run --release --example gemv_bench -- [f32|f16|f16p|q8] [rows] [threads] [reps] [all|layers|head]`
+//!
+//! `f16p` is f16 in the panels a model's f16 layers are kept in where the CPU has AVX-512
+//! (`gemv::F16Panels`); `f16` keeps the rows, both on huge pages as a model's are.
 //!
 //! `layers` (the 96 layer matrices, 1–4 MB each in q8_0) against `head` (one 257 MB matrix) tells
 //! what starting and ending a matrix costs apart from streaming it. Each shape's own rate (its
@@ -13,7 +16,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use cotscope::model::gemv::{self, Q8Weights};
+use cotscope::model::alloc::weight_copy;
+use cotscope::model::gemv::{self, F16Panels, Q8Weights};
 use half::f16;
 
 /// One matrix product: the matrix's index, `x`, `y`.
@@ -75,10 +79,25 @@ fn main() {
             (ws.iter().map(|w| w.len() * 4).collect(), timings(reps, || run(&f)))
         }
         "f16" => {
-            let ws: Vec<Vec<f16>> =
-                shapes.iter().map(|&(n, k)| (0..n * k).map(|i| f16::from_f32(value(i))).collect()).collect();
+            // Where a model's f16 matrices lie (huge pages), as `f16p`'s panels.
+            let ws: Vec<Vec<f16>> = shapes
+                .iter()
+                .map(|&(n, k)| weight_copy(&(0..n * k).map(|i| f16::from_f32(value(i))).collect::<Vec<_>>()))
+                .collect();
             let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t(x, &ws[i], shapes[i].1, y);
             (ws.iter().map(|w| w.len() * 2).collect(), timings(reps, || run(&f)))
+        }
+        "f16p" => {
+            let ws: Vec<F16Panels> = shapes
+                .iter()
+                .map(|&(n, k)| {
+                    F16Panels::from_rows(&(0..n * k).map(|i| f16::from_f32(value(i))).collect::<Vec<_>>(), k)
+                        .into_arena()
+                })
+                .collect();
+            let epi = gemv::Epilogue::default();
+            let f = |i: usize, x: &[f32], y: &mut [f32]| gemv::matmul_t_panels_then(x, &ws[i], y, &epi);
+            (ws.iter().map(F16Panels::size_in_bytes).collect(), timings(reps, || run(&f)))
         }
         _ => {
             let ws: Vec<Q8Weights> = shapes

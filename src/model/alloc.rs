@@ -34,6 +34,14 @@ pub fn keep_freed_buffers() {
     }
 }
 
+/// A copy of `values` where a loader puts a weight's final form (the weights' huge-page arena,
+/// under [`HugePageAlloc`]): for benches that time kernels on weights laid out as a model's are.
+pub fn weight_copy<T: Clone>(values: &[T]) -> Vec<T> {
+    let mut v = huge_arena::weight_capacity(values.len());
+    v.extend_from_slice(values);
+    v
+}
+
 /// The system allocator, with every block of [`MAPPED_FROM`] bytes or more advised to use
 /// transparent huge pages (`madvise(MADV_HUGEPAGE)`, before anything touches it), and the smaller
 /// weight buffers asked for through `huge_arena::filled_vec` served from that arena. Use it as the

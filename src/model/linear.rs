@@ -1,6 +1,7 @@
 //! A dense layer that multiplies as one 2-D GEMM. candle-nn's `Linear` broadcasts the weight over the
 //! batch, so a batch of 8 decode rows would read the weight 8 times; flattening `b, s` into rows reads
-//! it once per step. The weight is either a candle tensor (f32, f16) or quantized blocks.
+//! it once per step. The weight is a candle tensor (f32, f16), quantized blocks, or f16 in the
+//! interleaved panels the AVX-512 decode kernels read as one stream (`gemv::F16Panels`).
 
 use std::sync::Arc;
 
@@ -17,6 +18,9 @@ enum Weight {
     Dense(Tensor),
     /// Quantized `out, in`; takes and returns f32 activations.
     Quant(Arc<QMatrix>),
+    /// f16 `out, in` in panels of two rows (see [`gemv::F16Panels`]), where the CPU runs the
+    /// kernels that read them.
+    Panels(Arc<gemv::F16Panels>),
 }
 
 #[derive(Debug, Clone)]
@@ -53,11 +57,38 @@ impl Linear {
     }
 
     /// As [`Linear::load`], quantizing the weight as soon as it is read (the f32 copy is dropped at once).
+    /// An f16 weight goes in panels where [`gemv::panels_wanted`] (the layers' matrices: the tied
+    /// LM head is also the embedding table, which looks its rows up).
     pub fn load_quantized(in_dim: usize, out_dim: usize, vb: VarBuilder, quant: Option<QuantKind>) -> Result<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
         // Activations are f32 whatever the weights' format, and so are biases.
         let bias = vb.get(out_dim, "bias")?.to_dtype(DType::F32)?;
-        Self::maybe_quantized(weight, Some(bias), quant)
+        let linear = Self::maybe_quantized(weight, Some(bias), quant)?;
+        if gemv::panels_wanted() {
+            return linear.into_panels();
+        }
+        Ok(linear)
+    }
+
+    /// `self` with a dense f16 weight moved into panels (anything else as it is). The rows are
+    /// freed before the panels take the arena, where the rows were its last block (see
+    /// [`gemv::F16Panels::into_arena`]).
+    fn into_panels(self) -> Result<Self> {
+        let Weight::Dense(w) = &self.weight else { return Ok(self) };
+        if w.dtype() != DType::F16 || w.rank() != 2 {
+            return Ok(self);
+        }
+        let k = w.dims()[1];
+        let w = w.contiguous()?;
+        let panels = {
+            let (storage, layout) = w.storage_and_layout();
+            let Storage::Cpu(CpuStorage::F16(v)) = &*storage else { return Ok(self) };
+            gemv::F16Panels::from_rows(&v[layout.start_offset()..layout.start_offset() + w.elem_count()], k)
+        };
+        // Every handle on the rows goes before the panels take their place in the arena.
+        let Self { weight, bias, out_dim } = self;
+        drop((w, weight));
+        Ok(Self { weight: Weight::Panels(Arc::new(panels.into_arena())), bias, out_dim })
     }
 
     /// Bytes of the weight matrix (not the bias), as streamed by one forward pass.
@@ -65,6 +96,7 @@ impl Linear {
         match &self.weight {
             Weight::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
             Weight::Quant(q) => q.size_in_bytes(),
+            Weight::Panels(p) => p.size_in_bytes(),
         }
     }
 
@@ -83,6 +115,10 @@ impl Linear {
     pub(crate) fn on_huge_pages(&self) -> bool {
         match &self.weight {
             Weight::Quant(_) => true,
+            Weight::Panels(p) => {
+                super::huge_arena::holds_weight(p.values().as_ptr() as *const u8, p.size_in_bytes())
+                    || p.size_in_bytes() >= super::alloc::MAPPED_FROM
+            }
             Weight::Dense(_) if self.weight_bytes() >= super::alloc::MAPPED_FROM => true,
             Weight::Dense(w) => dense_start(w)
                 .is_some_and(|(start, _)| super::huge_arena::holds_weight(start as *const u8, self.weight_bytes())),
@@ -97,6 +133,8 @@ impl Linear {
         let share = |i: usize| gemv::share_rows(self.out_dim, i, parts);
         match &self.weight {
             Weight::Quant(q) => (0..parts).map_while(|i| q.values_span(share(i))).collect(),
+            // Shared out in whole panels, as the product's tasks are.
+            Weight::Panels(p) => (0..parts).map(|i| p.span(gemv::share_rows(p.panels(), i, parts))).collect(),
             Weight::Dense(w) => match dense_start(w) {
                 Some((start, size)) if w.is_contiguous() => {
                     let row_bytes = w.dims().get(1).copied().unwrap_or(0) * size;
@@ -159,6 +197,7 @@ impl Linear {
         let in_dim = match &self.weight {
             Weight::Dense(w) => w.dims().get(1).copied(),
             Weight::Quant(q) => Some(q.dims().1),
+            Weight::Panels(p) => Some(p.cols()),
         };
         // A width that does not match takes the general path, which reports it as an error.
         if rows == 0
@@ -198,6 +237,10 @@ impl Linear {
                     Ok(true)
                 }
                 Weight::Quant(q) => Ok(q.matmul_t_then(t[0], &mut y, &epi)),
+                Weight::Panels(p) => {
+                    gemv::matmul_t_panels_then(t[0], p, &mut y, &epi);
+                    Ok(true)
+                }
             }
         })?;
         if done.transpose()? != Some(true) {
@@ -234,6 +277,21 @@ impl Module for Linear {
                 }
             }
             Weight::Quant(q) => add_bias(q.matmul_t(x)?.reshape(((), self.out_dim))?, self.bias.as_ref())?,
+            Weight::Panels(p) => {
+                let dims = x.dims();
+                let in_dim = dims.last().copied().unwrap_or(0);
+                let rows = x.elem_count() / in_dim.max(1);
+                let x2 = x.reshape((rows, in_dim))?; // rows, in
+                match many_rows_panels(p, self.bias.as_ref(), &x2, rows)? {
+                    Some(y) => y, // the kernel added the bias
+                    None => {
+                        // Without the prefill kernel (turned off to compare): candle's GEMM on the
+                        // rows, widened to f32.
+                        let w = Tensor::from_vec(p.to_rows(), (p.rows(), p.cols()), x.device())?;
+                        add_bias(x2.matmul(&w.to_dtype(x2.dtype())?.t()?)?, self.bias.as_ref())?
+                    }
+                }
+            }
         };
         let mut out_dims = x.dims().to_vec();
         if let Some(last) = out_dims.last_mut() {
@@ -284,6 +342,33 @@ pub(super) fn many_rows(w: &Tensor, bias: Option<&Tensor>, x: &Tensor, rows: usi
         return Ok(None);
     }
     Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
+}
+
+/// [`many_rows`] for f16 weights in panels; `None` where the prefill kernel does not run.
+fn many_rows_panels(w: &gemv::F16Panels, bias: Option<&Tensor>, x: &Tensor, rows: usize) -> Result<Option<Tensor>> {
+    if !gemm::available() || x.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    if x.dims().last() != Some(&w.cols()) {
+        // Checked here, as candle's matmul would: the kernel asserts it.
+        candle_core::bail!("linear: input width {:?} does not match the weight's {}", x.dims().last(), w.cols());
+    }
+    let bias = match bias {
+        Some(b) if b.dtype() == DType::F32 => Some(b.flatten_all()?.to_vec1::<f32>()?),
+        Some(_) => return Ok(None),
+        None => None,
+    };
+    let x = x.contiguous()?;
+    let (xs, xl) = x.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(xv)) = &*xs else { return Ok(None) };
+    let xv = &xv[xl.start_offset()..xl.start_offset() + rows * w.cols()];
+    let mut y = vec![0f32; rows * w.rows()];
+    let done = gemm::matmul_t_panels(xv, w, bias.as_deref(), &mut y);
+    drop(xs);
+    if !done {
+        return Ok(None);
+    }
+    Ok(Some(Tensor::from_vec(y, (rows, w.rows()), x.device())?))
 }
 
 /// Where a dense f32 or f16 weight's first value lies, and its values' size in bytes; `None` for
@@ -413,15 +498,52 @@ mod tests {
         }
     }
 
+    /// An f16 layer in panels gives its rows' bits: for decode's few rows and a prefill's many,
+    /// with and without the fused epilogue; and it says where its values lie as the rows did.
+    #[test]
+    fn panels_give_the_rows_bits() {
+        let dev = Device::Cpu;
+        // A width of whole and half lines, an odd row count; over 64 KiB, so made in the arena.
+        let (k, n) = (272, 131);
+        let w = Tensor::arange(0f32, (n * k) as f32, &dev).unwrap().reshape((n, k)).unwrap();
+        let w = w.affine(2.3e-3, -0.1).unwrap().sin().unwrap().to_dtype(DType::F16).unwrap();
+        let b = Tensor::arange(0f32, n as f32, &dev).unwrap().affine(0.01, -0.4).unwrap();
+        let rows_layer = Linear::new(w.clone(), Some(b.clone()));
+        let panel_layer = Linear::new(w, Some(b)).into_panels().unwrap();
+        assert!(matches!(panel_layer.weight, Weight::Panels(_)));
+        assert_eq!(panel_layer.weight_bytes(), n.div_ceil(3) * 3 * k.next_multiple_of(32) * 2);
+        let bits = |t: Tensor| -> Vec<u32> {
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+        };
+        for rows in [1, 2, 8, 16, 17, 40] {
+            let x = Tensor::arange(0f32, (rows * k) as f32, &dev).unwrap().reshape((rows, 1, k)).unwrap();
+            let x = x.affine(0.37, 0.0).unwrap().cos().unwrap();
+            let res = Tensor::arange(0f32, (rows * n) as f32, &dev).unwrap().reshape((rows, 1, n)).unwrap();
+            let want = rows_layer.forward(&x).unwrap();
+            let got = panel_layer.forward(&x).unwrap();
+            assert_eq!(got.dims(), &[rows, 1, n]);
+            assert_eq!(bits(got), bits(want), "{rows} rows");
+            let want = rows_layer.forward_then(&x, true, Some(&res)).unwrap();
+            assert_eq!(bits(panel_layer.forward_then(&x, true, Some(&res)).unwrap()), bits(want), "{rows} rows");
+        }
+        // Its shares' spans run end to end over the panels, each starting at its first row's panel.
+        let spans = panel_layer.share_spans();
+        assert_eq!(spans.len(), gemv::pool_threads());
+        assert_eq!(spans.iter().map(|s| s.1).sum::<usize>(), panel_layer.weight_bytes());
+        assert!(spans.windows(2).all(|p| p[0].0 + p[0].1 == p[1].0));
+        assert!(panel_layer.on_huge_pages(), "panels are made in the weights' arena");
+    }
+
     #[test]
     fn a_mismatched_width_is_an_error_not_a_panic() {
         let dev = Device::Cpu;
         let w = Tensor::zeros((8, 64), DType::F32, &dev).unwrap();
         let dense = Linear::new(w.clone(), None);
+        let panels = Linear::new(w.to_dtype(DType::F16).unwrap(), None).into_panels().unwrap();
         let q = Linear::maybe_quantized(w, None, Some(QuantKind::Q8_0)).unwrap();
         for rows in [1, 40] {
             let x = Tensor::zeros((rows, 1, 32), DType::F32, &dev).unwrap();
-            for layer in [&dense, &q] {
+            for layer in [&dense, &panels, &q] {
                 assert!(layer.forward(&x).is_err(), "{rows} rows");
                 assert!(layer.forward_then(&x, true, None).is_err(), "{rows} rows");
             }

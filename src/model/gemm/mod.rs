@@ -131,6 +131,55 @@ impl GemmWeight for f16 {
     }
 }
 
+/// Where a product's weight rows come from: a row-major slice of `n × k` values, or f16 panels.
+pub(crate) trait Source: Sync {
+    /// Rows (`n`).
+    fn rows(&self) -> usize;
+    /// The matrix itself where it is row-major f32 (packed straight from it, no copy).
+    fn as_f32(&self) -> Option<&[f32]>;
+    /// Values `p0..p0 + dst.len()` of row `j`, widened into `dst`.
+    fn widen(&self, j: usize, p0: usize, dst: &mut [f32]);
+    /// Where value `p` of row `j` lies (for hints), and the bytes of a value.
+    fn at(&self, j: usize, p: usize) -> (*const u8, usize);
+}
+
+/// A row-major weight of rows of `k` values.
+struct Rows<'a, W> {
+    w: &'a [W],
+    k: usize,
+}
+
+impl<W: GemmWeight> Source for Rows<'_, W> {
+    fn rows(&self) -> usize {
+        self.w.len() / self.k
+    }
+    fn as_f32(&self) -> Option<&[f32]> {
+        W::as_f32(self.w)
+    }
+    fn widen(&self, j: usize, p0: usize, dst: &mut [f32]) {
+        let at = j * self.k + p0;
+        W::widen(&self.w[at..at + dst.len()], dst);
+    }
+    fn at(&self, j: usize, p: usize) -> (*const u8, usize) {
+        (self.w[j * self.k + p..].as_ptr() as *const u8, std::mem::size_of::<W>())
+    }
+}
+
+impl Source for crate::model::gemv::F16Panels {
+    fn rows(&self) -> usize {
+        crate::model::gemv::F16Panels::rows(self)
+    }
+    fn as_f32(&self) -> Option<&[f32]> {
+        None
+    }
+    fn widen(&self, j: usize, p0: usize, dst: &mut [f32]) {
+        crate::model::gemv::F16Panels::widen(self, j, p0, dst)
+    }
+    fn at(&self, j: usize, p: usize) -> (*const u8, usize) {
+        (self.value_at(j, p) as *const f16 as *const u8, std::mem::size_of::<f16>())
+    }
+}
+
 /// Whether [`matmul_t`] runs on this CPU. `COTSCOPE_PREFILL_GEMM=candle` turns it off, and with it the
 /// fused attention kernels built on its tile (to compare against candle's GEMM and attention in one sitting).
 pub fn available() -> bool {
@@ -147,6 +196,20 @@ pub fn matmul_t<W: GemmWeight>(x: &[f32], w: &[W], k: usize, bias: Option<&[f32]
     let m = x.len() / k.max(1);
     let n = w.len() / k.max(1);
     assert!(k > 0 && x.len() == m * k && w.len() == n * k && y.len() == m * n, "gemm: mismatched lengths");
+    matmul_t_from(x, &Rows { w, k }, k, bias, y)
+}
+
+/// [`matmul_t`] for f16 weights in panels: the same values, bit for bit, as from their rows.
+pub fn matmul_t_panels(x: &[f32], w: &crate::model::gemv::F16Panels, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+    let k = w.cols();
+    let (m, n) = (x.len() / k.max(1), w.rows());
+    assert!(k > 0 && x.len() == m * k && y.len() == m * n, "gemm: mismatched lengths");
+    matmul_t_from(x, w, k, bias, y)
+}
+
+/// [`matmul_t`] from any [`Source`] of `k`-wide rows.
+fn matmul_t_from(x: &[f32], w: &impl Source, k: usize, bias: Option<&[f32]>, y: &mut [f32]) -> bool {
+    let (m, n) = (x.len() / k, w.rows());
     assert!(bias.is_none_or(|b| b.len() == n), "gemm: bias length is not n");
     if m == 0 || n == 0 {
         return true;
@@ -187,8 +250,8 @@ enum Order {
 
 /// [`matmul_t`]'s work in `order`, inner blocks of `block` values. Only where [`available`] holds:
 /// the tile is called unchecked.
-fn run<W: GemmWeight>(order: Order, x: &[f32], w: &[W], k: usize, block: usize, bias: Option<&[f32]>, y: &mut [f32]) {
-    let (m, n) = (x.len() / k, w.len() / k);
+fn run(order: Order, x: &[f32], w: &impl Source, k: usize, block: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    let (m, n) = (x.len() / k, w.rows());
     let token_panels = m.div_ceil(MR);
     let panels = n.div_ceil(NR);
     let y_ptr = y.as_mut_ptr() as usize;
@@ -287,16 +350,18 @@ fn run<W: GemmWeight>(order: Order, x: &[f32], w: &[W], k: usize, block: usize, 
 /// runs against every token panel. Block-major order reads each row in pieces of `kc` values a
 /// whole matrix apart, which the hardware prefetcher does not follow; the packing then waited on
 /// memory (on Zen 3 the GEMM ran at 98 GFLOP/s over weights from memory and 123 from cache).
-fn prefetch_panel<W: GemmWeight>(w: &[W], k: usize, j0: usize, j1: usize, p0: usize, kc: usize) {
+fn prefetch_panel(w: &impl Source, k: usize, j0: usize, j1: usize, p0: usize, kc: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        let per_line = 64 / std::mem::size_of::<W>();
+        let _ = k;
         for j in j0..j1 {
-            let row = w[j * k + p0..j * k + p0 + kc].as_ptr();
+            let per_line = 64 / w.at(j, p0).1;
             for off in (0..kc).step_by(per_line) {
-                // SAFETY: a prefetch never faults and only loads a line; `off < kc` stays in the row.
+                // SAFETY: a prefetch never faults and only loads a line; `p0 + off < k` stays in the row.
                 unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(row.add(off) as *const i8)
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                        w.at(j, p0 + off).0 as *const i8,
+                    )
                 };
             }
         }
@@ -350,8 +415,8 @@ fn pack_tokens(x: &[f32], m: usize, k: usize, i0: usize, p0: usize, kc: usize, d
 /// Packs weight rows `j0..j0 + cols` (zeros for the rest of the panel), inner block `p0..p0 + kc`,
 /// as `[kc][NR]`, widened to f32 (f16 first into `rows`, `NR × kc`).
 #[allow(clippy::too_many_arguments)]
-fn pack_weights<W: GemmWeight>(
-    w: &[W],
+fn pack_weights(
+    w: &impl Source,
     k: usize,
     j0: usize,
     cols: usize,
@@ -361,12 +426,11 @@ fn pack_weights<W: GemmWeight>(
     dst: &mut [f32],
 ) {
     // The source: the weight itself (f32) or its rows' blocks widened into `rows`.
-    let (src, lds): (&[f32], usize) = match W::as_f32(w) {
+    let (src, lds): (&[f32], usize) = match w.as_f32() {
         Some(f) => (&f[j0 * k + p0..], k),
         None => {
             for c in 0..cols {
-                let at = (j0 + c) * k + p0;
-                W::widen(&w[at..at + kc], &mut rows[c * kc..(c + 1) * kc]);
+                w.widen(j0 + c, p0, &mut rows[c * kc..(c + 1) * kc]);
             }
             (&rows[..], kc)
         }
@@ -450,13 +514,20 @@ mod tests {
             for bias in [None, Some(&b[..])] {
                 let mut got =
                     [vec![f32::NAN; m * n], vec![f32::NAN; m * n], vec![f32::NAN; m * n], vec![f32::NAN; m * n]];
-                run(Order::BlockMajor, &x, &w, k, block, bias, &mut got[0]);
-                run(Order::PanelMajor, &x, &w, k, block, bias, &mut got[1]);
-                run(Order::BlockMajor, &x, &wh, k, block, bias, &mut got[2]);
-                run(Order::PanelMajor, &x, &wh, k, block, bias, &mut got[3]);
+                run(Order::BlockMajor, &x, &Rows { w: &w, k }, k, block, bias, &mut got[0]);
+                run(Order::PanelMajor, &x, &Rows { w: &w, k }, k, block, bias, &mut got[1]);
+                run(Order::BlockMajor, &x, &Rows { w: &wh, k }, k, block, bias, &mut got[2]);
+                run(Order::PanelMajor, &x, &Rows { w: &wh, k }, k, block, bias, &mut got[3]);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got[0]), bits(&got[1]), "f32 {m}x{n}x{k}");
                 assert_eq!(bits(&got[2]), bits(&got[3]), "f16 {m}x{n}x{k}");
+                // f16 weights in panels (`gemv::F16Panels`): the rows' bits, in either order.
+                let panels = crate::model::gemv::F16Panels::from_rows(&wh, k);
+                for order in [Order::BlockMajor, Order::PanelMajor] {
+                    let mut yp = vec![f32::NAN; m * n];
+                    run(order, &x, &panels, k, block, bias, &mut yp);
+                    assert_eq!(bits(&yp), bits(&got[2]), "f16 panels {order:?} {m}x{n}x{k}");
+                }
                 let want = naive(&x, &w, k, bias);
                 let d = got[0].iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(d < 1e-4 * k as f32, "{m}x{n}x{k}: {d}");
@@ -490,8 +561,8 @@ mod tests {
                 let cols = NR.min(n - j0);
                 let mut rows = vec![0f32; NR * kc];
                 let (mut a, mut b) = (vec![f32::NAN; kc * NR], vec![f32::NAN; kc * NR]);
-                pack_weights(&w, k, j0, cols, p0, kc, &mut rows, &mut a);
-                pack_weights(&wh, k, j0, cols, p0, kc, &mut rows, &mut b);
+                pack_weights(&Rows { w: &w, k }, k, j0, cols, p0, kc, &mut rows, &mut a);
+                pack_weights(&Rows { w: &wh, k }, k, j0, cols, p0, kc, &mut rows, &mut b);
                 for q in 0..kc {
                     for c in 0..NR {
                         let want = if c < cols { w[(j0 + c) * k + p0 + q] } else { 0.0 };

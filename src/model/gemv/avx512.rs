@@ -62,12 +62,16 @@ const NEAR: usize = 8;
 /// `k` readable values.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
+unsafe fn dots<const R: usize, const RW: usize, const PANEL: bool, W: Load16 + super::WeightElem>(
     x: &[f32],
     k: usize,
     pw: [*const W; RW],
     ahead: usize,
 ) -> [[f32; RW]; R] {
+    // Where value `i` of a row lies from its first: in panels (`super::panels`) each line of 32 is
+    // followed by the same line of the panel's other rows.
+    use super::panels::{LINE, ROWS};
+    let at = |i: usize| if PANEL { i + (i & !(LINE - 1)) * (ROWS - 1) } else { i };
     let mut acc = [[_mm512_setzero_ps(); RW]; R];
     // Values per 64-byte line (16 f32, 32 f16): the loop takes one line of each row per turn.
     let line = 64 / std::mem::size_of::<W>();
@@ -84,16 +88,16 @@ unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
             for p in pw {
                 // A hint only, possibly past the matrix: wrapping_add, as `add` out of bounds is UB.
                 if one_f16_row {
-                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + ahead) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(at(i) + ahead) as *const i8);
                 } else {
-                    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(i + ahead) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(at(i) + ahead) as *const i8);
                 }
                 if R > NEAR_FROM_ROWS || (std::mem::size_of::<W>() < 4 && !one_f16_row) {
-                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(i + NEAR * line) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(at(i + NEAR * line)) as *const i8);
                 }
             }
         }
-        let wv: [__m512; RW] = std::array::from_fn(|c| W::load16(pw[c].add(i)));
+        let wv: [__m512; RW] = std::array::from_fn(|c| W::load16(pw[c].add(at(i))));
         for (r, ar) in acc.iter_mut().enumerate() {
             let xv = _mm512_loadu_ps(px.add(r * k + i));
             for c in 0..RW {
@@ -107,7 +111,7 @@ unsafe fn dots<const R: usize, const RW: usize, W: Load16 + super::WeightElem>(
         for c in 0..RW {
             let mut s = _mm512_reduce_add_ps(acc[r][c]);
             for t in k16..k {
-                s += *x.get_unchecked(r * k + t) * (*pw[c].add(t)).to_f32();
+                s += *x.get_unchecked(r * k + t) * (*pw[c].add(at(t))).to_f32();
             }
             out[r][c] = s;
         }
@@ -140,6 +144,32 @@ pub unsafe fn groups<const R: usize, const RW: usize, W: Load16 + super::WeightE
         let first = run * RW * s + p;
         let pw: [*const W; RW] = std::array::from_fn(|c| w.as_ptr().add((first + s * c) * k));
         let ahead = if p + 1 < s { k } else { (RW * s - s + 1) * k };
-        o[..R].copy_from_slice(&dots::<R, RW, W>(x, k, pw, ahead));
+        o[..R].copy_from_slice(&dots::<R, RW, false, W>(x, k, pw, ahead));
+    }
+}
+
+/// Values of a panel stream (`super::panels`) ahead of the load that its rows' lines are hinted
+/// at: 4 KiB, the distance of the bandwidth probe's single stream.
+const PANEL_AHEAD: usize = 2048;
+
+/// [`dots`] for the panels of f16 weights at `w` (`super::panels::F16Panels`, rows padded to
+/// `k32` values), panel `g`'s rows' results in `out[g][..R]`. Each panel's rows are read in the
+/// order [`groups`] reads plain rows, so the results are the same bits.
+///
+/// # Safety
+/// As [`dots`], with `R ≤ 8`, `k ≤ k32`, and `w.len() ≥ out.len()·ROWS·k32`.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub unsafe fn panel_groups<const R: usize>(
+    x: &[f32],
+    k: usize,
+    w: &[f16],
+    k32: usize,
+    out: &mut [[[f32; super::panels::ROWS]; 8]],
+) {
+    use super::panels::{LINE, ROWS};
+    for (g, o) in out.iter_mut().enumerate() {
+        let base = w.as_ptr().add(g * ROWS * k32);
+        let pw: [*const f16; ROWS] = std::array::from_fn(|c| base.add(c * LINE));
+        o[..R].copy_from_slice(&dots::<R, ROWS, true, f16>(x, k, pw, PANEL_AHEAD));
     }
 }

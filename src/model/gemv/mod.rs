@@ -6,7 +6,9 @@
 //! than one. Here each pair of weight rows is loaded once into registers/L1 and dotted with every
 //! activation row, so one step costs about one pass over the weights whatever the path count.
 //! f16 weights are widened to f32 in registers and accumulated in f32; q8_0 weights meet
-//! activations quantized per block in integer dot products (`q8`).
+//! activations quantized per block in integer dot products (`q8`). Where AVX-512 runs, a model's
+//! f16 layer matrices are kept in panels of two rows interleaved by lines (`panels`), read by the
+//! same kernels in the same order: one stream per thread instead of two.
 //! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch (`Simd`):
 //! AVX-512 for 1 to 8 rows where the CPU has it (`avx512`; Intel and AMD Zen 4), AVX2+FMA+F16C
 //! otherwise (`avx2`), a portable loop elsewhere. `examples/gemv_bench.rs` times these kernels
@@ -182,6 +184,101 @@ fn matmul_t_on<W: WeightElem>(simd: Simd, x: &[f32], w: &[W], k: usize, y: &mut 
         // SAFETY: `out` is y's m × n (asserted above, and `check`ed for epi); j0..j1 is this task's.
         unsafe { epi.apply(out, m, j0, j1) };
     });
+}
+
+/// Whether f16 weights are laid out as [`F16Panels`] on this CPU: where the AVX-512 kernels run
+/// (the only ones with a panel walk). `COTSCOPE_F16_PANELS=0` keeps them in rows, to compare the
+/// two in one sitting.
+pub fn panels_wanted() -> bool {
+    use std::sync::OnceLock;
+    static OFF: OnceLock<bool> = OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var("COTSCOPE_F16_PANELS").is_ok_and(|v| v == "0"));
+    Simd::detect() == Simd::Avx512 && !off
+}
+
+/// [`matmul_t_then`] for f16 weights in panels: the same values, bit for bit, as from the rows.
+pub fn matmul_t_panels_then(x: &[f32], w: &F16Panels, y: &mut [f32], epi: &Epilogue) {
+    matmul_t_panels_on(Simd::detect(), x, w, y, epi)
+}
+
+fn matmul_t_panels_on(simd: Simd, x: &[f32], w: &F16Panels, y: &mut [f32], epi: &Epilogue) {
+    let (n, k) = (w.rows(), w.cols());
+    let m = x.len() / k;
+    assert!(x.len() == m * k && y.len() == m * n, "gemv: mismatched lengths");
+    epi.check(m, n);
+    let out = Out { ptr: y.as_mut_ptr(), n };
+    // Tasks and shares in whole panels (a panel split between tasks would be read twice).
+    for_each_task(w.panels(), |g0, g1| {
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => panel_block512(x, m, w, g0, g1, out),
+            _ => panel_block(simd, x, m, w, g0, g1, out),
+        }
+        let (j0, j1) = (g0 * panels::ROWS, n.min(g1 * panels::ROWS));
+        // SAFETY: `out` is y's m × n (asserted above, and `check`ed for epi); j0..j1 is this task's.
+        unsafe { epi.apply(out, m, j0, j1) };
+    });
+}
+
+/// One task of [`matmul_t_panels_then`] with AVX-512: panels `g0..g1` (at most [`ROWS_PER_TASK`])
+/// against all `m` rows of `x`, 8 at a time.
+#[cfg(target_arch = "x86_64")]
+fn panel_block512(x: &[f32], m: usize, w: &F16Panels, g0: usize, g1: usize, out: Out) {
+    use panels::ROWS;
+    let (k, k32, n) = (w.cols(), w.padded_cols(), w.rows());
+    let ws = &w.values()[g0 * ROWS * k32..g1 * ROWS * k32];
+    let mut res = [[[0f32; ROWS]; 8]; ROWS_PER_TASK];
+    let res = &mut res[..g1 - g0];
+    let mut r = 0;
+    while r < m {
+        let take = (m - r).min(8);
+        let xs = &x[r * k..(r + take) * k];
+        assert!(take <= 8 && xs.len() >= take * k && k <= k32 && ws.len() >= res.len() * ROWS * k32);
+        // SAFETY: only `Simd::Avx512` (detected, or pinned by a test that checked it) reaches here;
+        // lengths checked above.
+        unsafe {
+            match take {
+                8 => avx512::panel_groups::<8>(xs, k, ws, k32, res),
+                7 => avx512::panel_groups::<7>(xs, k, ws, k32, res),
+                6 => avx512::panel_groups::<6>(xs, k, ws, k32, res),
+                5 => avx512::panel_groups::<5>(xs, k, ws, k32, res),
+                4 => avx512::panel_groups::<4>(xs, k, ws, k32, res),
+                3 => avx512::panel_groups::<3>(xs, k, ws, k32, res),
+                2 => avx512::panel_groups::<2>(xs, k, ws, k32, res),
+                _ => avx512::panel_groups::<1>(xs, k, ws, k32, res),
+            }
+        }
+        for (g, v) in res.iter().enumerate() {
+            for (c, j) in ((g0 + g) * ROWS..n.min((g0 + g + 1) * ROWS)).enumerate() {
+                for (i, v) in v[..take].iter().enumerate() {
+                    // SAFETY: r + i < m and j < n; the rows of panels g0..g1 belong to this task.
+                    unsafe { out.put(r + i, j, v[c]) };
+                }
+            }
+        }
+        r += take;
+    }
+}
+
+/// [`panel_block512`] without AVX-512 (panels are made only where it runs, but the tests pin
+/// every family): each row widened, then [`block`]'s kernels on it.
+fn panel_block(simd: Simd, x: &[f32], m: usize, w: &F16Panels, g0: usize, g1: usize, out: Out) {
+    let k = w.cols();
+    let mut row = vec![0f32; k];
+    for j in g0 * panels::ROWS..w.rows().min(g1 * panels::ROWS) {
+        w.widen(j, 0, &mut row);
+        // One weight row as f32 against all rows of x, into column j.
+        let mut r = 0;
+        while r < m {
+            let take = (m - r).min(8);
+            let d = dots_rows::<1, f32>(simd, &x[r * k..(r + take) * k], take, k, [&row[..]], Hint::whole(k));
+            for (i, v) in d[..take].iter().enumerate() {
+                // SAFETY: r + i < m, j < n; the rows of panels g0..g1 belong to this task.
+                unsafe { out.put(r + i, j, v[0]) };
+            }
+            r += take;
+        }
+    }
 }
 
 /// Runs `f(j0, j1)` over `0..n` in tasks on candle's barrier pool: each thread takes the tasks of
@@ -639,6 +736,9 @@ pub use q8::{matmul_t_q8, matmul_t_q8_then, Q8Weights};
 mod epilogue;
 pub use epilogue::Epilogue;
 
+mod panels;
+pub use panels::F16Panels;
+
 #[cfg(target_arch = "x86_64")]
 mod avx512_vnni;
 
@@ -777,6 +877,35 @@ mod tests {
                 matmul_t_on(simd, &x, &wh, k, &mut yh, &Epilogue::default());
                 let d = yh.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(d < 1e-3 * (k as f32).sqrt(), "f16 {simd:?} {m}x{n}x{k}: {d}");
+            }
+        }
+    }
+
+    /// f16 weights give the same outputs in panels as in rows: with AVX-512 bit for bit (the same
+    /// operations in the same order), elsewhere to rounding; for odd row counts, widths that are not
+    /// whole lines, every row count up to 16, and with an epilogue.
+    #[test]
+    fn panels_give_the_rows_outputs() {
+        let shapes = [(1, 1), (3, 32), (5, 33), (131, 96), (129, 100), (300, 64), (261, 1024), (67, 17), (1000, 48)];
+        for simd in families() {
+            for &(n, k) in &shapes {
+                let wh: Vec<f16> = (0..n * k).map(|i| f16::from_f32(((i * 5 % 17) as f32 - 8.0) / 16.0)).collect();
+                let panels = F16Panels::from_rows(&wh, k);
+                let bias: Vec<f32> = (0..n).map(|j| j as f32 / 7.0 - 3.0).collect();
+                for m in [1, 2, 3, 4, 5, 8, 9, 16] {
+                    let x = acts(m, k);
+                    let res: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32 - 2.0).collect();
+                    let epi = Epilogue { bias: Some(&bias), gelu: m % 2 == 0, residual: Some(&res) };
+                    let (mut rows, mut pan) = (vec![0f32; m * n], vec![1f32; m * n]);
+                    matmul_t_on(simd, &x, &wh, k, &mut rows, &epi);
+                    matmul_t_panels_on(simd, &x, &panels, &mut pan, &epi);
+                    if simd == Simd::Avx512 {
+                        assert!(rows.iter().zip(&pan).all(|(a, b)| a.to_bits() == b.to_bits()), "{m}x{n}x{k}");
+                    } else {
+                        let d = max_rel(&pan, &rows);
+                        assert!(d < 1e-5, "{simd:?} {m}x{n}x{k}: {d}");
+                    }
+                }
             }
         }
     }
