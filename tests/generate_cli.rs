@@ -296,3 +296,35 @@ fn token_lines_carry_logprob_fields_only_when_asked() {
         assert_eq!(v["top"].as_array().unwrap().len(), 0);
     }
 }
+
+/// f16 weights in panels (`gemv::F16Panels`, where AVX-512 runs: the layers and the tied
+/// embeddings/LM head) decode the same tokens as in rows (`COTSCOPE_F16_PANELS=0`), greedy and
+/// sampled, several paths in one batch. Elsewhere both runs keep rows.
+#[test]
+fn f16_panels_decode_the_rows_tokens() {
+    let dir = fixture("tiny-bloom");
+    let run = |panels: &str, paths: &str, temperature: &str| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_cotscope"))
+            .env("COTSCOPE_F16_PANELS", panels)
+            .args(["generate", "--model", dir.to_str().unwrap(), "--dtype", "f16", "--json"])
+            .args(["--prompt", "Q: Tom has 3 apples and buys 4 more. How many apples does he have?\nA:"])
+            .args(["--paths", paths, "--temperature", temperature, "--max-new-tokens", "40", "--seed", "7"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Every event but the timings.
+        let lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("\"stats\""))
+            .map(str::to_string)
+            .collect();
+        assert!(lines.iter().filter(|l| l.contains("\"done\"")).count() == paths.parse::<usize>().unwrap());
+        lines
+    };
+    for (paths, temperature) in [("1", "0"), ("5", "0.9")] {
+        let (panels, rows) = (run("1", paths, temperature), run("0", paths, temperature));
+        assert!(panels.len() > 40, "{paths} paths: {} events", panels.len());
+        assert_eq!(panels, rows, "{paths} paths at temperature {temperature}");
+    }
+}

@@ -10,6 +10,7 @@ use candle_nn::VarBuilder;
 use super::alibi;
 use super::config::Config;
 use super::f32_slices::with_f32_slices;
+use super::gemv;
 use super::kv_cache::KvCache;
 use super::layer_norm::LayerNorm;
 use super::linear::Linear;
@@ -434,11 +435,13 @@ impl Block {
     }
 }
 
-/// The word embeddings: a candle table, or quantized blocks dequantized row by row on lookup.
+/// The word embeddings: a candle table, quantized blocks dequantized row by row on lookup, or f16
+/// panels (`gemv::F16Panels`) widened row by row, shared with the tied LM head.
 #[derive(Debug, Clone)]
 enum Embeddings {
     Dense(candle_nn::Embedding),
     Quant(Arc<QMatrix>),
+    Panels(Arc<gemv::F16Panels>),
 }
 
 impl Embeddings {
@@ -446,6 +449,15 @@ impl Embeddings {
         match self {
             Embeddings::Dense(e) => e.forward(ids)?.to_dtype(DType::F32),
             Embeddings::Quant(q) => q.embedding(ids),
+            Embeddings::Panels(p) => {
+                let flat = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+                let Some(rows) = p.lookup(&flat) else {
+                    candle_core::bail!("a token id is past the vocabulary ({} tokens)", p.rows())
+                };
+                let mut dims = ids.dims().to_vec();
+                dims.push(p.cols());
+                Tensor::from_vec(rows, dims, ids.device()) // …, hidden
+            }
         }
     }
 }
@@ -493,8 +505,22 @@ impl Bloom {
             None => None,
         };
         let tied = lm_head.is_none() || cfg.tie_word_embeddings;
+        // A tied f16 table in panels where the layers are (see `Linear::load_quantized`), read in
+        // blocks of rows so that it never lies whole in rows beside its panels.
+        let panels = quant.is_none()
+            && tied
+            && vb.dtype() == DType::F16
+            && gemv::panels_wanted()
+            && vemb.contains_tensor(&row_range::name("weight", 0, 1));
         let (word_embeddings, tied_head) = match qemb {
             Some(q) => (Embeddings::Quant(q.clone()), Linear::quantized(q, None)),
+            None if panels => {
+                let v32 = vemb.to_dtype(DType::F32);
+                let read = |r0, n| v32.get((n, h), &row_range::name("weight", r0, n))?.flatten_all()?.to_vec1::<f32>();
+                let wrong = |r0| candle_core::Error::Msg(format!("word_embeddings.weight: rows from {r0} misshapen"));
+                let p = Arc::new(gemv::F16Panels::from_row_blocks(vocab, h, read, wrong)?);
+                (Embeddings::Panels(p.clone()), Linear::from_panels(p, None))
+            }
             None => {
                 let emb = vemb.get((vocab, h), "weight")?;
                 (Embeddings::Dense(candle_nn::Embedding::new(emb.clone(), h)), Linear::new(emb, None))
@@ -558,6 +584,7 @@ impl Bloom {
         match &self.word_embeddings {
             Embeddings::Dense(e) => e.embeddings().elem_count() * e.embeddings().dtype().size_in_bytes(),
             Embeddings::Quant(q) => q.size_in_bytes(),
+            Embeddings::Panels(p) => p.size_in_bytes(),
         }
     }
 

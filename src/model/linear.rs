@@ -41,6 +41,12 @@ impl Linear {
         Self { weight: Weight::Quant(weight), bias, out_dim }
     }
 
+    /// A layer whose weight is `panels` (the tied LM head over the embeddings' panels).
+    pub(crate) fn from_panels(panels: Arc<gemv::F16Panels>, bias: Option<Tensor>) -> Self {
+        let out_dim = panels.rows();
+        Self { weight: Weight::Panels(panels), bias, out_dim }
+    }
+
     /// `weight` quantized to `quant` when its width allows it (see [`QuantKind::for_width`]), else dense.
     pub fn maybe_quantized(weight: Tensor, bias: Option<Tensor>, quant: Option<QuantKind>) -> Result<Self> {
         if let Some(kind) = quant {

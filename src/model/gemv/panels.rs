@@ -45,6 +45,56 @@ impl F16Panels {
         Self { data, n, k }
     }
 
+    /// The panels of an `n × k` matrix read a block of rows at a time by `read(r0, rows)` (rows
+    /// `r0..r0 + rows`, row-major f32), straight into their place: the word embeddings (250880 rows
+    /// at bloom-560m) never exist whole as rows beside their panels. The values are rounded to f16
+    /// as a load in f16 rounds them (to nearest), so they are the bits that load would hold.
+    pub fn from_row_blocks<E>(
+        n: usize,
+        k: usize,
+        mut read: impl FnMut(usize, usize) -> Result<Vec<f32>, E>,
+        wrong_length: impl Fn(usize) -> E,
+    ) -> Result<Self, E> {
+        use half::slice::HalfFloatSliceExt;
+        use rayon::prelude::*;
+        // Rows per read: whole panels, a few MiB of f32 at a time.
+        const BLOCK: usize = ROWS * 256;
+        let k32 = k.next_multiple_of(LINE);
+        let mut data = crate::model::huge_arena::filled_vec(n.div_ceil(ROWS) * ROWS * k32, f16::ZERO);
+        for r0 in (0..n).step_by(BLOCK) {
+            let rows = BLOCK.min(n - r0);
+            let v = read(r0, rows)?;
+            if v.len() != rows * k {
+                return Err(wrong_length(r0));
+            }
+            // Panel by panel over the pool (r0 is a whole number of panels in).
+            let panel = ROWS * k32;
+            let dst = &mut data[r0 / ROWS * panel..(r0 + rows).div_ceil(ROWS) * panel];
+            dst.par_chunks_mut(panel).enumerate().for_each(|(g, dst)| {
+                for (c, row) in v.chunks_exact(k).skip(g * ROWS).take(ROWS).enumerate() {
+                    for (l, line) in row.chunks(LINE).enumerate() {
+                        let at = Self::offset(k32, c, l * LINE);
+                        dst[at..at + line.len()].convert_from_f32_slice(line);
+                    }
+                }
+            });
+        }
+        Ok(Self { data, n, k })
+    }
+
+    /// Rows `ids` widened to f32, one after another (an embedding lookup); `None` if an id is not
+    /// a row.
+    pub(crate) fn lookup(&self, ids: &[u32]) -> Option<Vec<f32>> {
+        let mut out = vec![0f32; ids.len() * self.k];
+        for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(self.k.max(1))) {
+            if id as usize >= self.n {
+                return None;
+            }
+            self.widen(id as usize, 0, dst);
+        }
+        Some(out)
+    }
+
     /// The same panels moved to the weights' huge-page arena (`huge_arena`). Made apart from
     /// [`Self::from_rows`] so that a loader can free the rows in between: the arena is bumped, and
     /// rows freed below their panels would pin their bytes until the whole mapping goes.
@@ -178,6 +228,33 @@ mod tests {
                 assert_eq!(got, want, "row {j}, {p0}..{}", p0 + len);
             }
         }
+    }
+
+    #[test]
+    fn panels_read_by_blocks_of_rows_are_the_panels_of_the_rows() {
+        for (n, k) in [(1, 40), (7, 64), (3 * 1024 + 5, 33)] {
+            let w: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 61) as f32 - 30.0) / 7.0).collect();
+            let whole = F16Panels::from_rows(&w.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>(), k);
+            let mut reads = Vec::new();
+            let read = |r0: usize, rows: usize| -> Result<Vec<f32>, String> {
+                reads.push((r0, rows));
+                Ok(w[r0 * k..(r0 + rows) * k].to_vec())
+            };
+            let blocks = F16Panels::from_row_blocks(n, k, read, |r0| format!("rows from {r0}")).unwrap();
+            assert_eq!(blocks.values(), whole.values(), "{n} x {k}");
+            assert_eq!(reads.iter().map(|r| r.1).sum::<usize>(), n);
+            // A lookup is the rows asked for, in their order; an id past the rows is refused.
+            let got = blocks.lookup(&[(n - 1) as u32, 0]).unwrap();
+            let want: Vec<f32> = [n - 1, 0]
+                .iter()
+                .flat_map(|&j| w[j * k..(j + 1) * k].iter().map(|&x| f16::from_f32(x).to_f32()))
+                .collect();
+            assert_eq!(got, want);
+            assert_eq!(blocks.lookup(&[n as u32]), None);
+        }
+        // A block of the wrong length is the caller's error, not a panic.
+        let short = F16Panels::from_row_blocks(4, 8, |_, _| Ok::<_, String>(vec![0.0; 3]), |r0| format!("rows {r0}"));
+        assert_eq!(short.unwrap_err(), "rows 0");
     }
 
     #[test]
