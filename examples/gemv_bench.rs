@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release --example gemv_bench -- [f32|f16|f16p|q8] [rows] [threads] [reps] [all|layers|head]`
 //!
-//! `f16p` is f16 in the panels a model's f16 layers are kept in where the CPU has AVX-512
+//! `f16p` is f16 in the panels a model's f16 matrices are kept in where the CPU has AVX-512
 //! (`gemv::F16Panels`); `f16` keeps the rows, both on huge pages as a model's are.
 //!
 //! `layers` (the 96 layer matrices, 1–4 MB each in q8_0) against `head` (one 257 MB matrix) tells

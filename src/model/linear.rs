@@ -63,8 +63,8 @@ impl Linear {
     }
 
     /// As [`Linear::load`], quantizing the weight as soon as it is read (the f32 copy is dropped at once).
-    /// An f16 weight goes in panels where [`gemv::panels_wanted`] (the layers' matrices: the tied
-    /// LM head is also the embedding table, which looks its rows up).
+    /// An f16 weight goes in panels where [`gemv::panels_wanted`] (the tied embeddings and LM head
+    /// are put in panels by `Bloom::new_quantized`, read in blocks of rows).
     pub fn load_quantized(in_dim: usize, out_dim: usize, vb: VarBuilder, quant: Option<QuantKind>) -> Result<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
         // Activations are f32 whatever the weights' format, and so are biases.

@@ -7,8 +7,8 @@
 //! activation row, so one step costs about one pass over the weights whatever the path count.
 //! f16 weights are widened to f32 in registers and accumulated in f32; q8_0 weights meet
 //! activations quantized per block in integer dot products (`q8`). Where AVX-512 runs, a model's
-//! f16 layer matrices are kept in panels of two rows interleaved by lines (`panels`), read by the
-//! same kernels in the same order: one stream per thread instead of two.
+//! f16 matrices are kept in panels of three rows interleaved by lines (`panels`), read by the
+//! same kernels in the same order: one stream per thread instead of one per row of a group.
 //! SIMD is chosen at run time from `super::cpu::features()`, in this one dispatch (`Simd`):
 //! AVX-512 for 1 to 8 rows where the CPU has it (`avx512`; Intel and AMD Zen 4), AVX2+FMA+F16C
 //! otherwise (`avx2`), a portable loop elsewhere. `examples/gemv_bench.rs` times these kernels
