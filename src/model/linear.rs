@@ -18,7 +18,7 @@ enum Weight {
     Dense(Tensor),
     /// Quantized `out, in`; takes and returns f32 activations.
     Quant(Arc<QMatrix>),
-    /// f16 `out, in` in panels of two rows (see [`gemv::F16Panels`]), where the CPU runs the
+    /// f16 `out, in` in panels of three rows (see [`gemv::F16Panels`]), where the CPU runs the
     /// kernels that read them.
     Panels(Arc<gemv::F16Panels>),
 }
@@ -321,33 +321,17 @@ pub(super) fn many_rows(w: &Tensor, bias: Option<&Tensor>, x: &Tensor, rows: usi
     if !gemm::available() || x.dtype() != DType::F32 || !w.is_contiguous() {
         return Ok(None);
     }
-    let bias = match bias {
-        Some(b) if b.dtype() == DType::F32 => Some(b.flatten_all()?.to_vec1::<f32>()?),
-        Some(_) => return Ok(None),
-        None => None,
-    };
     let (n, k) = w.dims2()?;
     if x.dims().last() != Some(&k) {
         return Ok(None); // the general path reports the mismatch as an error
     }
-    let x = x.contiguous()?;
-    let (xs, xl) = x.storage_and_layout();
-    let Storage::Cpu(CpuStorage::F32(xv)) = &*xs else { return Ok(None) };
-    let xv = &xv[xl.start_offset()..xl.start_offset() + rows * k];
-    let mut y = vec![0f32; rows * n];
     let (storage, layout) = w.storage_and_layout();
     let off = layout.start_offset();
-    let done = match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) => gemm::matmul_t(xv, &v[off..off + n * k], k, bias.as_deref(), &mut y),
-        Storage::Cpu(CpuStorage::F16(v)) => gemm::matmul_t(xv, &v[off..off + n * k], k, bias.as_deref(), &mut y),
+    blocked(bias, x, rows, n, k, |xv, bias, y| match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => gemm::matmul_t(xv, &v[off..off + n * k], k, bias, y),
+        Storage::Cpu(CpuStorage::F16(v)) => gemm::matmul_t(xv, &v[off..off + n * k], k, bias, y),
         _ => false,
-    };
-    drop(storage);
-    drop(xs);
-    if !done {
-        return Ok(None);
-    }
-    Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
+    })
 }
 
 /// [`many_rows`] for f16 weights in panels; `None` where the prefill kernel does not run.
@@ -359,6 +343,20 @@ fn many_rows_panels(w: &gemv::F16Panels, bias: Option<&Tensor>, x: &Tensor, rows
         // Checked here, as candle's matmul would: the kernel asserts it.
         candle_core::bail!("linear: input width {:?} does not match the weight's {}", x.dims().last(), w.cols());
     }
+    blocked(bias, x, rows, w.rows(), w.cols(), |xv, bias, y| gemm::matmul_t_panels(xv, w, bias, y))
+}
+
+/// `product(x, bias, y)` on the plain values of the f32 `x` (`rows × k`) and an f32 `bias` into a
+/// new `rows × n` tensor; `None` where the bias is not f32, `x` is not on the CPU, or `product`
+/// declines (returns `false`).
+fn blocked(
+    bias: Option<&Tensor>,
+    x: &Tensor,
+    rows: usize,
+    n: usize,
+    k: usize,
+    product: impl FnOnce(&[f32], Option<&[f32]>, &mut [f32]) -> bool,
+) -> Result<Option<Tensor>> {
     let bias = match bias {
         Some(b) if b.dtype() == DType::F32 => Some(b.flatten_all()?.to_vec1::<f32>()?),
         Some(_) => return Ok(None),
@@ -367,14 +365,14 @@ fn many_rows_panels(w: &gemv::F16Panels, bias: Option<&Tensor>, x: &Tensor, rows
     let x = x.contiguous()?;
     let (xs, xl) = x.storage_and_layout();
     let Storage::Cpu(CpuStorage::F32(xv)) = &*xs else { return Ok(None) };
-    let xv = &xv[xl.start_offset()..xl.start_offset() + rows * w.cols()];
-    let mut y = vec![0f32; rows * w.rows()];
-    let done = gemm::matmul_t_panels(xv, w, bias.as_deref(), &mut y);
+    let xv = &xv[xl.start_offset()..xl.start_offset() + rows * k];
+    let mut y = vec![0f32; rows * n];
+    let done = product(xv, bias.as_deref(), &mut y);
     drop(xs);
     if !done {
         return Ok(None);
     }
-    Ok(Some(Tensor::from_vec(y, (rows, w.rows()), x.device())?))
+    Ok(Some(Tensor::from_vec(y, (rows, n), x.device())?))
 }
 
 /// Where a dense f32 or f16 weight's first value lies, and its values' size in bytes; `None` for

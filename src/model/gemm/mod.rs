@@ -282,7 +282,7 @@ fn run(order: Order, x: &[f32], w: &impl Source, k: usize, block: usize, bias: O
         let cols = NR.min(n - j0);
         pack_weights(w, k, j0, cols, p0, kc, rows, wp);
         if order == Order::BlockMajor {
-            prefetch_panel(w, k, (j0 + NR).min(n), (j0 + 2 * NR).min(n), p0, kc);
+            prefetch_panel(w, (j0 + NR).min(n), (j0 + 2 * NR).min(n), p0, kc);
         }
         let bias = bias.filter(|_| p0 == 0).map(|b| &b[j0..j0 + cols]);
         for tp in 0..token_panels {
@@ -350,10 +350,9 @@ fn run(order: Order, x: &[f32], w: &impl Source, k: usize, block: usize, bias: O
 /// runs against every token panel. Block-major order reads each row in pieces of `kc` values a
 /// whole matrix apart, which the hardware prefetcher does not follow; the packing then waited on
 /// memory (on Zen 3 the GEMM ran at 98 GFLOP/s over weights from memory and 123 from cache).
-fn prefetch_panel(w: &impl Source, k: usize, j0: usize, j1: usize, p0: usize, kc: usize) {
+fn prefetch_panel(w: &impl Source, j0: usize, j1: usize, p0: usize, kc: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        let _ = k;
         for j in j0..j1 {
             let per_line = 64 / w.at(j, p0).1;
             for off in (0..kc).step_by(per_line) {
@@ -367,7 +366,7 @@ fn prefetch_panel(w: &impl Source, k: usize, j0: usize, j1: usize, p0: usize, kc
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (w, k, j0, j1, p0, kc);
+    let _ = (w, j0, j1, p0, kc);
 }
 
 /// Hints rows `rows` of `y` (`n` wide), columns `j0..j0 + cols`, into L1: the next token panel's
