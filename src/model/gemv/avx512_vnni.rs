@@ -24,20 +24,29 @@ const PAIR_LANES: [[i32; 16]; 8] = {
     t
 };
 
+/// Activation rows a task's weight rows are taken against at once: each keeps two accumulators
+/// (eight registers for four rows, beside their four scale vectors); eight rows at once spilled to
+/// the stack and ran at about two thirds of the speed.
+const CHUNK: usize = 4;
+
 /// Dot products of `R` quantized activation rows with `out.len()` consecutive q8_0 weight rows
 /// (`qs`: their values as `q + 128`; `d`: their block scales) into `out[j][..R]`, one call a task
 /// so the per-row cost is a loop turn, not a call (per-row calls cost 9% of a q8_0 step, 250880 of
 /// them in the LM head). Each weight row goes two blocks per step: one 64-byte load of weights and,
 /// per activation row, one `vpdpbusd` of the unsigned weights against the signed activations
 /// starting from the row's `-128·Σx` lanes (`x.corr`), so each 8-lane half sums to the block's
-/// exact integer dot; then one conversion and one FMA with the pair's two scales. Each row keeps
-/// one accumulator (indexing two by the pair's parity spilled them to the stack; one FMA chain of 4
-/// cycles a pair still outruns memory) and the same operations whatever `R`, so its result does not
-/// depend on `R`.
+/// exact integer dot; then one conversion and one FMA with the pair's two scales.
 ///
-/// Weights are prefetched into L2 4 KiB ahead, one hint per 64-byte line: rows follow each other in
-/// memory, so the hints run on into the next row (the same reasons as `super::avx512`'s kernels;
-/// 8 KiB ahead was no faster).
+/// Each activation row keeps two accumulators, one for even pairs of blocks and one for odd, added
+/// at the end, so a pair does not wait on the FMA of the pair before it. More than [`CHUNK`] rows
+/// go in chunks, each over the task's weight rows again (by then in L2). A row's operations do not
+/// depend on `R` or on its chunk, so its result does not either: a path decodes the same alone or
+/// in a batch. With the weights in cache the kernel ran 0–6% faster than with one accumulator and
+/// hints into L2 for one row, 4–10% for two and four, the same for eight (Zen 4; BENCHMARKS.md,
+/// Round 29).
+///
+/// Weights are prefetched into L1 4 KiB ahead, one hint per 64-byte line: rows follow each other
+/// in memory, so the hints run on into the next row (8 KiB ahead was no faster).
 ///
 /// # Safety
 /// The CPU must support avx512f, avx512bw, avx512vl, avx512vnni and f16c; `R ≤ 8`; `d.len()` is
@@ -45,13 +54,37 @@ const PAIR_LANES: [[i32; 16]; 8] = {
 /// blocks (`x.nbp` a multiple of 16 and ≥ `nb`) with their corrections.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 pub unsafe fn q8<const R: usize>(x: &Rows, qs: &[u8], d: &[f16], out: &mut [[f32; 8]]) {
+    let mut r = 0;
+    while r < R {
+        // Only the first chunk hints the weights; the others find them in L2.
+        match (R - r, r == 0) {
+            (1, true) => rows_dots::<1, true>(x, r, qs, d, out),
+            (2, true) => rows_dots::<2, true>(x, r, qs, d, out),
+            (3, true) => rows_dots::<3, true>(x, r, qs, d, out),
+            (_, true) => rows_dots::<CHUNK, true>(x, r, qs, d, out),
+            (1, false) => rows_dots::<1, false>(x, r, qs, d, out),
+            (2, false) => rows_dots::<2, false>(x, r, qs, d, out),
+            (3, false) => rows_dots::<3, false>(x, r, qs, d, out),
+            (_, false) => rows_dots::<CHUNK, false>(x, r, qs, d, out),
+        }
+        r += CHUNK;
+    }
+}
+
+/// Rows `r0..r0 + C` of `x` against every weight row of `qs`/`d` into `out[j][r0..r0 + C]`,
+/// hinting the weights ahead where `HINT`.
+///
+/// # Safety
+/// As [`q8`]'s, for rows `r0..r0 + C` of `x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
+unsafe fn rows_dots<const C: usize, const HINT: bool>(x: &Rows, r0: usize, qs: &[u8], d: &[f16], out: &mut [[f32; 8]]) {
     const AHEAD: usize = 4096;
     let nb = d.len() / out.len();
-    let (px, pdx, pc) = (x.q.as_ptr(), x.dx.as_ptr(), x.corr.as_ptr());
+    let pdx = x.dx.as_ptr();
     for (j, o) in out.iter_mut().enumerate() {
         let pw = qs.as_ptr().add(j * nb * 32);
         let pd = (d.as_ptr() as *const u16).add(j * nb);
-        let mut acc = [_mm512_setzero_ps(); R];
+        let mut acc = [[_mm512_setzero_ps(); C]; 2];
         let mut b0 = 0;
         while b0 < nb {
             let in_group = (nb - b0).min(16);
@@ -61,39 +94,81 @@ pub unsafe fn q8<const R: usize>(x: &Rows, qs: &[u8], d: &[f16], out: &mut [[f32
             } else {
                 _mm256_maskz_loadu_epi16(((1u32 << in_group) - 1) as u16, pd.add(b0) as *const i16)
             };
-            // Scales are 1/16 of the bytes: one hint per group, as far ahead as the values' hints.
-            _mm_prefetch::<_MM_HINT_T0>(pd.wrapping_add(b0 + AHEAD / 32) as *const i8);
-            let dw = _mm512_cvtph_ps(h);
-            let mut s = [_mm512_setzero_ps(); R];
-            for (r, sr) in s.iter_mut().enumerate() {
-                *sr = _mm512_mul_ps(dw, _mm512_loadu_ps(pdx.add(r * x.nbp + b0)));
+            if HINT {
+                // Scales are 1/16 of the bytes: one hint per group, as far ahead as the values' hints.
+                _mm_prefetch::<_MM_HINT_T0>(pd.wrapping_add(b0 + AHEAD / 32) as *const i8);
             }
-            for (p, lanes) in PAIR_LANES.iter().enumerate().take(in_group.div_ceil(2)) {
-                let b = b0 + 2 * p;
-                let wp = pw.add(b * 32);
-                _mm_prefetch::<_MM_HINT_T1>(wp.wrapping_add(AHEAD) as *const i8);
-                // An odd last block: only its 32 bytes; the zeros above meet padded activations,
-                // whose values and corrections are 0.
-                let wv = if b + 1 < nb {
-                    _mm512_loadu_si512(wp as *const __m512i)
-                } else {
-                    _mm512_maskz_loadu_epi8(0xFFFF_FFFF, wp as *const i8)
-                };
-                let idx = _mm512_loadu_si512(lanes.as_ptr() as *const __m512i);
-                for (r, ar) in acc.iter_mut().enumerate() {
-                    let at = r * x.nbp + b;
-                    let xv = _mm512_loadu_si512(px.add(at * 32) as *const __m512i);
-                    let c = _mm512_loadu_si512(pc.add(at * 8) as *const __m512i);
-                    let t = _mm512_dpbusd_epi32(c, wv, xv);
-                    let sc = _mm512_permutexvar_ps(idx, s[r]);
-                    *ar = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, *ar);
+            let dw = _mm512_cvtph_ps(h);
+            let mut s = [_mm512_setzero_ps(); C];
+            for (c, sc) in s.iter_mut().enumerate() {
+                *sc = _mm512_mul_ps(dw, _mm512_loadu_ps(pdx.add((r0 + c) * x.nbp + b0)));
+            }
+            // The pairs in twos, even into `acc[0]` and odd into `acc[1]`, each a fixed register
+            // (indexing the accumulators by the pair's parity spilled them to the stack).
+            let [even, odd] = &mut acc;
+            if in_group == 16 {
+                // A whole group: a fixed trip count the compiler unrolls.
+                for q in 0..4 {
+                    pair_dots::<C, HINT>(x, r0, pw, b0 + 4 * q, nb, &PAIR_LANES[2 * q], &s, even);
+                    pair_dots::<C, HINT>(x, r0, pw, b0 + 4 * q + 2, nb, &PAIR_LANES[2 * q + 1], &s, odd);
+                }
+            } else {
+                let pairs = in_group.div_ceil(2);
+                let mut p = 0;
+                while p < pairs {
+                    pair_dots::<C, HINT>(x, r0, pw, b0 + 2 * p, nb, &PAIR_LANES[p], &s, even);
+                    if p + 1 < pairs {
+                        pair_dots::<C, HINT>(x, r0, pw, b0 + 2 * p + 2, nb, &PAIR_LANES[p + 1], &s, odd);
+                    }
+                    p += 2;
                 }
             }
             b0 += 16;
         }
-        for (o, ar) in o.iter_mut().zip(&acc) {
-            *o = _mm512_reduce_add_ps(*ar);
+        for (c, o) in o[r0..r0 + C].iter_mut().enumerate() {
+            *o = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][c], acc[1][c]));
         }
+    }
+}
+
+/// Blocks `b` and `b + 1` of a weight row starting at `pw` against rows `r0..r0 + C` of `x`, into
+/// `acc` with the pair's scales (`s`'s lanes `lanes`).
+///
+/// # Safety
+/// As [`rows_dots`]'s; `b < nb`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pair_dots<const C: usize, const HINT: bool>(
+    x: &Rows,
+    r0: usize,
+    pw: *const u8,
+    b: usize,
+    nb: usize,
+    lanes: &[i32; 16],
+    s: &[__m512; C],
+    acc: &mut [__m512; C],
+) {
+    const AHEAD: usize = 4096;
+    let (px, pc) = (x.q.as_ptr(), x.corr.as_ptr());
+    let wp = pw.add(b * 32);
+    if HINT {
+        _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(AHEAD) as *const i8);
+    }
+    // An odd last block: only its 32 bytes; the zeros above meet padded activations, whose values
+    // and corrections are 0.
+    let wv = if b + 1 < nb {
+        _mm512_loadu_si512(wp as *const __m512i)
+    } else {
+        _mm512_maskz_loadu_epi8(0xFFFF_FFFF, wp as *const i8)
+    };
+    let idx = _mm512_loadu_si512(lanes.as_ptr() as *const __m512i);
+    for (c, a) in acc.iter_mut().enumerate() {
+        let at = (r0 + c) * x.nbp + b;
+        let xv = _mm512_loadu_si512(px.add(at * 32) as *const __m512i);
+        let corr = _mm512_loadu_si512(pc.add(at * 8) as *const __m512i);
+        let t = _mm512_dpbusd_epi32(corr, wv, xv);
+        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_permutexvar_ps(idx, s[c]), *a);
     }
 }
 
