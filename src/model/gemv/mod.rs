@@ -446,7 +446,7 @@ impl Shares {
 }
 
 /// One task with AVX-512: all `m` rows of `x` against weight rows `j0..j1`, in groups of 2 weight
-/// rows, or of 3 for more than 4 rows of f16 weights: 8 activation rows × 3 weight rows fill 24 of
+/// rows (of 1 for one row of f32 weights), or of 3 for more than 4 rows of f16 weights: 8 activation rows × 3 weight rows fill 24 of
 /// the 32 registers with accumulators, and each activation load feeds 3 FMAs. In
 /// `examples/gemv_bench` that stepped 8 paths ~13% faster on f16, where half the bytes per weight
 /// leave the loop short of load slots; on f32 (bound by memory) and for one path it was no faster.
@@ -454,6 +454,12 @@ impl Shares {
 /// and the group size (see `avx512::dots`), so a path decodes the same alone or in a batch.
 #[cfg(target_arch = "x86_64")]
 fn block512<W: WeightElem>(x: &[f32], m: usize, k: usize, w: &[W], j0: usize, j1: usize, out: Out) {
+    if m == 1 && std::mem::size_of::<W>() == 4 {
+        // One f32 row: the weight rows one at a time, one stream per thread. In `gemv_bench f32 1`
+        // on Zen 4 that stepped faster in 6 of 8 alternating pairs, by ~4% at the median pair
+        // (BENCHMARKS.md, Round 29). Its one FMA chain, 4 cycles a 64-byte line, outruns memory.
+        return block512_groups::<1, W>(x, m, k, w, j0, j1, out);
+    }
     if m > 4 && std::mem::size_of::<W>() < 4 {
         block512_groups::<3, W>(x, m, k, w, j0, j1, out)
     } else {
