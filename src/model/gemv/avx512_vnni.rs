@@ -46,7 +46,7 @@ const CHUNK: usize = 4;
 /// Round 29).
 ///
 /// Weights are prefetched into L1 4 KiB ahead, one hint per 64-byte line: rows follow each other
-/// in memory, so the hints run on into the next row (8 KiB ahead was no faster).
+/// in memory, so the hints run on into the next row (8 KiB ahead, into L2, was no faster).
 ///
 /// # Safety
 /// The CPU must support avx512f, avx512bw, avx512vl, avx512vnni and f16c; `R ≤ 8`; `d.len()` is
