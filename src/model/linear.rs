@@ -262,12 +262,15 @@ impl Module for Linear {
         if let Some(y) = self.few_rows_then(x, false, None)? {
             return Ok(y);
         }
+        // x as `rows × in`, for the arms that take a matrix.
+        let flat = || -> Result<(Tensor, usize)> {
+            let in_dim = x.dims().last().copied().unwrap_or(0);
+            let rows = x.elem_count() / in_dim.max(1);
+            Ok((x.reshape((rows, in_dim))?, rows))
+        };
         let y = match &self.weight {
             Weight::Dense(w) => {
-                let dims = x.dims();
-                let in_dim = dims.last().copied().unwrap_or(0);
-                let rows = x.elem_count() / in_dim.max(1);
-                let x2 = x.reshape((rows, in_dim))?; // rows, in
+                let (x2, rows) = flat()?;
                 let blocked = if rows > gemv::MAX_ROWS { many_rows(w, self.bias.as_ref(), &x2, rows)? } else { None };
                 if let Some(y) = blocked {
                     y // the kernel added the bias
@@ -284,10 +287,7 @@ impl Module for Linear {
             }
             Weight::Quant(q) => add_bias(q.matmul_t(x)?.reshape(((), self.out_dim))?, self.bias.as_ref())?,
             Weight::Panels(p) => {
-                let dims = x.dims();
-                let in_dim = dims.last().copied().unwrap_or(0);
-                let rows = x.elem_count() / in_dim.max(1);
-                let x2 = x.reshape((rows, in_dim))?; // rows, in
+                let (x2, rows) = flat()?;
                 match many_rows_panels(p, self.bias.as_ref(), &x2, rows)? {
                     Some(y) => y, // the kernel added the bias
                     None => {

@@ -37,10 +37,7 @@ impl F16Panels {
         let k32 = k.next_multiple_of(LINE);
         let mut data = vec![f16::ZERO; n.div_ceil(ROWS) * ROWS * k32];
         for (j, row) in w.chunks_exact(k).enumerate() {
-            for (l, line) in row.chunks(LINE).enumerate() {
-                let at = Self::offset(k32, j, l * LINE);
-                data[at..at + line.len()].copy_from_slice(line);
-            }
+            Self::place(&mut data, k32, j, row, <[f16]>::copy_from_slice);
         }
         Self { data, n, k }
     }
@@ -72,10 +69,7 @@ impl F16Panels {
             let dst = &mut data[r0 / ROWS * panel..(r0 + rows).div_ceil(ROWS) * panel];
             dst.par_chunks_mut(panel).enumerate().for_each(|(g, dst)| {
                 for (c, row) in v.chunks_exact(k).skip(g * ROWS).take(ROWS).enumerate() {
-                    for (l, line) in row.chunks(LINE).enumerate() {
-                        let at = Self::offset(k32, c, l * LINE);
-                        dst[at..at + line.len()].convert_from_f32_slice(line);
-                    }
+                    Self::place(dst, k32, c, row, <[f16]>::convert_from_f32_slice);
                 }
             });
         }
@@ -102,6 +96,15 @@ impl F16Panels {
         let mut data = crate::model::huge_arena::weight_capacity(self.data.len());
         data.extend_from_slice(&self.data);
         Self { data, ..self }
+    }
+
+    /// Row `j` of panels starting at `data[0]` set from `row` line by line, by `put` (a copy, or a
+    /// rounding from f32).
+    fn place<T>(data: &mut [f16], k32: usize, j: usize, row: &[T], put: impl Fn(&mut [f16], &[T])) {
+        for (l, line) in row.chunks(LINE).enumerate() {
+            let at = Self::offset(k32, j, l * LINE);
+            put(&mut data[at..at + line.len()], line);
+        }
     }
 
     /// Where value `p` of row `j` lies, for rows padded to `k32` values.
