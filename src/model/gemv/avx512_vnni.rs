@@ -29,6 +29,9 @@ const PAIR_LANES: [[i32; 16]; 8] = {
 /// the stack and ran at about two thirds of the speed.
 const CHUNK: usize = 4;
 
+/// Bytes ahead of a weight load that its line is hinted at (see [`q8`]).
+const AHEAD: usize = 4096;
+
 /// Dot products of `R` quantized activation rows with `out.len()` consecutive q8_0 weight rows
 /// (`qs`: their values as `q + 128`; `d`: their block scales) into `out[j][..R]`, one call a task
 /// so the per-row cost is a loop turn, not a call (per-row calls cost 9% of a q8_0 step, 250880 of
@@ -78,7 +81,6 @@ pub unsafe fn q8<const R: usize>(x: &Rows, qs: &[u8], d: &[f16], out: &mut [[f32
 /// As [`q8`]'s, for rows `r0..r0 + C` of `x`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 unsafe fn rows_dots<const C: usize, const HINT: bool>(x: &Rows, r0: usize, qs: &[u8], d: &[f16], out: &mut [[f32; 8]]) {
-    const AHEAD: usize = 4096;
     let nb = d.len() / out.len();
     let pdx = x.dx.as_ptr();
     for (j, o) in out.iter_mut().enumerate() {
@@ -149,7 +151,6 @@ unsafe fn pair_dots<const C: usize, const HINT: bool>(
     s: &[__m512; C],
     acc: &mut [__m512; C],
 ) {
-    const AHEAD: usize = 4096;
     let (px, pc) = (x.q.as_ptr(), x.corr.as_ptr());
     let wp = pw.add(b * 32);
     if HINT {

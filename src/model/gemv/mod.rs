@@ -446,8 +446,9 @@ impl Shares {
 }
 
 /// One task with AVX-512: all `m` rows of `x` against weight rows `j0..j1`, in groups of 2 weight
-/// rows (of 1 for one row of f32 weights), or of 3 for more than 4 rows of f16 weights: 8 activation rows × 3 weight rows fill 24 of
-/// the 32 registers with accumulators, and each activation load feeds 3 FMAs. In
+/// rows (of 1 for one row of f32 weights), or of 3 for more than 4 rows of f16 weights: 8
+/// activation rows × 3 weight rows fill 24 of the 32 registers with accumulators, and each
+/// activation load feeds 3 FMAs. In
 /// `examples/gemv_bench` that stepped 8 paths ~13% faster on f16, where half the bytes per weight
 /// leave the loop short of load slots; on f32 (bound by memory) and for one path it was no faster.
 /// For up to 8 paths each weight is read once, in order. A row's result is the same whatever `m`
